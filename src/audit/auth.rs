@@ -1,0 +1,43 @@
+//! Authentication events: every login decision, logout, expiry and lockout.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+/// One authentication decision.
+#[derive(Debug, Serialize)]
+pub struct AuthEvent<'a> {
+    /// RFC 3339 UTC with milliseconds.
+    pub time: String,
+    /// `login`, `logout`, `expired`, `lockout`, `ip_block`, `handoff`, `basic`.
+    pub event: &'a str,
+    /// `success` or `failure` (or `info`).
+    pub result: &'a str,
+    /// Why, e.g. `wrong_password`, `unknown_user`, `locked`, `idle`.
+    pub reason: &'a str,
+    /// The user name as given or known.
+    pub user: Option<&'a str>,
+    /// Realm id.
+    pub realm: Option<&'a str>,
+    /// Client address.
+    pub client_ip: IpAddr,
+    /// `internal` or `external`.
+    pub network: &'static str,
+    /// `password`, ….
+    pub method: Option<&'a str>,
+    /// Request id (joins the access log).
+    pub request_id: &'a str,
+    /// Short hash of the session id, never the id.
+    pub session: Option<String>,
+    /// Host the event happened on.
+    pub host: Option<&'a str>,
+}
+
+/// `internal`/`external` for logs.
+pub fn network(internal: bool) -> &'static str {
+    if internal {
+        "internal"
+    } else {
+        "external"
+    }
+}

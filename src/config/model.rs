@@ -1,0 +1,269 @@
+//! The validated configuration the program runs on. Built only by
+//! [`super::load`]; every value here has been checked.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::types::{Lang, Localized};
+use crate::policy::Policy;
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages and relative paths).
+    pub source: PathBuf,
+    /// HTTPS listener.
+    pub https_addr: SocketAddr,
+    /// Optional redirect-only HTTP listener.
+    pub http_addr: Option<SocketAddr>,
+    /// Certificates; the first is the default when SNI matches none.
+    pub certificates: Vec<CertFiles>,
+    /// Ready-made `Strict-Transport-Security` value.
+    pub hsts: String,
+    /// Portal host name, lower case.
+    pub portal_host: String,
+    /// Branding for pages.
+    pub branding: Branding,
+    /// Template directory, if any (else the built-in copies).
+    pub templates_dir: Option<PathBuf>,
+    /// Language when the browser states none we have.
+    pub default_lang: Lang,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Session idle timeout.
+    pub idle_timeout: Duration,
+    /// Session absolute lifetime.
+    pub max_lifetime: Duration,
+    /// Secret key file.
+    pub secret_key_file: PathBuf,
+    /// Throttling and password checking.
+    pub login: LoginLimits,
+    /// pingora tuning.
+    pub server: ServerTuning,
+    /// Realms in file order.
+    pub realms: Vec<Arc<Realm>>,
+    /// Services in file order.
+    pub services: Vec<Arc<Service>>,
+    /// Access log destination.
+    pub access_log: LogTarget,
+    /// Auth log destination.
+    pub auth_log: LogTarget,
+}
+
+impl Config {
+    /// The realm with this id.
+    pub fn realm(&self, id: &str) -> Option<&Arc<Realm>> {
+        self.realms.iter().find(|r| r.id == id)
+    }
+}
+
+/// A certificate chain and key on disk.
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    /// PEM chain.
+    pub cert: PathBuf,
+    /// PEM key.
+    pub key: PathBuf,
+}
+
+/// Look and feel.
+#[derive(Debug, Clone)]
+pub struct Branding {
+    /// Title per language.
+    pub title: Localized,
+    /// Organisation name for the footer.
+    pub organisation: String,
+    /// Logo file.
+    pub logo: Option<PathBuf>,
+    /// Primary colour `#rrggbb`.
+    pub primary: String,
+    /// Background colour.
+    pub background: String,
+    /// Text colour on primary.
+    pub on_primary: String,
+    /// Help-desk contact.
+    pub support: Option<Localized>,
+}
+
+/// Login throttling and password checking limits.
+#[derive(Debug, Clone)]
+pub struct LoginLimits {
+    /// Failures per user within `window` before lockout.
+    pub user_failures: u32,
+    /// Failures per IP within `window` before block.
+    pub ip_failures: u32,
+    /// Counting window.
+    pub window: Duration,
+    /// Lockout length.
+    pub lockout: Duration,
+    /// How long verified Basic credentials are cached.
+    pub basic_auth_cache: Duration,
+    /// Concurrent argon2 computations.
+    pub max_concurrent_hashes: usize,
+}
+
+/// pingora tuning.
+#[derive(Debug, Clone)]
+pub struct ServerTuning {
+    /// Proxy worker threads.
+    pub threads: usize,
+    /// SIGTERM grace period.
+    pub grace_period: Duration,
+    /// Shutdown timeout after the grace period.
+    pub graceful_shutdown_timeout: Duration,
+    /// Upstream keep-alive pool size.
+    pub upstream_keepalive_pool_size: usize,
+}
+
+/// A user population.
+#[derive(Debug)]
+pub struct Realm {
+    /// Identifier.
+    pub id: String,
+    /// Display name.
+    pub title: Localized,
+    /// Internal networks.
+    pub internal_networks: Vec<IpNet>,
+    /// Directory settings.
+    pub directory: DirectoryConfig,
+}
+
+impl Realm {
+    /// Whether `ip` is on one of this realm's internal networks.
+    pub fn is_internal(&self, ip: std::net::IpAddr) -> bool {
+        crate::net::in_networks(&self.internal_networks, ip)
+    }
+}
+
+/// Where a realm's users come from.
+#[derive(Debug, Clone)]
+pub enum DirectoryConfig {
+    /// A `users.yaml` file.
+    File(PathBuf),
+}
+
+/// A published upstream.
+#[derive(Debug)]
+pub struct Service {
+    /// Position in the file, for stable ordering and messages.
+    pub index: usize,
+    /// Display name.
+    pub name: String,
+    /// Host, lower case.
+    pub host: String,
+    /// Path prefix starting and (unless `/`) not ending with `/`.
+    pub path: String,
+    /// Upstream connection details.
+    pub upstream: Upstream,
+    /// Realm ids allowed; empty means all.
+    pub realms: Vec<String>,
+    /// Access policy.
+    pub policy: Policy,
+    /// Group condition.
+    pub groups: Vec<String>,
+    /// `true`: all groups needed; `false`: any one.
+    pub groups_all: bool,
+    /// Accept Basic credentials from internal clients.
+    pub basic_auth: bool,
+    /// Pass the client's Host header.
+    pub preserve_host: bool,
+    /// Identity header names.
+    pub headers: IdentityHeaderNames,
+}
+
+/// How to reach a service's upstream.
+#[derive(Debug)]
+pub struct Upstream {
+    /// `host:port` as written (for logs).
+    pub address: String,
+    /// Resolved at (re)load time; a name that stops resolving keeps the last
+    /// good address until the next reload.
+    pub socket: std::net::SocketAddr,
+    /// Host part of the URL (for the Host header when not preserved, and SNI).
+    pub host: String,
+    /// Whether to speak TLS.
+    pub tls: bool,
+    /// SNI / verified name.
+    pub sni: String,
+    /// Verify the certificate.
+    pub verify: bool,
+    /// CA certificates (DER) for this upstream, if configured.
+    pub ca_der: Option<Vec<Vec<u8>>>,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout.
+    pub read_timeout: Duration,
+}
+
+/// Header names used to pass identity upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaderNames {
+    /// User name.
+    pub user: http::HeaderName,
+    /// Comma-separated groups.
+    pub groups: http::HeaderName,
+    /// E-mail address.
+    pub email: http::HeaderName,
+    /// Display name.
+    pub name: http::HeaderName,
+    /// Realm id.
+    pub realm: http::HeaderName,
+    /// `1` or `2`.
+    pub auth_level: http::HeaderName,
+    /// Comma-separated methods.
+    pub auth_methods: http::HeaderName,
+}
+
+impl IdentityHeaderNames {
+    /// The keys allowed under `identity_headers:` with their default names.
+    pub const DEFAULTS: [(&'static str, &'static str); 7] = [
+        ("user", "remote-user"),
+        ("groups", "remote-groups"),
+        ("email", "remote-email"),
+        ("name", "remote-name"),
+        ("realm", "remote-realm"),
+        ("auth_level", "remote-auth-level"),
+        ("auth_methods", "remote-auth-methods"),
+    ];
+
+    /// All names, for stripping.
+    pub fn all(&self) -> [&http::HeaderName; 7] {
+        [
+            &self.user,
+            &self.groups,
+            &self.email,
+            &self.name,
+            &self.realm,
+            &self.auth_level,
+            &self.auth_methods,
+        ]
+    }
+}
+
+impl Default for IdentityHeaderNames {
+    fn default() -> Self {
+        let h = http::HeaderName::from_static;
+        IdentityHeaderNames {
+            user: h("remote-user"),
+            groups: h("remote-groups"),
+            email: h("remote-email"),
+            name: h("remote-name"),
+            realm: h("remote-realm"),
+            auth_level: h("remote-auth-level"),
+            auth_methods: h("remote-auth-methods"),
+        }
+    }
+}
+
+/// Where a log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Standard output (journald).
+    Stdout,
+    /// Appended to a file.
+    File(PathBuf),
+}

@@ -1,0 +1,96 @@
+//! Small value types parsed at the border, so a bad value is reported by serde
+//! with its line and column.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer};
+
+/// A duration written like `15m`, `10h`, `30s`, `365d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub std::time::Duration);
+
+impl Duration {
+    /// A duration of `secs` seconds.
+    pub const fn from_secs(secs: u64) -> Self {
+        Duration(std::time::Duration::from_secs(secs))
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(text.trim())
+            .map(Duration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "bad duration {text:?} ({e}); write it like 30s, 15m, 10h or 7d"
+                ))
+            })
+    }
+}
+
+/// A page language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// Swedish, the default.
+    #[default]
+    Sv,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// Every language we ship, in preference order.
+    pub const ALL: [Lang; 2] = [Lang::Sv, Lang::En];
+
+    /// ISO 639-1 code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Sv => "sv",
+            Lang::En => "en",
+        }
+    }
+
+    /// The language for an ISO 639-1 code.
+    pub fn from_code(code: &str) -> Option<Lang> {
+        Lang::ALL.into_iter().find(|l| l.code() == code)
+    }
+}
+
+impl fmt::Display for Lang {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Text in several languages: either one string for all, or `{ sv: …, en: … }`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Localized {
+    /// The same text in every language.
+    Plain(String),
+    /// Per language; a missing language falls back to Swedish, then English.
+    PerLang {
+        /// Swedish.
+        sv: Option<String>,
+        /// English.
+        en: Option<String>,
+    },
+}
+
+impl Localized {
+    /// The text for `lang`.
+    pub fn get(&self, lang: Lang) -> &str {
+        match self {
+            Localized::Plain(s) => s,
+            Localized::PerLang { sv, en } => {
+                let first = match lang {
+                    Lang::Sv => sv.as_ref().or(en.as_ref()),
+                    Lang::En => en.as_ref().or(sv.as_ref()),
+                };
+                first.map(String::as_str).unwrap_or("")
+            }
+        }
+    }
+}

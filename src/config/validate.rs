@@ -1,0 +1,507 @@
+//! From the file's shape to the validated model. Collects every problem with
+//! its key path (like Authelia's validator) instead of stopping at the first.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::file::{self, FileConfig};
+use super::locate::Locations;
+use super::model::*;
+use super::types::Localized;
+use super::Problem;
+use crate::policy::Policy;
+
+struct Checker<'a> {
+    file: &'a Path,
+    base: PathBuf,
+    locations: &'a Locations,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem::new(
+            self.file,
+            self.locations.find(key),
+            key,
+            message.into(),
+        ));
+    }
+
+    /// A path relative to the config file's directory.
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// A path that must name a readable file.
+    fn existing_file(&mut self, key: &str, p: &str) -> PathBuf {
+        let path = self.path(p);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => self.problem(key, format!("{} is not a file", path.display())),
+            Err(e) => self.problem(key, format!("cannot read {}: {e}", path.display())),
+        }
+        path
+    }
+
+    fn host(&mut self, key: &str, host: &str) -> String {
+        let h = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        let valid = !h.is_empty()
+            && h.len() <= 253
+            && h.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !valid {
+            self.problem(
+                key,
+                format!("{host:?} is not a host name (like app.example.org)"),
+            );
+        }
+        h
+    }
+
+    fn colour(&mut self, key: &str, value: Option<&String>, default: &str) -> String {
+        match value {
+            None => default.to_owned(),
+            Some(v)
+                if v.len() == 7
+                    && v.starts_with('#')
+                    && v[1..].bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                v.to_ascii_lowercase()
+            }
+            Some(v) => {
+                self.problem(key, format!("{v:?} is not a colour; write it as #rrggbb"));
+                default.to_owned()
+            }
+        }
+    }
+}
+
+/// Validate `f`, read from `path`.
+pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Config, Vec<Problem>> {
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut c = Checker {
+        file: path,
+        base,
+        locations,
+        problems: Vec::new(),
+    };
+
+    if f.tls.certificates.is_empty() {
+        c.problem("tls.certificates", "at least one certificate is needed");
+    }
+    let mut certificates = Vec::new();
+    for (i, pair) in f.tls.certificates.iter().enumerate() {
+        let before = c.problems.len();
+        let files = CertFiles {
+            cert: c.existing_file(&format!("tls.certificates[{i}].cert"), &pair.cert),
+            key: c.existing_file(&format!("tls.certificates[{i}].key"), &pair.key),
+        };
+        if c.problems.len() == before {
+            if let Err(e) = crate::tls::load_pair(&files.cert, &files.key) {
+                c.problem(&format!("tls.certificates[{i}]"), e.to_string());
+            }
+        }
+        certificates.push(files);
+    }
+    let mut hsts = format!("max-age={}", f.tls.hsts_max_age.0.as_secs());
+    if f.tls.hsts_include_subdomains {
+        hsts.push_str("; includeSubDomains");
+    }
+
+    let portal_host = c.host("portal.host", &f.portal.host);
+    let branding = branding(&mut c, &f.branding);
+    let templates_dir = f.pages.templates.as_ref().map(|t| {
+        let p = c.path(t);
+        if !p.is_dir() {
+            c.problem(
+                "pages.templates",
+                format!("{} is not a directory", p.display()),
+            );
+        }
+        p
+    });
+
+    let idle_timeout = f.sessions.idle_timeout.0;
+    let max_lifetime = f.sessions.max_lifetime.0;
+    if idle_timeout.is_zero() {
+        c.problem("sessions.idle_timeout", "must be longer than 0s");
+    }
+    if max_lifetime < idle_timeout {
+        c.problem(
+            "sessions.max_lifetime",
+            "must not be shorter than sessions.idle_timeout",
+        );
+    }
+    let secret_key_file = c.existing_file("secret_key_file", &f.secret_key_file);
+    if let Ok(m) = std::fs::metadata(&secret_key_file) {
+        if m.len() < 32 {
+            c.problem(
+                "secret_key_file",
+                format!(
+                    "{} holds {} bytes; at least 32 random bytes are needed",
+                    secret_key_file.display(),
+                    m.len()
+                ),
+            );
+        }
+    }
+
+    let login = LoginLimits {
+        user_failures: f.login.user_failures,
+        ip_failures: f.login.ip_failures,
+        window: f.login.window.0,
+        lockout: f.login.lockout.0,
+        basic_auth_cache: f.login.basic_auth_cache.0,
+        max_concurrent_hashes: f.login.max_concurrent_hashes,
+    };
+    for (key, v) in [
+        ("login.user_failures", login.user_failures),
+        ("login.ip_failures", login.ip_failures),
+    ] {
+        if v == 0 || v > 100 {
+            // NIST SP 800-63B: never more than 100 consecutive failures.
+            c.problem(key, format!("{v} is out of range; use 1 to 100"));
+        }
+    }
+    if login.max_concurrent_hashes == 0 {
+        c.problem("login.max_concurrent_hashes", "must be at least 1");
+    }
+    let server = ServerTuning {
+        threads: f.server.threads,
+        grace_period: f.server.grace_period.0,
+        graceful_shutdown_timeout: f.server.graceful_shutdown_timeout.0,
+        upstream_keepalive_pool_size: f.server.upstream_keepalive_pool_size,
+    };
+    if server.threads == 0 || server.threads > 256 {
+        c.problem("server.threads", "must be between 1 and 256");
+    }
+
+    let realms = realms(&mut c, &f.realms);
+    let realm_ids: Vec<&str> = realms.iter().map(|r| r.id.as_str()).collect();
+    let services = services(&mut c, &f.services, &realm_ids);
+
+    let log = |v: &Option<String>, c: &mut Checker| match v.as_deref() {
+        None | Some("stdout") | Some("-") => LogTarget::Stdout,
+        Some(p) => LogTarget::File(c.path(p)),
+    };
+    let access_log = log(&f.audit.access_log, &mut c);
+    let auth_log = log(&f.audit.auth_log, &mut c);
+
+    if !c.problems.is_empty() {
+        return Err(c.problems);
+    }
+    Ok(Config {
+        source: path.to_path_buf(),
+        https_addr: f.listen.https,
+        http_addr: f.listen.http,
+        certificates,
+        hsts,
+        portal_host,
+        branding,
+        templates_dir,
+        default_lang: f.pages.default_language.unwrap_or_default(),
+        trusted_proxies: f.trusted_proxies,
+        idle_timeout,
+        max_lifetime,
+        secret_key_file,
+        login,
+        server,
+        realms,
+        services,
+        access_log,
+        auth_log,
+    })
+}
+
+fn branding(c: &mut Checker, b: &file::Branding) -> Branding {
+    let logo = b.logo.as_ref().map(|l| c.existing_file("branding.logo", l));
+    Branding {
+        title: b.title.clone().unwrap_or_else(|| Localized::PerLang {
+            sv: Some("Inloggning".into()),
+            en: Some("Sign in".into()),
+        }),
+        organisation: b.organisation.clone().unwrap_or_default(),
+        logo,
+        primary: c.colour(
+            "branding.colors.primary",
+            b.colors.primary.as_ref(),
+            "#1f4e79",
+        ),
+        background: c.colour(
+            "branding.colors.background",
+            b.colors.background.as_ref(),
+            "#f3f5f8",
+        ),
+        on_primary: c.colour(
+            "branding.colors.on_primary",
+            b.colors.on_primary.as_ref(),
+            "#ffffff",
+        ),
+        support: b.support.clone(),
+    }
+}
+
+fn realms(c: &mut Checker, list: &[file::Realm]) -> Vec<Arc<Realm>> {
+    if list.is_empty() {
+        c.problem("realms", "at least one realm is needed");
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, r) in list.iter().enumerate() {
+        let key = format!("realms[{i}]");
+        if r.id.is_empty()
+            || !r
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            c.problem(
+                &format!("{key}.id"),
+                format!("{:?}: use letters, digits, - and _", r.id),
+            );
+        }
+        if !seen.insert(r.id.clone()) {
+            c.problem(
+                &format!("{key}.id"),
+                format!("realm {:?} is defined twice", r.id),
+            );
+        }
+        let directory = match &r.directory.file {
+            Some(f) => DirectoryConfig::File(c.existing_file(&format!("{key}.directory.file"), f)),
+            None => {
+                c.problem(
+                    &format!("{key}.directory"),
+                    "name a directory, e.g. `file: users.yaml`",
+                );
+                DirectoryConfig::File(PathBuf::new())
+            }
+        };
+        out.push(Arc::new(Realm {
+            id: r.id.clone(),
+            title: r
+                .title
+                .clone()
+                .unwrap_or_else(|| Localized::Plain(r.id.clone())),
+            internal_networks: r.internal_networks.iter().map(|n| n.trunc()).collect(),
+            directory,
+        }));
+    }
+    out
+}
+
+fn services(c: &mut Checker, list: &[file::Service], realm_ids: &[&str]) -> Vec<Arc<Service>> {
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut out = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        let key = format!("services[{i}]");
+        let k = |field: &str| format!("{key}.{field}");
+        let host = c.host(&k("host"), &s.host);
+        let path = match s.path.as_deref() {
+            None | Some("") | Some("/") => "/".to_owned(),
+            Some(p)
+                if p.starts_with('/')
+                    && !p.contains(['?', '#', ' '])
+                    && !p.contains("/.portvakt") =>
+            {
+                p.trim_end_matches('/').to_owned()
+            }
+            Some(p) => {
+                c.problem(
+                    &k("path"),
+                    format!("{p:?} must start with / and hold no ?, #, spaces or /.portvakt"),
+                );
+                "/".to_owned()
+            }
+        };
+        if !seen.insert((host.clone(), path.clone())) {
+            c.problem(
+                &k("host"),
+                format!("another service already uses host {host} with path {path}"),
+            );
+        }
+        let policy = match s.policy.as_deref() {
+            None => Policy::TwoFactorOffsite,
+            Some(p) => p.parse().unwrap_or_else(|()| {
+                c.problem(
+                    &k("policy"),
+                    format!("{p:?} is not a policy; use one of {}", Policy::NAMES),
+                );
+                Policy::Deny
+            }),
+        };
+        let groups_all = match s.groups_match.as_deref() {
+            None | Some("any") => false,
+            Some("all") => true,
+            Some(other) => {
+                c.problem(&k("groups_match"), format!("{other:?}: use any or all"));
+                false
+            }
+        };
+        for (j, r) in s.realms.iter().enumerate() {
+            if !realm_ids.contains(&r.as_str()) {
+                c.problem(
+                    &format!("{key}.realms[{j}]"),
+                    format!("no realm with id {r:?}"),
+                );
+            }
+        }
+        let upstream = upstream(c, &key, s);
+        let headers = identity_headers(c, &key, s);
+        if s.basic_auth && policy == Policy::Bypass {
+            c.problem(
+                &k("basic_auth"),
+                "a bypass service asks for no login; remove basic_auth",
+            );
+        }
+        out.push(Arc::new(Service {
+            index: i,
+            name: s.name.clone(),
+            host,
+            path,
+            upstream,
+            realms: s.realms.clone(),
+            policy,
+            groups: s.groups.clone(),
+            groups_all,
+            basic_auth: s.basic_auth,
+            preserve_host: s.preserve_host.unwrap_or(true),
+            headers,
+        }));
+    }
+    out
+}
+
+fn upstream(c: &mut Checker, key: &str, s: &file::Service) -> Upstream {
+    let ukey = format!("{key}.upstream");
+    let parsed = url::Url::parse(&s.upstream).ok().filter(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some()
+            && (u.path() == "/" || u.path().is_empty())
+    });
+    let Some(u) = parsed else {
+        c.problem(&ukey, format!("{:?} is not an upstream URL like http://10.0.0.5:8080 (scheme, host and port only)", s.upstream));
+        return Upstream {
+            socket: ([0, 0, 0, 0], 0).into(),
+            address: String::new(),
+            host: String::new(),
+            tls: false,
+            sni: String::new(),
+            verify: true,
+            ca_der: None,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(60),
+        };
+    };
+    let tls = u.scheme() == "https";
+    let host = u
+        .host_str()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = u
+        .port_or_known_default()
+        .unwrap_or(if tls { 443 } else { 80 });
+    let address = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    use std::net::ToSocketAddrs;
+    let socket = match address.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(a)) => a,
+        Ok(None) | Err(_) => {
+            c.problem(&ukey, format!("cannot resolve {address}"));
+            ([0, 0, 0, 0], 0).into()
+        }
+    };
+    let t = &s.upstream_tls;
+    if !tls && (t.ca_file.is_some() || t.sni.is_some() || t.verify.is_some()) {
+        c.problem(
+            &format!("{key}.upstream_tls"),
+            "upstream_tls needs an https:// upstream",
+        );
+    }
+    let ca_der = t.ca_file.as_ref().and_then(|f| {
+        let k = format!("{key}.upstream_tls.ca_file");
+        let path = c.existing_file(&k, f);
+        let bytes = std::fs::read(&path).ok()?;
+        let certs: Vec<Vec<u8>> = rustls_pemfile::certs(&mut bytes.as_slice())
+            .filter_map(Result::ok)
+            .map(|d| d.to_vec())
+            .filter(|d| crate::tls::is_certificate(d))
+            .collect();
+        if certs.is_empty() {
+            c.problem(&k, format!("{} holds no PEM certificate", path.display()));
+            return None;
+        }
+        Some(certs)
+    });
+    Upstream {
+        socket,
+        sni: t.sni.clone().unwrap_or_else(|| host.clone()),
+        address,
+        host,
+        tls,
+        verify: t.verify.unwrap_or(true),
+        ca_der,
+        connect_timeout: s
+            .timeouts
+            .connect
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(5)),
+        read_timeout: s
+            .timeouts
+            .read
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(60)),
+    }
+}
+
+fn identity_headers(c: &mut Checker, key: &str, s: &file::Service) -> IdentityHeaderNames {
+    let mut names = IdentityHeaderNames::default();
+    for (field, value) in &s.identity_headers {
+        let k = format!("{key}.identity_headers.{field}");
+        let Ok(name) = http::HeaderName::from_bytes(value.as_bytes()) else {
+            c.problem(&k, format!("{value:?} is not a valid header name"));
+            continue;
+        };
+        let slot = match field.as_str() {
+            "user" => &mut names.user,
+            "groups" => &mut names.groups,
+            "email" => &mut names.email,
+            "name" => &mut names.name,
+            "realm" => &mut names.realm,
+            "auth_level" => &mut names.auth_level,
+            "auth_methods" => &mut names.auth_methods,
+            _ => {
+                let keys: Vec<&str> = IdentityHeaderNames::DEFAULTS
+                    .iter()
+                    .map(|(k, _)| *k)
+                    .collect();
+                c.problem(
+                    &k,
+                    format!("unknown identity header; use one of {}", keys.join(", ")),
+                );
+                continue;
+            }
+        };
+        *slot = name;
+    }
+    names
+}

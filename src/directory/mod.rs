@@ -1,0 +1,61 @@
+//! Directories: where users, passwords, groups, e-mail and display names come
+//! from. A YAML file now; LDAP / Active Directory is one more module later.
+
+pub mod file;
+
+use async_trait::async_trait;
+
+/// A user as the directory knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Login name.
+    pub username: String,
+    /// Name shown on pages and sent upstream.
+    pub display_name: String,
+    /// E-mail address.
+    pub email: String,
+    /// Group names.
+    pub groups: Vec<String>,
+}
+
+/// The result of checking a username and password. The reasons are for the
+/// audit log only; users see one message for all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The password is right and the account usable.
+    Valid(User),
+    /// No such user.
+    UnknownUser,
+    /// Wrong password.
+    WrongPassword,
+    /// The account is disabled.
+    Disabled,
+}
+
+impl Verdict {
+    /// Reason for the audit log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Verdict::Valid(_) => "ok",
+            Verdict::UnknownUser => "unknown_user",
+            Verdict::WrongPassword => "wrong_password",
+            Verdict::Disabled => "disabled",
+        }
+    }
+}
+
+/// Failures of the directory itself (not of the user).
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// The backing service cannot be reached.
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A source of users.
+#[async_trait]
+pub trait Directory: Send + Sync + std::fmt::Debug {
+    /// Check `password` for `username`. Must cost the same work whether or not
+    /// the user exists.
+    async fn check(&self, username: &str, password: &str) -> Result<Verdict, DirectoryError>;
+}

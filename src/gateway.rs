@@ -1,0 +1,277 @@
+//! The gateway's state: a [`Runtime`] built from one configuration (swapped
+//! whole on SIGHUP) and the [`Gateway`] that outlives reloads (sessions,
+//! handoff codes, clock).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use pingora::prelude::HttpPeer;
+
+use crate::audit::{self, AuthEvent, LogWriter, RequestIds};
+use crate::basic::BasicCache;
+use crate::clock::SharedClock;
+use crate::config::model::{DirectoryConfig, Realm, Upstream};
+use crate::config::{Config, ConfigError, Problem};
+use crate::directory::file::FileDirectory;
+use crate::directory::Directory;
+use crate::pages::templates::Pages;
+use crate::password::PasswordChecker;
+use crate::regulation::Regulator;
+use crate::routing::Router;
+use crate::session::handoff::HandoffCodes;
+use crate::session::memory::MemoryStore;
+use crate::session::SessionStore;
+use crate::signing::Signer;
+
+/// Everything derived from one configuration.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The validated configuration.
+    pub config: Config,
+    /// Host/path → service.
+    pub router: Router,
+    /// Templates and strings.
+    pub pages: Pages,
+    /// Secret key.
+    pub signer: Signer,
+    /// Directory per realm id.
+    pub directories: HashMap<String, Arc<dyn Directory>>,
+    /// Login throttling (carried over reloads).
+    pub regulator: Regulator,
+    /// Verified Basic credentials (dropped on reload: the users may have changed).
+    pub basic_cache: BasicCache,
+    /// `Content-Security-Policy` for our pages.
+    pub csp: HeaderValue,
+    /// `Strict-Transport-Security`.
+    pub hsts: HeaderValue,
+    /// Access log.
+    pub access_log: LogWriter,
+    /// Auth log.
+    pub auth_log: LogWriter,
+    /// One prebuilt upstream peer per service (by `Service::index`), cloned per request.
+    pub peers: Vec<Box<HttpPeer>>,
+}
+
+impl Runtime {
+    /// Build from `config`. `previous` donates throttle counters and open log
+    /// files so a reload loses nothing.
+    pub fn build(config: Config, previous: Option<&Runtime>) -> Result<Runtime, ConfigError> {
+        let fail = |p: Problem| ConfigError { problems: vec![p] };
+        let pages = Pages::load(&config).map_err(fail)?;
+        let signer = Signer::from_file(&config.secret_key_file).map_err(|e| {
+            fail(Problem::new(
+                &config.source,
+                None,
+                "secret_key_file",
+                e.to_string(),
+            ))
+        })?;
+        let checker = PasswordChecker::new(config.login.max_concurrent_hashes);
+        let mut directories: HashMap<String, Arc<dyn Directory>> = HashMap::new();
+        let mut problems = Vec::new();
+        for realm in &config.realms {
+            match &realm.directory {
+                DirectoryConfig::File(path) => match FileDirectory::load(path, checker.clone()) {
+                    Ok(d) => {
+                        directories.insert(realm.id.clone(), Arc::new(d));
+                    }
+                    Err(mut p) => problems.append(&mut p),
+                },
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        let router = Router::new(&config.portal_host, &config.services);
+        let csp = csp(&router);
+        let hsts = HeaderValue::from_str(&config.hsts).map_err(|_| {
+            fail(Problem::new(
+                &config.source,
+                None,
+                "tls.hsts_max_age",
+                "bad value".into(),
+            ))
+        })?;
+        let open = |target, old: Option<(&crate::config::model::LogTarget, &LogWriter)>| match old {
+            Some((t, w)) if t == target => Ok(w.clone()),
+            _ => LogWriter::open(target),
+        };
+        let access_log = open(
+            &config.access_log,
+            previous.map(|p| (&p.config.access_log, &p.access_log)),
+        )
+        .map_err(|e| {
+            fail(Problem::new(
+                &config.source,
+                None,
+                "audit.access_log",
+                e.to_string(),
+            ))
+        })?;
+        let auth_log = open(
+            &config.auth_log,
+            previous.map(|p| (&p.config.auth_log, &p.auth_log)),
+        )
+        .map_err(|e| {
+            fail(Problem::new(
+                &config.source,
+                None,
+                "audit.auth_log",
+                e.to_string(),
+            ))
+        })?;
+        let mut regulator = Regulator::new(config.login.clone());
+        if let Some(p) = previous {
+            regulator = regulator.inherit(&p.regulator);
+        }
+        let peers = config
+            .services
+            .iter()
+            .map(|s| Box::new(peer(&s.upstream)))
+            .collect();
+        Ok(Runtime {
+            peers,
+            basic_cache: BasicCache::new(config.login.basic_auth_cache),
+            router,
+            pages,
+            signer,
+            directories,
+            regulator,
+            csp,
+            hsts,
+            access_log,
+            auth_log,
+            config,
+        })
+    }
+
+    /// The realm a service belongs to (its first), else the first realm.
+    pub fn realm_for(&self, service_realms: &[String]) -> &Arc<Realm> {
+        service_realms
+            .first()
+            .and_then(|id| self.config.realm(id))
+            .unwrap_or(&self.config.realms[0])
+    }
+}
+
+/// The pingora peer for an upstream: TLS verification on unless turned off,
+/// the service's CA bundle, timeouts.
+fn peer(u: &Upstream) -> HttpPeer {
+    use pingora::utils::tls::WrappedX509;
+    let mut p = HttpPeer::new(u.socket, u.tls, u.sni.clone());
+    p.options.verify_cert = u.verify;
+    p.options.verify_hostname = u.verify;
+    p.options.connection_timeout = Some(u.connect_timeout);
+    p.options.total_connection_timeout = Some(u.connect_timeout);
+    p.options.read_timeout = Some(u.read_timeout);
+    p.options.idle_timeout = Some(std::time::Duration::from_secs(60));
+    if let Some(ca) = &u.ca_der {
+        // Only DER that parsed as a certificate during validation gets here.
+        let certs: Vec<WrappedX509> = ca
+            .iter()
+            .map(|der| WrappedX509::new(der.clone(), |raw| pingora::utils::tls::parse_x509(raw)))
+            .collect();
+        p.options.ca = Some(Arc::from(certs.into_boxed_slice()));
+    }
+    p
+}
+
+/// Our pages' CSP. `form-action` must list every host we serve: Chrome applies
+/// it to the redirect after the login POST, which goes to a service host.
+fn csp(router: &Router) -> HeaderValue {
+    let mut hosts: Vec<&str> = router.hosts().collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    let form_action: String = hosts.iter().map(|h| format!(" https://{h}:*")).collect();
+    let value = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'{form_action}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
+}
+
+/// The state that outlives configuration reloads.
+#[derive(Debug)]
+pub struct Gateway {
+    runtime: ArcSwap<Runtime>,
+    /// Sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Pending handoff codes.
+    pub handoffs: HandoffCodes,
+    /// Time.
+    pub clock: SharedClock,
+    /// Request ids.
+    pub ids: RequestIds,
+}
+
+impl Gateway {
+    /// A gateway running `runtime`.
+    pub fn new(runtime: Runtime, clock: SharedClock) -> Gateway {
+        Gateway {
+            runtime: ArcSwap::from_pointee(runtime),
+            sessions: Arc::new(MemoryStore::default()),
+            handoffs: HandoffCodes::default(),
+            clock,
+            ids: RequestIds::default(),
+        }
+    }
+
+    /// The current runtime (cheap; a request keeps the one it started with).
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Re-read the configuration file; on success swap it in, else keep the
+    /// old one. Returns the problems on failure.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let current = self.runtime();
+        let config = crate::config::load(&current.config.source)?;
+        if config.https_addr != current.config.https_addr
+            || config.http_addr != current.config.http_addr
+        {
+            tracing::warn!("listen addresses changed; they take effect only after a restart");
+        }
+        let runtime = Runtime::build(config, Some(&current))?;
+        self.runtime.store(Arc::new(runtime));
+        Ok(())
+    }
+
+    /// Write an auth event.
+    pub fn audit(&self, rt: &Runtime, event: AuthEvent<'_>) {
+        match serde_json::to_string(&event) {
+            Ok(line) => rt.auth_log.write(line),
+            Err(e) => tracing::error!(error = %e, "cannot serialise auth event"),
+        }
+    }
+
+    /// A fresh auth event skeleton.
+    #[allow(clippy::too_many_arguments)]
+    pub fn event<'a>(
+        &self,
+        event: &'a str,
+        result: &'a str,
+        reason: &'a str,
+        user: Option<&'a str>,
+        realm: Option<&'a str>,
+        client_ip: IpAddr,
+        internal: bool,
+        request_id: &'a str,
+    ) -> AuthEvent<'a> {
+        AuthEvent {
+            time: audit::timestamp(self.clock.now_ms()),
+            event,
+            result,
+            reason,
+            user,
+            realm,
+            client_ip,
+            network: audit::auth::network(internal),
+            method: None,
+            request_id,
+            session: None,
+            host: None,
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! portvakt — an authentication gateway: a TLS-terminating reverse proxy
+//! (pingora + rustls) that puts a login wall in front of intranet services.
+//!
+//! # Layout
+//! Where a request is routed, checked and logged: start at [`proxy`].
+//!
+//! - [`cli`]: subcommands (`serve`, `check-config`, `demo`, `hash-password`, `whoami`).
+//! - [`config`]: the YAML file → validated model, errors with file/line/key.
+//! - [`server`]: pingora server, listeners, background sweeping, SIGHUP reload.
+//! - [`tls`]: certificates chosen by SNI.
+//! - [`gateway`]: state per configuration ([`gateway::Runtime`]) and across reloads.
+//! - [`proxy`]: pingora's phases: route, session, policy, identity, logging.
+//! - [`net`]: client address (trusted proxies), internal networks.
+//! - [`routing`]: host + longest path prefix → service.
+//! - [`policy`]: bypass / one_factor / two_factor / deny / two_factor_offsite, groups.
+//! - [`session`]: server-side sessions, cookies, handoff codes.
+//! - [`directory`]: users, passwords and groups (YAML file).
+//! - [`password`]: argon2id hashing off the async threads.
+//! - [`basic`]: HTTP Basic for internal non-browser clients, with a keyed cache.
+//! - [`regulation`]: lockout after failures, per user and per IP.
+//! - [`signing`]: the secret key: return addresses, CSRF tokens.
+//! - [`pages`]: our own pages: login, handoff, logout, portal, errors.
+//! - [`audit`]: access log and auth events (JSON lines).
+//! - [`clock`]: time as a seam for tests.
+//! - [`demo`]: `portvakt demo`; [`whoami`]: the echo upstream.
+
+pub mod audit;
+pub mod basic;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod directory;
+pub mod gateway;
+pub mod net;
+pub mod pages;
+pub mod password;
+pub mod policy;
+pub mod proxy;
+pub mod regulation;
+pub mod routing;
+pub mod server;
+pub mod session;
+pub mod signing;
+pub mod tls;
+pub mod whoami;
+
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -1,0 +1,320 @@
+//! The password step of login ("Enkel inloggning"): show the form, check the
+//! password, start a session, and send the browser where it was going.
+
+use std::sync::Arc;
+
+use minijinja::context;
+use rand::RngCore;
+
+use super::{message, verify_target, Reply, Req, SessionState, Target};
+use crate::config::model::Realm;
+use crate::directory::Verdict;
+use crate::gateway::{Gateway, Runtime};
+use crate::session::cookie::{self, FLOW};
+use crate::session::handoff::Handoff;
+use crate::session::{Method, NewSession, Session, SessionId};
+use crate::signing::Purpose;
+
+/// How long a handoff code may wait to be redeemed.
+const HANDOFF_TTL_MS: u64 = 60_000;
+/// Longest accepted user name.
+const MAX_USERNAME: usize = 256;
+
+/// GET /.portvakt/login
+pub async fn show(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
+    let rd = req.query_param("rd").unwrap_or_default();
+    let target = verify_target(rt, &rd);
+    // Already logged in (e.g. arriving from a service host without a cookie
+    // there): no form, straight on.
+    if let SessionState::Valid(id, _) = &req.session {
+        return continue_to(gw, rt, req, id, target);
+    }
+    let notice = match req.query_param("notice").as_deref() {
+        Some("expired") => Some("notice_expired"),
+        Some("logged_out") => Some("notice_logged_out"),
+        _ => None,
+    };
+    let realm_hint = req.query_param("realm");
+    form(
+        rt,
+        req,
+        200,
+        target.map(|_| rd).unwrap_or_default(),
+        "",
+        None,
+        notice,
+        realm_hint.as_deref(),
+    )
+}
+
+/// The login form; sets a flow cookie if the browser has none.
+#[allow(clippy::too_many_arguments)]
+fn form(
+    rt: &Runtime,
+    req: &Req<'_>,
+    status: u16,
+    rd: String,
+    username: &str,
+    error: Option<&str>,
+    notice: Option<&str>,
+    realm_hint: Option<&str>,
+) -> Reply {
+    let (flow, new_flow) = match req
+        .cookie
+        .and_then(|c| cookie::find(c, FLOW))
+        .filter(|f| valid_flow(f))
+    {
+        Some(f) => (f.to_owned(), false),
+        None => {
+            let mut bytes = [0u8; 24];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            (crate::signing::b64(&bytes), true)
+        }
+    };
+    let realm = choose_realm(rt, realm_hint, &rd);
+    let p = &rt.pages;
+    let lang = req.lang;
+    let realms: Vec<_> = rt
+        .config
+        .realms
+        .iter()
+        .map(|r| context! { id => r.id.as_str(), title => r.title.get(lang) })
+        .collect();
+    let ctx = context! {
+        action => "/.portvakt/login",
+        csrf => rt.signer.csrf(Purpose::LoginCsrf, flow.as_bytes()),
+        rd => rd,
+        username => username,
+        error => error.map(|k| p.t(lang, k)),
+        notice => notice.map(|k| p.t(lang, k)),
+        realm_title => realm.title.get(lang),
+        realms => realms,
+        realm => realm.id.as_str(),
+    };
+    let mut reply = Reply::html(status, p.render("login.html", lang, req.request_id, ctx));
+    if new_flow {
+        // The flow cookie lives as long as a login form reasonably stays open.
+        reply = reply.cookie(cookie::set(FLOW, &flow, Some(3600)));
+    }
+    reply
+}
+
+fn valid_flow(f: &str) -> bool {
+    f.len() == 32
+        && f.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The realm for this login: the form's choice, else the target service's, else the first.
+fn choose_realm<'a>(rt: &'a Runtime, hint: Option<&str>, rd: &str) -> &'a Arc<Realm> {
+    if let Some(r) = hint.and_then(|h| rt.config.realm(h)) {
+        return r;
+    }
+    let from_target = verify_target(rt, rd).and_then(|t| {
+        let path = url::Url::parse(&t.url).ok()?.path().to_owned();
+        match rt.router.route(&t.host, &path) {
+            crate::routing::Route::Service(s) => Some(rt.realm_for(&s.realms).clone()),
+            _ => None,
+        }
+    });
+    match from_target {
+        Some(r) => rt.config.realm(&r.id).unwrap_or(&rt.config.realms[0]),
+        None => &rt.config.realms[0],
+    }
+}
+
+/// POST /.portvakt/login
+pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
+    let flow = req
+        .cookie
+        .and_then(|c| cookie::find(c, FLOW))
+        .filter(|f| valid_flow(f));
+    let csrf = req.field("csrf").unwrap_or("");
+    let csrf_ok = flow.is_some_and(|f| rt.signer.csrf_ok(Purpose::LoginCsrf, f.as_bytes(), csrf));
+    if !csrf_ok {
+        return message(rt, req, 403, "csrf_heading", "csrf_text").decision("csrf");
+    }
+    let username = req.field("username").unwrap_or("").trim();
+    let password = req.field("password").unwrap_or("");
+    let rd = req.field("rd").unwrap_or("").to_owned();
+    let realm = choose_realm(rt, req.field("realm"), &rd).clone();
+    let internal = realm.is_internal(req.client_ip);
+    let now = gw.clock.now_ms();
+
+    let fail = |reason: &str| {
+        let mut ev = gw.event(
+            "login",
+            "failure",
+            reason,
+            Some(username),
+            Some(&realm.id),
+            req.client_ip,
+            internal,
+            req.request_id,
+        );
+        ev.method = Some("password");
+        ev.host = Some(req.host);
+        gw.audit(rt, ev);
+        let rd = if verify_target(rt, &rd).is_some() {
+            rd.clone()
+        } else {
+            String::new()
+        };
+        form(
+            rt,
+            req,
+            401,
+            rd,
+            username,
+            Some("error_invalid"),
+            None,
+            Some(&realm.id),
+        )
+    };
+    if username.is_empty() || username.len() > MAX_USERNAME || password.is_empty() {
+        return fail("empty_or_invalid_input");
+    }
+    let Some(directory) = rt.directories.get(&realm.id) else {
+        return message(rt, req, 503, "unavailable_heading", "unavailable_text");
+    };
+    // Check the password even when throttled so a locked account answers in
+    // the same time as a wrong password.
+    let blocked = rt.regulator.check(username, req.client_ip, now);
+    let verdict = match directory.check(username, password).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(realm = %realm.id, error = %e, "directory failed");
+            let ev = gw.event(
+                "login",
+                "failure",
+                "directory_unavailable",
+                Some(username),
+                Some(&realm.id),
+                req.client_ip,
+                internal,
+                req.request_id,
+            );
+            gw.audit(rt, ev);
+            return message(rt, req, 503, "unavailable_heading", "unavailable_text");
+        }
+    };
+    if let Some(block) = blocked {
+        return fail(block.reason());
+    }
+    let user = match verdict {
+        Verdict::Valid(user) => user,
+        other => {
+            let escalation = rt.regulator.failed(username, req.client_ip, now);
+            let reply = fail(other.reason());
+            if escalation.user_locked {
+                let ev = gw.event(
+                    "lockout",
+                    "info",
+                    "too_many_failures",
+                    Some(username),
+                    Some(&realm.id),
+                    req.client_ip,
+                    internal,
+                    req.request_id,
+                );
+                gw.audit(rt, ev);
+            }
+            if escalation.ip_blocked {
+                let ev = gw.event(
+                    "ip_block",
+                    "info",
+                    "too_many_failures",
+                    None,
+                    Some(&realm.id),
+                    req.client_ip,
+                    internal,
+                    req.request_id,
+                );
+                gw.audit(rt, ev);
+            }
+            return reply;
+        }
+    };
+    rt.regulator.succeeded(username);
+
+    // A new id at every login; the old session (if any) ends.
+    if let SessionState::Valid(old, _) = &req.session {
+        gw.sessions.remove(&old.key()).await;
+    }
+    let id = SessionId::generate();
+    let session = Session::new(
+        NewSession {
+            user: user.username.clone(),
+            realm: realm.id.clone(),
+            groups: user.groups.clone(),
+            email: user.email.clone(),
+            display_name: user.display_name.clone(),
+            auth_level: 1,
+            methods: vec![Method::Password],
+            internal,
+            ip: req.client_ip,
+        },
+        now,
+    );
+    gw.sessions.insert(id.key(), Arc::new(session)).await;
+    let mut ev = gw.event(
+        "login",
+        "success",
+        "ok",
+        Some(&user.username),
+        Some(&realm.id),
+        req.client_ip,
+        internal,
+        req.request_id,
+    );
+    ev.method = Some("password");
+    ev.session = Some(id.key().short());
+    ev.host = Some(req.host);
+    gw.audit(rt, ev);
+
+    continue_to(gw, rt, req, &id, verify_target(rt, &rd))
+        .status(303)
+        .cookie(cookie::set(cookie::SESSION, id.as_str(), None))
+        .cookie(cookie::clear(FLOW))
+}
+
+/// Send a logged-in browser on: straight to a portal-host target, through a
+/// handoff code to a service host, or to the portal front page.
+fn continue_to(
+    gw: &Gateway,
+    rt: &Runtime,
+    req: &Req<'_>,
+    id: &SessionId,
+    target: Option<Target>,
+) -> Reply {
+    let portal_front = format!("{}/", req.portal_origin(rt));
+    let Some(target) = target else {
+        return Reply::redirect(302, &portal_front);
+    };
+    if target.host == rt.config.portal_host {
+        return Reply::redirect(302, &target.url);
+    }
+    let code = gw.handoffs.issue(
+        Handoff {
+            session: id.clone(),
+            host: target.host.clone(),
+        },
+        gw.clock.now_ms() + HANDOFF_TTL_MS,
+    );
+    let origin = url::Url::parse(&target.url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| format!("https://{}", target.host));
+    let rd = super::return_token(rt, &target.url);
+    Reply::redirect(
+        302,
+        &format!("{origin}/.portvakt/handoff?code={code}&rd={rd}"),
+    )
+}
+
+impl Reply {
+    /// Change the status (e.g. 303 after a POST).
+    pub fn status(mut self, status: u16) -> Reply {
+        self.status = status;
+        self
+    }
+}

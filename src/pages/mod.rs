@@ -1,0 +1,230 @@
+//! portvakt's own pages under `/.portvakt/` (every host) and the portal
+//! host's front page: login, handoff, logout, assets, and the branded pages
+//! for errors and refusals.
+//!
+//! Handlers take a [`Req`] and return a [`Reply`]; they know nothing of
+//! pingora, so the proxy decides how replies are written.
+//!
+//! - [`login`]: the password form and what happens after it.
+//! - [`logout`]: handoff to service hosts, logout everywhere.
+//! - [`portal`]: the portal front page.
+//! - [`templates`]: minijinja templates and language files.
+
+pub mod login;
+pub mod logout;
+pub mod portal;
+pub mod reply;
+pub mod templates;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::config::types::Lang;
+use crate::gateway::{Gateway, Runtime};
+use crate::session::{Session, SessionId};
+use crate::signing::Purpose;
+
+pub use reply::Reply;
+
+/// Reserved path prefix on every host.
+pub const PREFIX: &str = "/.portvakt/";
+/// Where CSS and the logo are served.
+pub const ASSET_BASE: &str = "/.portvakt/assets";
+/// Largest form body we read.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// The session cookie's state on this request.
+#[derive(Debug, Clone)]
+pub enum SessionState {
+    /// No cookie.
+    None,
+    /// A cookie naming a live session.
+    Valid(SessionId, Arc<Session>),
+    /// A cookie naming a session that ended (idle, lifetime, logout elsewhere).
+    Ended,
+}
+
+impl SessionState {
+    /// The live session, if any.
+    pub fn session(&self) -> Option<&Arc<Session>> {
+        match self {
+            SessionState::Valid(_, s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// What our page handlers need to know about a request.
+#[derive(Debug)]
+pub struct Req<'a> {
+    /// HTTP method.
+    pub method: &'a http::Method,
+    /// Host, lower case, no port.
+    pub host: &'a str,
+    /// `:port` when the client used a non-default port, else empty; kept in
+    /// every URL we build so redirects work behind port mappings.
+    pub port_suffix: &'a str,
+    /// Path.
+    pub path: &'a str,
+    /// Query string.
+    pub query: Option<&'a str>,
+    /// `Cookie` header.
+    pub cookie: Option<&'a str>,
+    /// Chosen language.
+    pub lang: Lang,
+    /// Client address.
+    pub client_ip: IpAddr,
+    /// Request id.
+    pub request_id: &'a str,
+    /// Session from the cookie.
+    pub session: SessionState,
+    /// Form body (POST).
+    pub form: Vec<(String, String)>,
+}
+
+impl Req<'_> {
+    /// First query parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.query.unwrap_or("").as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// First form field `name`.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `https://host[:port]` of this request.
+    pub fn origin(&self) -> String {
+        format!("https://{}{}", self.host, self.port_suffix)
+    }
+
+    /// `https://portal[:port]`.
+    pub fn portal_origin(&self, rt: &Runtime) -> String {
+        format!("https://{}{}", rt.config.portal_host, self.port_suffix)
+    }
+}
+
+/// Serve a request for `/.portvakt/…` on any host, or a portal-host page.
+pub async fn handle(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
+    let is_get = req.method == http::Method::GET || req.method == http::Method::HEAD;
+    let is_post = req.method == http::Method::POST;
+    let on_portal = req.host == rt.config.portal_host;
+    match req.path {
+        "/.portvakt/login" if on_portal && is_get => login::show(gw, rt, req).await,
+        "/.portvakt/login" if on_portal && is_post => login::submit(gw, rt, req).await,
+        "/.portvakt/login" if on_portal => method_not_allowed(rt, req),
+        "/.portvakt/login" if is_get => {
+            // A login link on a service host: send it to the portal.
+            let mut to = format!("{}/.portvakt/login", req.portal_origin(rt));
+            if let Some(q) = req.query {
+                to.push('?');
+                to.push_str(q);
+            }
+            Reply::redirect(302, &to)
+        }
+        "/.portvakt/handoff" if is_get => logout::handoff(gw, rt, req).await,
+        "/.portvakt/logout" if is_get => logout::confirm(rt, req),
+        "/.portvakt/logout" if is_post => logout::submit(gw, rt, req).await,
+        "/.portvakt/logout" | "/.portvakt/handoff" => method_not_allowed(rt, req),
+        "/.portvakt/assets/portvakt.css" if is_get => {
+            Reply::asset(rt.pages.css.clone(), "text/css; charset=utf-8")
+        }
+        "/.portvakt/assets/theme.css" if is_get => {
+            Reply::asset(rt.pages.theme_css.clone(), "text/css; charset=utf-8")
+        }
+        "/.portvakt/assets/logo" if is_get => {
+            Reply::asset(rt.pages.logo.0.clone(), rt.pages.logo.1)
+        }
+        "/" if on_portal && is_get => portal::front(rt, req),
+        _ => message(rt, req, 404, "not_found_heading", "not_found_text"),
+    }
+}
+
+/// A branded page with a heading and a text from the language file.
+pub fn message(rt: &Runtime, req: &Req<'_>, status: u16, heading: &str, text: &str) -> Reply {
+    message_with(rt, req.lang, req.request_id, status, heading, text, None)
+}
+
+/// [`message`] without a [`Req`], with an optional link (href, label key).
+pub fn message_with(
+    rt: &Runtime,
+    lang: Lang,
+    request_id: &str,
+    status: u16,
+    heading: &str,
+    text: &str,
+    link: Option<(&str, &str)>,
+) -> Reply {
+    let p = &rt.pages;
+    let ctx = minijinja::context! {
+        status => status,
+        heading => p.t(lang, heading),
+        text => p.t(lang, text),
+        link => link.map(|(href, label)| minijinja::context! { href => href, label => p.t(lang, label) }),
+    };
+    Reply::html(status, p.render("message.html", lang, request_id, ctx))
+}
+
+fn method_not_allowed(rt: &Runtime, req: &Req<'_>) -> Reply {
+    message(
+        rt,
+        req,
+        405,
+        "method_not_allowed_heading",
+        "method_not_allowed_text",
+    )
+    .header(http::header::ALLOW, "GET, POST")
+}
+
+/// The CSRF token for forms shown to a logged-in session.
+pub fn session_csrf(rt: &Runtime, id: &SessionId) -> String {
+    rt.signer.csrf(Purpose::SessionCsrf, &id.key().0)
+}
+
+/// The signed return token for `url` (an absolute https URL we built).
+pub fn return_token(rt: &Runtime, url: &str) -> String {
+    rt.signer.sign(Purpose::Return, url)
+}
+
+/// A verified return address: signed by us, https, and naming a host we serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The full URL.
+    pub url: String,
+    /// Its host, lower case.
+    pub host: String,
+}
+
+/// Check a return token. Anything unsigned, tampered, or naming a host we do
+/// not serve is refused (no open redirect).
+pub fn verify_target(rt: &Runtime, token: &str) -> Option<Target> {
+    let url = rt.signer.verify(Purpose::Return, token)?;
+    let parsed = url::Url::parse(&url).ok()?;
+    if parsed.scheme() != "https" || !parsed.username().is_empty() || parsed.password().is_some() {
+        return None;
+    }
+    let host = parsed.host_str()?.to_ascii_lowercase();
+    rt.router
+        .is_known_host(&host)
+        .then_some(Target { url, host })
+}
+
+/// The login URL for a request that needs one, returning to `here`.
+pub fn login_url(rt: &Runtime, req_port_suffix: &str, here: &str, notice: Option<&str>) -> String {
+    let mut url = format!(
+        "https://{}{}/.portvakt/login?rd={}",
+        rt.config.portal_host,
+        req_port_suffix,
+        return_token(rt, here)
+    );
+    if let Some(n) = notice {
+        url.push_str("&notice=");
+        url.push_str(n);
+    }
+    url
+}

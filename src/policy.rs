@@ -1,0 +1,208 @@
+//! Policy: given a service, the client's network and the session (if any),
+//! decide whether the request may pass. Evaluated on every request.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::config::model::Service;
+use crate::session::Session;
+
+/// A service's access policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// No login; identity headers are still stripped.
+    Bypass,
+    /// A password is enough, wherever the client is.
+    OneFactor,
+    /// Two factors, wherever the client is.
+    TwoFactor,
+    /// Nobody gets in.
+    Deny,
+    /// One factor on the realm's internal networks, two elsewhere (default).
+    TwoFactorOffsite,
+}
+
+impl Policy {
+    /// Names accepted in the config file.
+    pub const NAMES: &'static str = "bypass, one_factor, two_factor, deny, two_factor_offsite";
+
+    /// The name used in the config file and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Bypass => "bypass",
+            Policy::OneFactor => "one_factor",
+            Policy::TwoFactor => "two_factor",
+            Policy::Deny => "deny",
+            Policy::TwoFactorOffsite => "two_factor_offsite",
+        }
+    }
+
+    /// The authentication level needed, given where the client is.
+    pub fn required_level(self, internal: bool) -> u8 {
+        match self {
+            Policy::Bypass | Policy::Deny => 0,
+            Policy::OneFactor => 1,
+            Policy::TwoFactor => 2,
+            Policy::TwoFactorOffsite => {
+                if internal {
+                    1
+                } else {
+                    2
+                }
+            }
+        }
+    }
+}
+
+impl FromStr for Policy {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s {
+            "bypass" => Policy::Bypass,
+            "one_factor" => Policy::OneFactor,
+            "two_factor" => Policy::TwoFactor,
+            "deny" => Policy::Deny,
+            "two_factor_offsite" => Policy::TwoFactorOffsite,
+            _ => return Err(()),
+        })
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Pass it upstream (with identity if there is a session).
+    Allow,
+    /// Send the browser to the login page.
+    Login,
+    /// The session is good but a second factor is needed.
+    StepUp,
+    /// Refused.
+    Deny(DenyReason),
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// The service's policy is `deny`.
+    Policy,
+    /// The user's realm is not one of the service's.
+    Realm,
+    /// The user lacks the required groups.
+    Groups,
+}
+
+impl Decision {
+    /// Short name for the access log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Login => "login",
+            Decision::StepUp => "step_up",
+            Decision::Deny(_) => "deny",
+        }
+    }
+
+    /// Reason for the access log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Decision::Allow => "ok",
+            Decision::Login => "no_session",
+            Decision::StepUp => "second_factor_required",
+            Decision::Deny(DenyReason::Policy) => "policy_deny",
+            Decision::Deny(DenyReason::Realm) => "wrong_realm",
+            Decision::Deny(DenyReason::Groups) => "missing_group",
+        }
+    }
+}
+
+/// Decide for `service`, a client that is `internal` to the session's (or the
+/// service's) realm, and the session if there is one.
+pub fn decide(service: &Service, internal: bool, session: Option<&Session>) -> Decision {
+    match service.policy {
+        Policy::Bypass => return Decision::Allow,
+        Policy::Deny => return Decision::Deny(DenyReason::Policy),
+        _ => {}
+    }
+    let Some(session) = session else {
+        return Decision::Login;
+    };
+    if !service.realms.is_empty() && !service.realms.iter().any(|r| *r == session.realm) {
+        return Decision::Deny(DenyReason::Realm);
+    }
+    if !groups_match(service, &session.groups) {
+        return Decision::Deny(DenyReason::Groups);
+    }
+    if session.auth_level < service.policy.required_level(internal) {
+        return Decision::StepUp;
+    }
+    Decision::Allow
+}
+
+fn groups_match(service: &Service, groups: &[String]) -> bool {
+    if service.groups.is_empty() {
+        return true;
+    }
+    let has = |g: &String| groups.iter().any(|x| x == g);
+    if service.groups_all {
+        service.groups.iter().all(has)
+    } else {
+        service.groups.iter().any(has)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{service_with, session_with};
+
+    #[test]
+    fn offsite_needs_two_factors_outside_only() {
+        let svc = service_with(Policy::TwoFactorOffsite, &[], false);
+        let one = session_with(1, &["staff"]);
+        assert_eq!(decide(&svc, true, Some(&one)), Decision::Allow);
+        assert_eq!(decide(&svc, false, Some(&one)), Decision::StepUp);
+        assert_eq!(decide(&svc, false, None), Decision::Login);
+        let two = session_with(2, &["staff"]);
+        assert_eq!(decide(&svc, false, Some(&two)), Decision::Allow);
+    }
+
+    #[test]
+    fn bypass_and_deny_ignore_sessions() {
+        let one = session_with(2, &[]);
+        let svc = service_with(Policy::Bypass, &[], false);
+        assert_eq!(decide(&svc, false, None), Decision::Allow);
+        let svc = service_with(Policy::Deny, &[], false);
+        assert_eq!(
+            decide(&svc, true, Some(&one)),
+            Decision::Deny(DenyReason::Policy)
+        );
+    }
+
+    #[test]
+    fn groups_any_and_all() {
+        let s = session_with(1, &["a", "b"]);
+        let any = service_with(Policy::OneFactor, &["x", "b"], false);
+        assert_eq!(decide(&any, true, Some(&s)), Decision::Allow);
+        let all = service_with(Policy::OneFactor, &["a", "x"], true);
+        assert_eq!(
+            decide(&all, true, Some(&s)),
+            Decision::Deny(DenyReason::Groups)
+        );
+        let all_ok = service_with(Policy::OneFactor, &["a", "b"], true);
+        assert_eq!(decide(&all_ok, true, Some(&s)), Decision::Allow);
+    }
+
+    #[test]
+    fn two_factor_everywhere() {
+        let svc = service_with(Policy::TwoFactor, &[], false);
+        let one = session_with(1, &[]);
+        assert_eq!(decide(&svc, true, Some(&one)), Decision::StepUp);
+    }
+}

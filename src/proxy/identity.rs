@@ -1,0 +1,96 @@
+//! Identity to upstreams: strip what the client sent under our header names,
+//! add what the session proves, set the forwarding headers.
+
+use http::header::{self, HeaderName};
+use pingora::http::RequestHeader;
+
+use super::ctx::Ctx;
+use crate::config::model::{IdentityHeaderNames, Service};
+use crate::session::cookie;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// Rewrite `req` before it goes upstream.
+pub fn prepare(req: &mut RequestHeader, ctx: &Ctx, service: &Service) -> pingora::Result<()> {
+    // Always, on every service (bypass included): a client must never be able
+    // to speak for the gateway, under the default names or a service's own.
+    let defaults = IdentityHeaderNames::default();
+    for name in defaults.all() {
+        req.remove_header(name);
+    }
+    if service.headers != defaults {
+        for name in service.headers.all() {
+            req.remove_header(name);
+        }
+    }
+    if ctx.used_basic || service.basic_auth {
+        req.remove_header(&header::AUTHORIZATION);
+    }
+    strip_our_cookies(req)?;
+
+    if let Some(s) = &ctx.session {
+        let n = &service.headers;
+        let v = &s.header_values;
+        req.insert_header(n.user.clone(), v.user.clone())?;
+        req.insert_header(n.groups.clone(), v.groups.clone())?;
+        req.insert_header(n.email.clone(), v.email.clone())?;
+        req.insert_header(n.name.clone(), v.name.clone())?;
+        req.insert_header(n.realm.clone(), v.realm.clone())?;
+        req.insert_header(n.auth_level.clone(), v.level.clone())?;
+        req.insert_header(n.auth_methods.clone(), v.methods.clone())?;
+    }
+
+    // X-Forwarded-For: a trusted proxy's chain is kept and the peer appended;
+    // anyone else's is replaced by the peer address.
+    let peer = ctx.peer_ip.to_string();
+    let xff = match req
+        .headers
+        .get(&X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(chain) if ctx.peer_trusted && !chain.trim().is_empty() => format!("{chain}, {peer}"),
+        _ => peer,
+    };
+    req.insert_header(X_FORWARDED_FOR.clone(), xff)?;
+    if !ctx.peer_trusted {
+        req.remove_header(&FORWARDED);
+    }
+    req.insert_header(X_REAL_IP.clone(), ctx.client_ip.to_string())?;
+    req.insert_header(X_FORWARDED_PROTO.clone(), "https")?;
+    let forwarded_host = format!("{}{}", ctx.host, ctx.port_suffix);
+    req.insert_header(X_FORWARDED_HOST.clone(), forwarded_host)?;
+    req.insert_header(X_REQUEST_ID.clone(), ctx.request_id.as_str())?;
+    if !service.preserve_host {
+        req.insert_header(header::HOST, service.upstream.host.as_str())?;
+    }
+    Ok(())
+}
+
+/// Remove our cookies; other cookies pass untouched. HTTP/2 clients may send
+/// several `Cookie` headers, so each is handled.
+fn strip_our_cookies(req: &mut RequestHeader) -> pingora::Result<()> {
+    let values: Vec<_> = req
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    if values
+        .iter()
+        .all(|v| !v.as_bytes().windows(15).any(|w| w == b"__Host-portvakt"))
+    {
+        return Ok(());
+    }
+    req.remove_header(&header::COOKIE);
+    for v in values {
+        if let Some(kept) = v.to_str().ok().and_then(cookie::strip_ours) {
+            req.append_header(header::COOKIE, kept.as_ref())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! Writing our own replies to the client, with the security headers every
+//! page must carry.
+
+use bytes::Bytes;
+use http::header;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+use crate::gateway::Runtime;
+use crate::pages::Reply;
+
+/// Write `reply` as the complete response.
+pub async fn write(session: &mut Session, rt: &Runtime, reply: Reply) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 10))?;
+    let body_len = reply.body.len();
+    if !reply.body.is_empty() || reply.status >= 200 {
+        resp.insert_header(header::CONTENT_TYPE, reply.content_type)?;
+    }
+    resp.insert_header(header::CONTENT_LENGTH, body_len)?;
+    page_security_headers(&mut resp, rt, reply.asset)?;
+    for (name, value) in reply.headers {
+        resp.append_header(name, value)?;
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session.set_keepalive(Some(60));
+    session
+        .write_response_header(Box::new(resp), head_only || body_len == 0)
+        .await?;
+    if !head_only && body_len > 0 {
+        session.write_response_body(Some(reply.body), true).await?;
+    }
+    Ok(())
+}
+
+/// Headers for our pages (SECURITY.md "Pages and forms") plus HSTS.
+pub fn page_security_headers(
+    resp: &mut ResponseHeader,
+    rt: &Runtime,
+    asset: bool,
+) -> pingora::Result<()> {
+    resp.insert_header(header::STRICT_TRANSPORT_SECURITY, rt.hsts.clone())?;
+    resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+    resp.insert_header(header::REFERRER_POLICY, "no-referrer")?;
+    if asset {
+        resp.insert_header(header::CACHE_CONTROL, "public, max-age=3600")?;
+        resp.insert_header(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'",
+        )?;
+    } else {
+        resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+        resp.insert_header(header::CONTENT_SECURITY_POLICY, rt.csp.clone())?;
+        resp.insert_header(header::X_FRAME_OPTIONS, "DENY")?;
+    }
+    Ok(())
+}
+
+/// A last-resort body when even the runtime is missing.
+pub fn plain(status: u16) -> Bytes {
+    Bytes::from(format!("portvakt: error {status}\n"))
+}

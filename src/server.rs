@@ -1,0 +1,253 @@
+//! Builds and runs the pingora server from our configuration: the HTTPS
+//! proxy service, the redirect-only HTTP listener, background sweeping and
+//! SIGHUP reloads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::http_app::ServeHttp;
+use pingora::listeners::tls::TlsSettings;
+use pingora::protocols::http::ServerSession;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+
+use crate::clock;
+use crate::config::{self, Config};
+use crate::gateway::{Gateway, Runtime};
+use crate::proxy::Proxy;
+use crate::tls::SniResolver;
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    /// Certificates could not be loaded.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
+    /// Signal handling could not be installed.
+    #[error("cannot install signal handler: {0}")]
+    Signals(std::io::Error),
+}
+
+/// A gateway ready to run.
+pub struct Prepared {
+    /// Shared state (for tests and admin tooling).
+    pub gateway: Arc<Gateway>,
+    server: Server,
+}
+
+/// Build the pingora server for `config`.
+pub fn prepare(config: Config) -> Result<Prepared, StartError> {
+    let resolver = Arc::new(SniResolver::load(&config.certificates)?);
+    let https_addr = config.https_addr;
+    let http_addr = config.http_addr;
+    let tuning = config.server.clone();
+    let runtime = Runtime::build(config, None)?;
+    let gateway = Arc::new(Gateway::new(runtime, clock::system()));
+
+    let conf = ServerConf {
+        threads: tuning.threads,
+        grace_period_seconds: Some(tuning.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(tuning.graceful_shutdown_timeout.as_secs()),
+        upstream_keepalive_pool_size: tuning.upstream_keepalive_pool_size,
+        // Not used (we never daemonise or upgrade by socket), but keep them
+        // out of shared /tmp names so two gateways never collide.
+        pid_file: format!("/tmp/portvakt-{}.pid", std::process::id()),
+        upgrade_sock: format!("/tmp/portvakt-{}.upgrade", std::process::id()),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Proxy {
+            gw: gateway.clone(),
+        },
+        "portvakt https",
+    );
+    // The resolver replaces the cert/key paths given here.
+    let mut tls = TlsSettings::intermediate("", "").map_err(|e| crate::tls::TlsError::Invalid {
+        path: String::new(),
+        what: e.to_string(),
+    })?;
+    tls.set_cert_resolver(resolver.clone());
+    tls.enable_h2();
+    proxy.add_tls_with_settings(&https_addr.to_string(), None, tls);
+    server.add_service(proxy);
+
+    if let Some(addr) = http_addr {
+        let mut redirect = Service::new(
+            "portvakt http redirect".into(),
+            RedirectToHttps {
+                https_port: https_addr.port(),
+            },
+        );
+        redirect.add_tcp(&addr.to_string());
+        server.add_service(redirect);
+    }
+    server.add_service(background_service(
+        "portvakt sweeper",
+        Sweeper {
+            gw: gateway.clone(),
+        },
+    ));
+    install_reload(gateway.clone(), resolver)?;
+    Ok(Prepared { gateway, server })
+}
+
+impl Prepared {
+    /// Run until SIGTERM/SIGINT. Never returns.
+    pub fn run_forever(self) -> ! {
+        self.server.run_forever()
+    }
+
+    /// Run until the given shutdown signal (tests, embedding).
+    pub fn run(self, args: RunArgs) {
+        self.server.run(args)
+    }
+}
+
+/// SIGHUP: re-read the config file; keep the old one on any error.
+fn install_reload(gw: Arc<Gateway>, resolver: Arc<SniResolver>) -> Result<(), StartError> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .map_err(StartError::Signals)?;
+    std::thread::Builder::new()
+        .name("portvakt-reload".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                reload(&gw, &resolver);
+            }
+        })
+        .map_err(StartError::Signals)?;
+    Ok(())
+}
+
+/// One reload attempt, logged either way.
+pub fn reload(gw: &Gateway, resolver: &SniResolver) {
+    let source = gw.runtime().config.source.clone();
+    // Load certificates first: if they fail, nothing changes.
+    let result = config::load(&source)
+        .map_err(|e| e.to_string())
+        .and_then(|cfg| {
+            resolver
+                .reload(&cfg.certificates)
+                .map_err(|e| e.to_string())?;
+            gw.reload().map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(()) => tracing::info!(config = %source.display(), "configuration reloaded"),
+        Err(e) => {
+            tracing::error!(config = %source.display(), "reload failed, keeping the running configuration:\n{e}")
+        }
+    }
+}
+
+/// The plain-HTTP listener: every request is sent to HTTPS.
+struct RedirectToHttps {
+    https_port: u16,
+}
+
+#[async_trait]
+impl ServeHttp for RedirectToHttps {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(crate::routing::normalise_host)
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            });
+        let Some(host) = host else {
+            return http::Response::builder()
+                .status(400)
+                .header(http::header::CONTENT_TYPE, "text/plain")
+                .body(b"portvakt: a Host header is needed\n".to_vec())
+                .unwrap_or_default();
+        };
+        let port = if self.https_port == 443 {
+            String::new()
+        } else {
+            format!(":{}", self.https_port)
+        };
+        let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let location = format!("https://{host}{port}{path}");
+        http::Response::builder()
+            .status(301)
+            .header(http::header::LOCATION, location)
+            .header(http::header::CONTENT_LENGTH, "0")
+            .body(Vec::new())
+            .unwrap_or_default()
+    }
+}
+
+/// Periodic cleanup: expired sessions (audited), handoff codes, throttle records.
+struct Sweeper {
+    gw: Arc<Gateway>,
+}
+
+#[async_trait]
+impl BackgroundService for Sweeper {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tick.tick() => self.sweep().await,
+            }
+        }
+    }
+}
+
+impl Sweeper {
+    async fn sweep(&self) {
+        let gw = &self.gw;
+        let rt = gw.runtime();
+        let now = gw.clock.now_ms();
+        let cfg = &rt.config;
+        let removed = gw
+            .sessions
+            .sweep(
+                now,
+                cfg.idle_timeout.as_millis() as u64,
+                cfg.max_lifetime.as_millis() as u64,
+            )
+            .await;
+        for s in removed {
+            let internal = cfg
+                .realm(&s.realm)
+                .is_some_and(|r| r.is_internal(s.ip_at_login));
+            let reason = match s.expired(
+                now,
+                cfg.idle_timeout.as_millis() as u64,
+                cfg.max_lifetime.as_millis() as u64,
+            ) {
+                Some(crate::session::Expiry::Lifetime) => "lifetime",
+                _ => "idle",
+            };
+            let ev = gw.event(
+                "expired",
+                "info",
+                reason,
+                Some(&s.user),
+                Some(&s.realm),
+                s.ip_at_login,
+                internal,
+                "",
+            );
+            gw.audit(&rt, ev);
+        }
+        gw.handoffs.sweep(now);
+        rt.regulator.sweep(now);
+        rt.basic_cache.sweep(now);
+    }
+}

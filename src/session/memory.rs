@@ -1,0 +1,96 @@
+//! In-process session store: a sharded map from session key to session.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+
+use super::{Session, SessionKey, SessionStore};
+
+const SHARDS: usize = 16;
+
+/// Sessions in memory. Lost on restart, which is acceptable for the
+/// embedded default (users log in again); use Redis to keep them.
+#[derive(Debug)]
+pub struct MemoryStore {
+    /// Sharded so the proxy threads rarely meet on one lock.
+    shards: Vec<RwLock<HashMap<SessionKey, Arc<Session>>>>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+        }
+    }
+}
+
+impl MemoryStore {
+    fn shard(&self, key: &SessionKey) -> &RwLock<HashMap<SessionKey, Arc<Session>>> {
+        &self.shards[key.0[0] as usize % SHARDS]
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn get(&self, key: &SessionKey) -> Option<Arc<Session>> {
+        self.shard(key).read().get(key).cloned()
+    }
+
+    async fn insert(&self, key: SessionKey, session: Arc<Session>) {
+        self.shard(&key).write().insert(key, session);
+    }
+
+    async fn remove(&self, key: &SessionKey) -> Option<Arc<Session>> {
+        self.shard(key).write().remove(key)
+    }
+
+    async fn touched(&self, _key: &SessionKey, _session: &Session) {}
+
+    async fn sweep(&self, now_ms: u64, idle_ms: u64, lifetime_ms: u64) -> Vec<Arc<Session>> {
+        let mut removed = Vec::new();
+        for shard in &self.shards {
+            shard.write().retain(|_, s| {
+                if s.expired(now_ms, idle_ms, lifetime_ms).is_some() {
+                    removed.push(s.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        removed
+    }
+
+    async fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::SessionId;
+    use crate::testutil::new_session;
+
+    #[tokio::test]
+    async fn sweep_removes_idle_and_old_sessions_only() {
+        let store = MemoryStore::default();
+        let fresh = SessionId::generate();
+        let idle = SessionId::generate();
+        store
+            .insert(fresh.key(), Arc::new(new_session(10_000)))
+            .await;
+        store.insert(idle.key(), Arc::new(new_session(0))).await;
+        let removed = store.sweep(10_500, 1_000, 100_000).await;
+        assert_eq!(removed.len(), 1);
+        assert!(store.get(&fresh.key()).await.is_some());
+        assert!(store.get(&idle.key()).await.is_none());
+        // Absolute lifetime ends even a busy session.
+        let s = store.get(&fresh.key()).await.unwrap();
+        s.touch(200_000, 0);
+        assert_eq!(store.sweep(200_001, 1_000_000, 100_000).await.len(), 1);
+        assert_eq!(store.len().await, 0);
+    }
+}

@@ -1,0 +1,26 @@
+//! The session store seam. The gateway logic only sees this trait; the memory
+//! store is the default and Redis can follow as one more module.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Session, SessionKey};
+
+/// Where sessions live.
+#[async_trait]
+pub trait SessionStore: Send + Sync + std::fmt::Debug {
+    /// The session under `key`, if any (expiry is the caller's check).
+    async fn get(&self, key: &SessionKey) -> Option<Arc<Session>>;
+    /// Store a session.
+    async fn insert(&self, key: SessionKey, session: Arc<Session>);
+    /// Delete a session; returns it if it existed.
+    async fn remove(&self, key: &SessionKey) -> Option<Arc<Session>>;
+    /// The idle clock of `key` moved (coalesced: called only when it moved
+    /// by more than a granularity). A memory store has nothing to do.
+    async fn touched(&self, key: &SessionKey, session: &Session);
+    /// Remove sessions expired at `now_ms`; returns the removed ones.
+    async fn sweep(&self, now_ms: u64, idle_ms: u64, lifetime_ms: u64) -> Vec<Arc<Session>>;
+    /// Number of live sessions.
+    async fn len(&self) -> usize;
+}

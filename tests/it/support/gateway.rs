@@ -1,0 +1,483 @@
+//! `portvakt serve` as a child process with a config written for one test.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rand::RngCore;
+use serde_json::Value;
+
+use super::client::{Client, ClientOptions};
+use super::pki::Pki;
+use super::wait::{free_addr, maybe_until, tcp_ready, Readiness};
+
+/// One entry of `services:`.
+#[derive(Clone, Debug)]
+pub struct Service {
+    name: String,
+    host: String,
+    upstream: String,
+    policy: Option<String>,
+    path: Option<String>,
+    /// Raw YAML lines added to the entry (`basic_auth: true`, `groups: [x]`, …).
+    extra: Vec<String>,
+}
+
+impl Service {
+    /// A service on `host` in front of `upstream` (`http://…` or `https://…`),
+    /// with the default policy unless [`Service::policy`] says otherwise.
+    pub fn new(host: &str, upstream: impl Into<String>) -> Service {
+        Service {
+            name: host.trim_end_matches(".test").to_string(),
+            host: host.to_string(),
+            upstream: upstream.into(),
+            policy: None,
+            path: None,
+            extra: Vec::new(),
+        }
+    }
+
+    pub fn name(mut self, name: &str) -> Service {
+        self.name = name.to_string();
+        self
+    }
+
+    /// `bypass`, `one_factor`, `two_factor`, `deny` or `two_factor_offsite`.
+    pub fn policy(mut self, policy: &str) -> Service {
+        self.policy = Some(policy.to_string());
+        self
+    }
+
+    pub fn path(mut self, prefix: &str) -> Service {
+        self.path = Some(prefix.to_string());
+        self
+    }
+
+    /// Add raw YAML to the entry, e.g. `"basic_auth: true"` or
+    /// `"upstream_tls: { sni: upstream.test }"`. Several lines are fine.
+    pub fn with(mut self, yaml: &str) -> Service {
+        self.extra.extend(yaml.lines().map(str::to_string));
+        self
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn render(&self) -> String {
+        let mut out = format!(
+            "  - name: \"{}\"\n    host: {}\n    upstream: {}\n",
+            self.name, self.host, self.upstream
+        );
+        if let Some(p) = &self.policy {
+            out.push_str(&format!("    policy: {p}\n"));
+        }
+        if let Some(p) = &self.path {
+            out.push_str(&format!("    path: {p}\n"));
+        }
+        for line in &self.extra {
+            out.push_str(&format!("    {line}\n"));
+        }
+        out
+    }
+}
+
+/// Builder for a gateway's config file, with test defaults: the portal on
+/// `portal.test`, realm `staff` whose internal network is `127.0.0.1/32`,
+/// throttling high enough never to get in the way (50 per user, 100 per IP),
+/// logs to `access.jsonl` and `auth.jsonl`.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    services: Vec<Service>,
+    idle_timeout: String,
+    max_lifetime: String,
+    user_failures: u32,
+    ip_failures: u32,
+    trusted_proxies: Vec<String>,
+    internal_networks: Vec<String>,
+    http_listener: bool,
+    certificates: Vec<&'static str>,
+    extra_yaml: String,
+    pki: Option<Pki>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            services: Vec::new(),
+            idle_timeout: "15m".into(),
+            max_lifetime: "10h".into(),
+            user_failures: 50,
+            ip_failures: 100,
+            trusted_proxies: Vec::new(),
+            internal_networks: vec!["127.0.0.1/32".into()],
+            http_listener: false,
+            certificates: vec!["main", "second"],
+            extra_yaml: String::new(),
+            pki: None,
+        }
+    }
+}
+
+impl GatewayConfig {
+    pub fn new() -> GatewayConfig {
+        GatewayConfig::default()
+    }
+
+    pub fn service(mut self, service: Service) -> GatewayConfig {
+        self.services.push(service);
+        self
+    }
+
+    pub fn idle_timeout(mut self, d: &str) -> GatewayConfig {
+        self.idle_timeout = d.to_string();
+        self
+    }
+
+    pub fn max_lifetime(mut self, d: &str) -> GatewayConfig {
+        self.max_lifetime = d.to_string();
+        self
+    }
+
+    /// `login.user_failures` and `login.ip_failures`.
+    pub fn throttle(mut self, user_failures: u32, ip_failures: u32) -> GatewayConfig {
+        self.user_failures = user_failures;
+        self.ip_failures = ip_failures;
+        self
+    }
+
+    pub fn trusted_proxies(mut self, cidrs: &[&str]) -> GatewayConfig {
+        self.trusted_proxies = cidrs.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Also open the plain-HTTP redirect listener.
+    pub fn http_listener(mut self) -> GatewayConfig {
+        self.http_listener = true;
+        self
+    }
+
+    /// Which test certificates (`main`, `second`, `upstream`) to serve, first is default.
+    pub fn certificates(mut self, names: &[&'static str]) -> GatewayConfig {
+        self.certificates = names.to_vec();
+        self
+    }
+
+    /// Raw top-level YAML appended to the file (for keys the builder lacks).
+    pub fn extra_yaml(mut self, yaml: &str) -> GatewayConfig {
+        self.extra_yaml.push_str(yaml);
+        if !self.extra_yaml.ends_with('\n') {
+            self.extra_yaml.push('\n');
+        }
+        self
+    }
+
+    /// Use this PKI instead of the process-wide one.
+    pub fn pki(mut self, pki: &Pki) -> GatewayConfig {
+        self.pki = Some(pki.clone());
+        self
+    }
+
+    pub async fn start(self) -> Gateway {
+        Gateway::start(self).await
+    }
+
+    /// The YAML text for these listening addresses.
+    pub fn render(&self, https: SocketAddr, http: Option<SocketAddr>) -> String {
+        let mut y = String::new();
+        y.push_str("# Written by the portvakt integration tests.\n");
+        y.push_str(&format!("listen:\n  https: \"{https}\"\n"));
+        if let Some(http) = http {
+            y.push_str(&format!("  http: \"{http}\"\n"));
+        }
+        y.push_str("tls:\n  certificates:\n");
+        for c in &self.certificates {
+            y.push_str(&format!("    - {{ cert: certs/{c}.pem, key: certs/{c}.key }}\n"));
+        }
+        y.push_str("  hsts_max_age: 365d\n");
+        y.push_str("portal:\n  host: portal.test\n");
+        y.push_str("branding:\n  title: { sv: \"Testportalen\", en: \"Test portal\" }\n  organisation: \"Testkommunen\"\n");
+        let html = super::repo_dir().join("html");
+        if html.is_dir() {
+            y.push_str(&format!("pages:\n  templates: \"{}\"\n", html.display()));
+        }
+        y.push_str(&format!("trusted_proxies: [{}]\n", self.trusted_proxies.join(", ")));
+        y.push_str(&format!(
+            "sessions:\n  idle_timeout: {}\n  max_lifetime: {}\n",
+            self.idle_timeout, self.max_lifetime
+        ));
+        y.push_str("secret_key_file: secret.key\n");
+        y.push_str(&format!(
+            "login:\n  user_failures: {}\n  ip_failures: {}\n  window: 10m\n  lockout: 15m\n  basic_auth_cache: 5m\n",
+            self.user_failures, self.ip_failures
+        ));
+        y.push_str("server:\n  threads: 2\n  grace_period: 1s\n  graceful_shutdown_timeout: 1s\n");
+        y.push_str(&format!(
+            "realms:\n  - id: staff\n    title: {{ sv: \"Övriga anställda\", en: \"Other staff\" }}\n    internal_networks: [{}]\n    directory:\n      file: users.yaml\n",
+            self.internal_networks.join(", ")
+        ));
+        if self.services.is_empty() {
+            y.push_str("services: []\n");
+        } else {
+            y.push_str("services:\n");
+            for s in &self.services {
+                y.push_str(&s.render());
+            }
+        }
+        y.push_str("audit:\n  access_log: access.jsonl\n  auth_log: auth.jsonl\n");
+        y.push_str(&self.extra_yaml);
+        y
+    }
+}
+
+/// A running gateway; killed on drop. Dropping it also fails the test if the
+/// process died on its own (a panic or crash), and prints its logs if the
+/// test failed.
+pub struct Gateway {
+    dir: tempfile::TempDir,
+    child: Child,
+    https: SocketAddr,
+    http: Option<SocketAddr>,
+    pki: Pki,
+    config: GatewayConfig,
+}
+
+/// Name of the config file inside the gateway's directory.
+pub const CONFIG_FILE: &str = "portvakt.yaml";
+
+impl Gateway {
+    async fn start(config: GatewayConfig) -> Gateway {
+        let pki = config.pki.clone().unwrap_or_else(Pki::shared);
+        let dir = tempfile::Builder::new()
+            .prefix("portvakt-it-")
+            .tempdir()
+            .expect("gateway tempdir");
+        pki.write_to(dir.path());
+        std::fs::write(dir.path().join("users.yaml"), super::users::users_yaml())
+            .expect("write users.yaml");
+        let mut key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut key);
+        std::fs::write(dir.path().join("secret.key"), key).expect("write secret.key");
+
+        let mut last = String::new();
+        for _attempt in 0..3 {
+            let https = free_addr();
+            let http = config.http_listener.then(free_addr);
+            let config_path = dir.path().join(CONFIG_FILE);
+            std::fs::write(&config_path, config.render(https, http)).expect("write config");
+            let stdout = std::fs::File::create(dir.path().join("stdout.log")).expect("stdout.log");
+            let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr.log");
+            let mut child = Command::new(super::portvakt_bin())
+                .arg("serve")
+                .arg("--config")
+                .arg(&config_path)
+                .env("RUST_BACKTRACE", "1")
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(stderr)
+                .spawn()
+                .expect("spawn portvakt serve");
+            let mut ready = tcp_ready(https, &mut child, Duration::from_secs(30)).await;
+            if let (Readiness::Listening, Some(http)) = (&ready, http) {
+                ready = tcp_ready(http, &mut child, Duration::from_secs(10)).await;
+            }
+            let logs = read_logs(dir.path());
+            match ready {
+                Readiness::Listening => {
+                    return Gateway { dir, child, https, http, pki, config };
+                }
+                Readiness::Exited(status) if logs.to_ascii_lowercase().contains("in use") => {
+                    last = format!("exited ({status}), port taken:\n{logs}");
+                }
+                Readiness::Exited(status) => {
+                    panic!("portvakt serve exited before listening ({status}):\n{logs}");
+                }
+                Readiness::TimedOut => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("portvakt serve did not listen on {https} within 30 s:\n{logs}");
+                }
+            }
+        }
+        panic!("portvakt serve could not start in 3 tries: {last}");
+    }
+
+    /// The HTTPS listener.
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https
+    }
+
+    pub fn https_port(&self) -> u16 {
+        self.https.port()
+    }
+
+    /// The plain-HTTP redirect listener, if configured.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.expect("this gateway has no http listener")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join(CONFIG_FILE)
+    }
+
+    /// The test CA as a file in this gateway's directory.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn pki(&self) -> &Pki {
+        &self.pki
+    }
+
+    /// A browser-like HTTP/1.1 client on 127.0.0.1 that reaches this gateway
+    /// under every test host name.
+    pub fn client(&self) -> Client {
+        self.client_with(ClientOptions::default())
+    }
+
+    pub fn client_with(&self, options: ClientOptions) -> Client {
+        Client::new(self.https, self.pki.ca_pem(), options)
+    }
+
+    /// A client whose source address is 127.0.0.2 (off the internal network).
+    pub fn offsite_client(&self) -> Client {
+        self.client_with(ClientOptions::default().from_ip(IpAddr::from([127, 0, 0, 2])))
+    }
+
+    /// The config as built.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    /// The config file's current text.
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(self.config_path()).expect("read config")
+    }
+
+    /// Replace the config file's text (no reload).
+    pub fn write_config_text(&self, text: &str) {
+        std::fs::write(self.config_path(), text).expect("write config");
+    }
+
+    /// Change the config with the builder and write it (same ports; no reload).
+    pub fn write_config(&mut self, change: impl FnOnce(GatewayConfig) -> GatewayConfig) {
+        self.config = change(self.config.clone());
+        let text = self.config.render(self.https, self.http);
+        self.write_config_text(&text);
+    }
+
+    /// Ask the gateway to reload its config (SIGHUP).
+    pub fn reload(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("run kill -HUP");
+        assert!(status.success(), "kill -HUP failed: {status}");
+    }
+
+    /// stdout and stderr so far.
+    pub fn logs(&self) -> String {
+        read_logs(self.dir.path())
+    }
+
+    /// Panics (with the logs) if the process is no longer running.
+    pub fn assert_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("the gateway died ({status}):\n{}", self.logs());
+        }
+    }
+
+    /// Every complete line of `access.jsonl`, parsed.
+    pub fn access_log_lines(&self) -> Vec<Value> {
+        json_lines(&self.dir.path().join("access.jsonl"))
+    }
+
+    /// Every complete line of `auth.jsonl`, parsed.
+    pub fn auth_log_lines(&self) -> Vec<Value> {
+        json_lines(&self.dir.path().join("auth.jsonl"))
+    }
+
+    /// Raw text of the access log (for looking for secrets).
+    pub fn access_log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.jsonl")).unwrap_or_default()
+    }
+
+    pub fn auth_log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("auth.jsonl")).unwrap_or_default()
+    }
+
+    /// Wait (at most 5 s) until the access log has lines satisfying `done`.
+    pub async fn wait_access_log(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let path = self.dir.path().join("access.jsonl");
+        wait_json_lines(&path, what, done).await
+    }
+
+    /// Wait (at most 5 s) until the auth log has lines satisfying `done`.
+    pub async fn wait_auth_log(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let path = self.dir.path().join("auth.jsonl");
+        wait_json_lines(&path, what, done).await
+    }
+}
+
+async fn wait_json_lines(path: &Path, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let found = maybe_until(Duration::from_secs(5), Duration::from_millis(100), || {
+        let lines = json_lines(path);
+        let ok = done(&lines);
+        async move { ok.then_some(lines) }
+    })
+    .await;
+    found.unwrap_or_else(|| {
+        panic!(
+            "gave up after 5 s waiting for {what} in {}; it holds:\n{}",
+            path.display(),
+            std::fs::read_to_string(path).unwrap_or_else(|e| format!("({e})"))
+        )
+    })
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let died = matches!(self.child.try_wait(), Ok(Some(_)));
+        if std::thread::panicking() || died {
+            eprintln!("===== gateway in {} =====\n{}", self.dir.path().display(), tail(&self.logs(), 200));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if died && !std::thread::panicking() {
+            panic!("the gateway process died during the test (see its logs above)");
+        }
+    }
+}
+
+fn read_logs(dir: &Path) -> String {
+    let out = std::fs::read_to_string(dir.join("stdout.log")).unwrap_or_default();
+    let err = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+    format!("--- stdout ---\n{out}\n--- stderr ---\n{err}")
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Complete lines (ending in a newline) of a JSON-lines file, each parsed.
+pub fn json_lines(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..end],
+        None => "",
+    };
+    complete
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{} has a line that is not JSON ({e}): {l}", path.display()))
+        })
+        .collect()
+}

@@ -43,11 +43,14 @@ pub fn parse(header: &[u8]) -> Option<Credentials> {
     })
 }
 
+/// An identity and the time (ms) it stops being trusted.
+type Cached = (Arc<Session>, u64);
+
 /// Verified credentials → the identity they proved, until a deadline.
 #[derive(Debug)]
 pub struct BasicCache {
     ttl: Duration,
-    entries: Mutex<HashMap<[u8; 32], (Arc<Session>, u64)>>,
+    entries: Mutex<HashMap<[u8; 32], Cached>>,
 }
 
 impl BasicCache {

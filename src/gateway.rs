@@ -172,7 +172,7 @@ fn peer(u: &Upstream) -> HttpPeer {
         // Only DER that parsed as a certificate during validation gets here.
         let certs: Vec<WrappedX509> = ca
             .iter()
-            .map(|der| WrappedX509::new(der.clone(), |raw| pingora::utils::tls::parse_x509(raw)))
+            .map(|der| WrappedX509::new(der.clone(), pingora::utils::tls::parse_x509))
             .collect();
         p.options.ca = Some(Arc::from(certs.into_boxed_slice()));
     }

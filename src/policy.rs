@@ -133,7 +133,7 @@ pub fn decide(service: &Service, internal: bool, session: Option<&Session>) -> D
     let Some(session) = session else {
         return Decision::Login;
     };
-    if !service.realms.is_empty() && !service.realms.iter().any(|r| *r == session.realm) {
+    if !service.realms.is_empty() && !service.realms.contains(&session.realm) {
         return Decision::Deny(DenyReason::Realm);
     }
     if !groups_match(service, &session.groups) {

@@ -31,7 +31,7 @@ impl Router {
             hosts.entry(s.host.clone()).or_default().push(s.clone());
         }
         for list in hosts.values_mut() {
-            list.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+            list.sort_by_key(|s| std::cmp::Reverse(s.path.len()));
         }
         Router {
             hosts,

@@ -24,7 +24,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use http::header;
 use pingora::http::ResponseHeader;
 use pingora::prelude::HttpPeer;
@@ -681,7 +680,3 @@ fn http_version(v: http::Version) -> &'static str {
         _ => "?",
     }
 }
-
-/// Unused-import guard for `Bytes` in some cfgs.
-#[allow(dead_code)]
-fn _bytes(_: Bytes) {}

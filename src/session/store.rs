@@ -23,4 +23,8 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     async fn sweep(&self, now_ms: u64, idle_ms: u64, lifetime_ms: u64) -> Vec<Arc<Session>>;
     /// Number of live sessions.
     async fn len(&self) -> usize;
+    /// Whether there are no sessions.
+    async fn is_empty(&self) -> bool {
+        self.len().await == 0
+    }
 }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages portvakt needs to build (and, with "test", to run
+# its test suite). Run as root on Debian; otherwise it only says what is missing.
+# Usage: tests/install-deps.sh [build|test]
+set -euo pipefail
+what=${1:-test}
+pkgs="cmake pkg-config build-essential"          # cmake: pingora's zlib-ng (libz-ng-sys)
+if [ "$what" = test ]; then
+  pkgs="$pkgs openssl curl systemd"              # openssl: dev certificates; systemd: systemd-analyze verify
+fi
+missing=$(for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done | tr '\n' ' ')
+if [ -z "${missing// /}" ]; then exit 0; fi
+if [ "$(id -u)" != 0 ]; then
+  echo "portvakt: please install these Debian packages first: $missing" >&2
+  exit 1
+fi
+echo "portvakt: installing $missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

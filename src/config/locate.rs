@@ -24,6 +24,22 @@ impl Locations {
         Locations { map: builder.map }
     }
 
+    /// The most specific key path at `(line, column)` that lies under
+    /// `parent` (or anywhere if `parent` is empty): the key on that line
+    /// starting closest before the column.
+    pub fn key_at(&self, (line, col): (usize, usize), parent: &str) -> Option<String> {
+        self.map
+            .iter()
+            .filter(|(path, (l, c))| {
+                *l == line
+                    && *c <= col.max(1)
+                    && (parent.is_empty() || path.starts_with(parent))
+                    && path.len() > parent.len()
+            })
+            .max_by_key(|(path, (_, c))| (*c, path.len()))
+            .map(|(path, _)| path.clone())
+    }
+
     /// Where `path` stands; if it is absent, where its nearest present parent
     /// stands (a missing key is reported at the mapping that lacks it).
     pub fn find(&self, path: &str) -> Option<(usize, usize)> {

@@ -162,6 +162,17 @@ impl Runtime {
 fn peer(u: &Upstream) -> HttpPeer {
     use pingora::utils::tls::WrappedX509;
     let mut p = HttpPeer::new(u.socket, u.tls, u.sni.clone());
+    // pingora's connection-reuse key covers address, SNI and the verify flags
+    // but not the CA bundle: without this, a service trusting a private CA
+    // could hand its verified connection to a service that trusts only the
+    // system roots.
+    p.group_key = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        u.ca_der.hash(&mut h);
+        u.verify.hash(&mut h);
+        h.finish()
+    };
     p.options.verify_cert = u.verify;
     p.options.verify_hostname = u.verify;
     p.options.connection_timeout = Some(u.connect_timeout);

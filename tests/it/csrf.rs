@@ -26,10 +26,17 @@ async fn post_login(client: &Client, form: &LoginForm, csrf: Option<&str>) -> Pa
 async fn assert_refused_without_session(client: &Client, page: &Page) {
     assert_branded(page, 403);
     if let Some(c) = page.set_cookie(SESSION_COOKIE) {
-        assert!(is_cookie_removal(c), "a refused login set a session cookie: {c}");
+        assert!(
+            is_cookie_removal(c),
+            "a refused login set a session cookie: {c}"
+        );
     }
     let journey = client.follow("https://app.test/").await;
-    assert!(!journey.end.is_whoami(), "a refused login still logged in:\n{}", journey.describe());
+    assert!(
+        !journey.end.is_whoami(),
+        "a refused login still logged in:\n{}",
+        journey.describe()
+    );
     assert_sent_to_login(&journey.hops[0]);
 }
 
@@ -81,12 +88,19 @@ async fn a_logout_post_without_a_csrf_token_leaves_the_session_alone() {
     let browser = gw.client();
 
     browser.must_login("https://app.test/", &ALICE).await;
-    let page = browser.post_form("https://app.test/.portvakt/logout", &[]).await;
+    let page = browser
+        .post_form("https://app.test/.portvakt/logout", &[])
+        .await;
     assert_branded(&page, 403);
     if let Some(c) = page.set_cookie(SESSION_COOKIE) {
-        assert!(!is_cookie_removal(c), "a refused logout removed the cookie: {c}");
+        assert!(
+            !is_cookie_removal(c),
+            "a refused logout removed the cookie: {c}"
+        );
     }
-    let page = browser.post_form("https://app.test/.portvakt/logout", &[("csrf", "forged")]).await;
+    let page = browser
+        .post_form("https://app.test/.portvakt/logout", &[("csrf", "forged")])
+        .await;
     assert_branded(&page, 403);
 
     let who = browser.get("https://app.test/still-here").await.whoami();

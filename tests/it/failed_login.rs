@@ -9,7 +9,7 @@ use crate::support::*;
 
 const LOGIN: &str = "https://portal.test/.portvakt/login";
 const MESSAGE_SV: &str = "Fel användarnamn eller lösenord.";
-const MESSAGE_EN: &str = "Wrong username or password.";
+const MESSAGE_EN: &str = "Incorrect username or password.";
 
 async fn gateway(upstream: &Upstream) -> Gateway {
     GatewayConfig::new()
@@ -24,20 +24,6 @@ async fn attempt(client: &Client, username: &str, password: &str) -> (Page, Stri
     let form = client.open_login_form(LOGIN).await;
     let page = client.submit_login(&form, username, password).await;
     (page, form.csrf)
-}
-
-/// The page with the per-request parts replaced: csrf and rd values, and the
-/// username as typed (echoing it back tells nothing).
-fn normalised(page: &Page, username: &str) -> String {
-    let mut text = page.text();
-    for input in ["csrf", "rd"] {
-        if let Some(v) = page.input_value(input) {
-            if !v.is_empty() {
-                text = text.replace(&v, &format!("{{{input}}}"));
-            }
-        }
-    }
-    text.replace(username, "{username}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,9 +42,16 @@ async fn wrong_password_unknown_user_and_disabled_user_get_the_same_answer() {
         let (page, _) = attempt(&browser, username, password).await;
         assert_eq!(page.status, 401, "{username}: {}", page.describe());
         assert!(page.is_html(), "{username}: {}", page.describe());
-        assert!(page.text().contains(MESSAGE_SV), "{username}: message missing: {}", page.describe());
-        assert!(page.set_cookie(SESSION_COOKIE).is_none(), "{username}: a failed login set a session cookie");
-        pages.push((username, normalised(&page, username)));
+        assert!(
+            page.text().contains(MESSAGE_SV),
+            "{username}: message missing: {}",
+            page.describe()
+        );
+        assert!(
+            page.set_cookie(SESSION_COOKIE).is_none(),
+            "{username}: a failed login set a session cookie"
+        );
+        pages.push((username, comparable_login_page(&page, username)));
     }
     let (first_user, first) = &pages[0];
     for (user, body) in &pages[1..] {
@@ -78,7 +71,11 @@ async fn the_failure_message_is_english_when_the_browser_asks_for_english() {
 
     let (page, _) = attempt(&browser, "alice", "not her password").await;
     assert_eq!(page.status, 401, "{}", page.describe());
-    assert!(page.text().contains(MESSAGE_EN), "English message missing: {}", page.describe());
+    assert!(
+        page.text().contains(MESSAGE_EN),
+        "English message missing: {}",
+        page.describe()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +95,9 @@ async fn an_unknown_user_costs_as_much_time_as_a_wrong_password() {
         for (username, times) in [("alice", &mut wrong), ("nosuchuser", &mut unknown)] {
             let form = browser.open_login_form(LOGIN).await;
             let started = Instant::now();
-            let page = browser.submit_login(&form, username, &format!("wrong password {round}")).await;
+            let page = browser
+                .submit_login(&form, username, &format!("wrong password {round}"))
+                .await;
             times.push(started.elapsed());
             assert_eq!(page.status, 401, "{username}: {}", page.describe());
         }
@@ -110,5 +109,8 @@ async fn an_unknown_user_costs_as_much_time_as_a_wrong_password() {
         "unknown user median {unknown:?} vs wrong password median {wrong:?}: \
          an unknown user must cost a password hash too"
     );
-    assert!(wrong >= Duration::from_millis(1), "a wrong password took no time at all: {wrong:?}");
+    assert!(
+        wrong >= Duration::from_millis(1),
+        "a wrong password took no time at all: {wrong:?}"
+    );
 }

@@ -33,7 +33,10 @@ async fn spoofed_identity_headers_never_reach_the_app() {
     let browser = gw.client();
     browser.must_login("https://app.test/", &ALICE).await;
 
-    let who = browser.get_with("https://app.test/spoof", SPOOFED).await.whoami();
+    let who = browser
+        .get_with("https://app.test/spoof", SPOOFED)
+        .await
+        .whoami();
     let expected = [
         ("remote-user", "alice"),
         ("remote-groups", "staff,lon-users"),
@@ -44,7 +47,12 @@ async fn spoofed_identity_headers_never_reach_the_app() {
         ("remote-auth-methods", "password"),
     ];
     for (name, value) in expected {
-        assert_eq!(who.all(name), vec![value], "upstream saw {name}: {:?}", who.all(name));
+        assert_eq!(
+            who.all(name),
+            vec![value],
+            "upstream saw {name}: {:?}",
+            who.all(name)
+        );
     }
 }
 
@@ -57,9 +65,16 @@ async fn a_bypass_service_gets_no_identity_headers_even_spoofed_ones() {
         .await;
     let mallory = gw.client();
 
-    let who = mallory.get_with("https://bypass.test/spoof", SPOOFED).await.whoami();
+    let who = mallory
+        .get_with("https://bypass.test/spoof", SPOOFED)
+        .await
+        .whoami();
     for name in IDENTITY_HEADERS {
-        assert!(who.all(name).is_empty(), "{name} reached a bypass upstream: {:?}", who.all(name));
+        assert!(
+            who.all(name).is_empty(),
+            "{name} reached a bypass upstream: {:?}",
+            who.all(name)
+        );
     }
 }
 
@@ -76,9 +91,15 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_client_is_ignored() {
         .get_with("https://bypass.test/xff", &[("X-Forwarded-For", "6.6.6.6")])
         .await
         .whoami();
-    assert_eq!(who.all("x-forwarded-for"), vec!["127.0.0.1"], "upstream's X-Forwarded-For");
+    assert_eq!(
+        who.all("x-forwarded-for"),
+        vec!["127.0.0.1"],
+        "upstream's X-Forwarded-For"
+    );
 
-    let lines = gw.wait_access_log("the /xff request", |l| access_line(l, "/xff").is_some()).await;
+    let lines = gw
+        .wait_access_log("the /xff request", |l| access_line(l, "/xff").is_some())
+        .await;
     let line = access_line(&lines, "/xff").unwrap();
     assert_eq!(line["client_ip"], "127.0.0.1", "access log: {line}");
     assert_eq!(line["peer_ip"], "127.0.0.1", "access log: {line}");
@@ -98,7 +119,9 @@ async fn a_trusted_proxy_is_believed_about_the_client_address() {
 
     remote.get("https://bypass.test/via-proxy").await.whoami();
     let lines = gw
-        .wait_access_log("the /via-proxy request", |l| access_line(l, "/via-proxy").is_some())
+        .wait_access_log("the /via-proxy request", |l| {
+            access_line(l, "/via-proxy").is_some()
+        })
         .await;
     let line = access_line(&lines, "/via-proxy").unwrap();
     assert_eq!(line["client_ip"], "203.0.113.9", "access log: {line}");
@@ -107,6 +130,51 @@ async fn a_trusted_proxy_is_believed_about_the_client_address() {
 
     // So for a two_factor_offsite service she is off-network: a password is not enough.
     let journey = remote.login("https://offsite.test/", &ALICE).await;
-    assert_eq!(journey.end.status, 403, "expected the step-up page:\n{}", journey.describe());
-    assert!(journey.end.is_html() && !journey.end.is_whoami(), "{}", journey.describe());
+    assert_eq!(
+        journey.end.status,
+        403,
+        "expected the step-up page:\n{}",
+        journey.describe()
+    );
+    assert!(
+        journey.end.is_html() && !journey.end.is_whoami(),
+        "{}",
+        journey.describe()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_identity_header_carries_the_user_and_cannot_be_spoofed() {
+    let upstream = Upstream::start().await;
+    let gw = GatewayConfig::new()
+        .service(
+            Service::new("app.test", upstream.url())
+                .policy("one_factor")
+                .with("identity_headers: { user: X-Forwarded-User }"),
+        )
+        .start()
+        .await;
+    let browser = gw.client();
+    browser
+        .must_login_as_header("https://app.test/", &ALICE, "x-forwarded-user")
+        .await;
+
+    let who = browser
+        .get_with(
+            "https://app.test/renamed",
+            &[("X-Forwarded-User", "mallory"), ("Remote-User", "mallory")],
+        )
+        .await
+        .whoami();
+    assert_eq!(who.all("x-forwarded-user"), vec!["alice"]);
+    assert!(
+        who.all("remote-user").is_empty(),
+        "remote-user: {:?}",
+        who.all("remote-user")
+    );
+    assert_eq!(
+        who.one("remote-groups"),
+        Some("staff,lon-users"),
+        "other names keep their defaults"
+    );
 }

@@ -5,8 +5,8 @@
 mod support;
 
 mod audit;
-mod basic_auth;
 mod bad_requests;
+mod basic_auth;
 mod cli;
 mod cookies;
 mod csrf;

@@ -29,7 +29,8 @@ async fn assert_lands_on_portal(browser: &Client, form: &LoginForm, what: &str) 
     for hop in &journey.hops {
         let loc = hop.location().unwrap();
         assert!(
-            loc.host_str().is_some_and(|h| CONFIGURED_HOSTS.contains(&h)),
+            loc.host_str()
+                .is_some_and(|h| CONFIGURED_HOSTS.contains(&h)),
             "{what}: a Location names a foreign host: {loc}\n{}",
             journey.describe()
         );
@@ -62,8 +63,15 @@ async fn a_tampered_return_address_in_a_link_lands_on_the_portal() {
     let wall = browser.get("https://app.test/secret").await;
     assert_sent_to_login(&wall);
     let mut link = wall.location().unwrap();
-    let rd = link.query_pairs().find(|(k, _)| k == "rd").unwrap().1.into_owned();
-    link.query_pairs_mut().clear().append_pair("rd", &tamper(&rd));
+    let rd = link
+        .query_pairs()
+        .find(|(k, _)| k == "rd")
+        .unwrap()
+        .1
+        .into_owned();
+    link.query_pairs_mut()
+        .clear()
+        .append_pair("rd", &tamper(&rd));
 
     // The link goes to someone else, who logs in with it.
     let victim = gw.client();
@@ -78,7 +86,8 @@ async fn a_foreign_return_address_in_a_link_lands_on_the_portal() {
 
     for rd in FOREIGN {
         let browser = gw.client();
-        let link = Url::parse_with_params("https://portal.test/.portvakt/login", &[("rd", rd)]).unwrap();
+        let link =
+            Url::parse_with_params("https://portal.test/.portvakt/login", &[("rd", rd)]).unwrap();
         let form = browser.open_login_form(link.as_str()).await;
         assert_lands_on_portal(&browser, &form, &format!("rd={rd} in the link")).await;
     }

@@ -11,7 +11,11 @@ async fn gateway(upstream: &Upstream) -> Gateway {
         .service(Service::new("deny.test", &up).policy("deny"))
         .service(Service::new("two.test", &up).policy("two_factor"))
         .service(Service::new("offsite.test", &up).policy("two_factor_offsite"))
-        .service(Service::new("lon.test", &up).policy("one_factor").with("groups: [lon-users]"))
+        .service(
+            Service::new("lon.test", &up)
+                .policy("one_factor")
+                .with("groups: [lon-users]"),
+        )
         .service(Service::new("bypass.test", &up).policy("bypass"))
         .start()
         .await
@@ -21,7 +25,11 @@ async fn gateway(upstream: &Upstream) -> Gateway {
 fn assert_refused(journey: &Journey, why: &str) {
     assert_eq!(journey.end.status, 403, "{why}:\n{}", journey.describe());
     assert!(journey.end.is_html(), "{why}:\n{}", journey.describe());
-    assert!(!journey.end.is_whoami(), "{why}: the upstream answered:\n{}", journey.describe());
+    assert!(
+        !journey.end.is_whoami(),
+        "{why}: the upstream answered:\n{}",
+        journey.describe()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +72,10 @@ async fn an_off_network_client_must_step_up_for_an_offsite_service() {
     let traveller = gw.offsite_client();
 
     let journey = traveller.login("https://offsite.test/", &ALICE).await;
-    assert_refused(&journey, "two_factor_offsite from 127.0.0.2 after a password");
+    assert_refused(
+        &journey,
+        "two_factor_offsite from 127.0.0.2 after a password",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

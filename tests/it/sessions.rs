@@ -21,7 +21,11 @@ async fn an_idle_session_ends_and_the_login_page_says_why() {
     for i in 0..6 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let page = browser.get(&format!("https://app.test/busy/{i}")).await;
-        assert!(page.is_whoami(), "request {i} while active: {}", page.describe());
+        assert!(
+            page.is_whoami(),
+            "request {i} while active: {}",
+            page.describe()
+        );
     }
 
     // Then she leaves it alone for longer than 2 s.
@@ -41,7 +45,9 @@ async fn an_idle_session_ends_and_the_login_page_says_why() {
 async fn a_session_ends_at_its_maximum_lifetime_even_when_used() {
     let upstream = Upstream::start().await;
     let gw = GatewayConfig::new()
-        .idle_timeout("10m")
+        // max_lifetime may not be shorter than idle_timeout; requests every
+        // second keep the idle clock from running out first.
+        .idle_timeout("3s")
         .max_lifetime("3s")
         .service(Service::new("app.test", upstream.url()).policy("one_factor"))
         .start()
@@ -56,7 +62,11 @@ async fn a_session_ends_at_its_maximum_lifetime_even_when_used() {
         tokio::time::sleep(due.saturating_duration_since(Instant::now())).await;
         let page = browser.get(&format!("https://app.test/tick/{i}")).await;
         if i <= 2 {
-            assert!(page.is_whoami(), "after {i} s the session should still work: {}", page.describe());
+            assert!(
+                page.is_whoami(),
+                "after {i} s the session should still work: {}",
+                page.describe()
+            );
         }
         if is_sent_to_login(&page) {
             ended_after = Some(logged_in.elapsed());
@@ -65,7 +75,10 @@ async fn a_session_ends_at_its_maximum_lifetime_even_when_used() {
         assert!(page.is_whoami(), "after {i} s: {}", page.describe());
     }
     let ended_after = ended_after.expect("the session outlived max_lifetime 3s by 5 s");
-    assert!(ended_after <= Duration::from_secs(6), "ended only after {ended_after:?}");
+    assert!(
+        ended_after <= Duration::from_secs(6),
+        "ended only after {ended_after:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,9 +94,18 @@ async fn logging_out_on_one_host_ends_the_session_on_every_host() {
     browser.must_login("https://app.test/", &ALICE).await;
     // The second host needs no password, only a trip through the portal.
     let journey = browser.follow("https://other.test/").await;
-    assert_eq!(journey.end.whoami().one("remote-user"), Some("alice"), "{}", journey.describe());
-    assert!(browser.cookie("https://app.test/", SESSION_COOKIE).is_some());
-    assert!(browser.cookie("https://other.test/", SESSION_COOKIE).is_some());
+    assert_eq!(
+        journey.end.whoami().one("remote-user"),
+        Some("alice"),
+        "{}",
+        journey.describe()
+    );
+    assert!(browser
+        .cookie("https://app.test/", SESSION_COOKIE)
+        .is_some());
+    assert!(browser
+        .cookie("https://other.test/", SESSION_COOKIE)
+        .is_some());
 
     // The confirmation page has a form with a CSRF token.
     let confirm = browser.get("https://other.test/.portvakt/logout").await;
@@ -95,11 +117,15 @@ async fn logging_out_on_one_host_ends_the_session_on_every_host() {
         .post_form("https://other.test/.portvakt/logout", &[("csrf", &csrf)])
         .await;
     assert_branded(&done, 200);
-    let cleared = done.set_cookie(SESSION_COOKIE).expect("logout clears the session cookie");
+    let cleared = done
+        .set_cookie(SESSION_COOKIE)
+        .expect("logout clears the session cookie");
     assert!(is_cookie_removal(cleared), "not a removal: {cleared}");
 
     // app.test still holds its cookie, but the session behind it is gone.
-    assert!(browser.cookie("https://app.test/", SESSION_COOKIE).is_some());
+    assert!(browser
+        .cookie("https://app.test/", SESSION_COOKIE)
+        .is_some());
     assert_sent_to_login(&browser.get("https://app.test/").await);
     assert_sent_to_login(&browser.get("https://other.test/").await);
 }

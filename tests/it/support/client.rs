@@ -29,7 +29,7 @@ pub struct ClientOptions {
 
 impl ClientOptions {
     /// Bind the client's source address (e.g. 127.0.0.2: off-network).
-    pub fn from_ip(mut self, ip: IpAddr) -> ClientOptions {
+    pub fn source_ip(mut self, ip: IpAddr) -> ClientOptions {
         self.source_ip = Some(ip);
         self
     }
@@ -69,7 +69,12 @@ impl Journey {
     pub fn describe(&self) -> String {
         let mut out = String::new();
         for h in &self.hops {
-            out.push_str(&format!("  {} {} -> {:?}\n", h.status, h.url, h.raw_location()));
+            out.push_str(&format!(
+                "  {} {} -> {:?}\n",
+                h.status,
+                h.url,
+                h.raw_location()
+            ));
         }
         out.push_str(&format!("  end: {}", self.end.describe()));
         out
@@ -211,9 +216,7 @@ impl Client {
                 .unwrap_or_else(|| panic!("redirect without Location: {}", current.describe()));
             // Never leave loopback: a Location naming any other host ends the
             // journey there, for the test to judge.
-            let known = next
-                .host_str()
-                .is_some_and(|h| test_hosts().contains(&h));
+            let known = next.host_str().is_some_and(|h| test_hosts().contains(&h));
             if !known || next.scheme() != "https" && next.scheme() != "http" {
                 return Journey { hops, end: current };
             }
@@ -232,13 +235,21 @@ impl Client {
         let journey = self.follow(url).await;
         let page = &journey.end;
         let csrf = page.input_value("csrf").unwrap_or_else(|| {
-            panic!("no login form (csrf input) after {url}:\n{}", journey.describe())
+            panic!(
+                "no login form (csrf input) after {url}:\n{}",
+                journey.describe()
+            )
         });
         let rd = page.input_value("rd");
         let mut action = page.url.clone();
         action.set_path("/.portvakt/login");
         action.set_query(None);
-        LoginForm { csrf, rd, action, journey }
+        LoginForm {
+            csrf,
+            rd,
+            action,
+            journey,
+        }
     }
 
     /// POST the login form with these credentials; the response is not followed.
@@ -268,6 +279,16 @@ impl Client {
 
     /// Log in at `url` and insist on arriving at the upstream as `user`.
     pub async fn must_login(&self, url: &str, user: &User) -> super::Whoami {
+        self.must_login_as_header(url, user, "remote-user").await
+    }
+
+    /// [`Client::must_login`] for a service that names the user header `header`.
+    pub async fn must_login_as_header(
+        &self,
+        url: &str,
+        user: &User,
+        header: &str,
+    ) -> super::Whoami {
         let journey = self.login(url, user).await;
         assert!(
             journey.end.status == 200 && journey.end.is_whoami(),
@@ -276,7 +297,11 @@ impl Client {
             journey.describe()
         );
         let who = journey.end.whoami();
-        assert_eq!(who.one("remote-user"), Some(user.name), "logged in as someone else");
+        assert_eq!(
+            who.one(header),
+            Some(user.name),
+            "logged in as someone else"
+        );
         who
     }
 

@@ -32,19 +32,45 @@ pub fn same_place(url: &Url, expected: &str) -> bool {
 
 /// `page` is a redirect to `expected` (port aside).
 pub fn assert_redirects_to(page: &Page, status: u16, expected: &str) {
-    assert_eq!(page.status, status, "expected a {status} to {expected}, got {}", page.describe());
-    let loc = page.location().unwrap_or_else(|| panic!("no Location: {}", page.describe()));
-    assert!(same_place(&loc, expected), "expected Location {expected}, got {loc}\n{}", page.describe());
+    assert_eq!(
+        page.status,
+        status,
+        "expected a {status} to {expected}, got {}",
+        page.describe()
+    );
+    let loc = page
+        .location()
+        .unwrap_or_else(|| panic!("no Location: {}", page.describe()));
+    assert!(
+        same_place(&loc, expected),
+        "expected Location {expected}, got {loc}\n{}",
+        page.describe()
+    );
 }
 
 /// `page` sends the browser to the portal's login page: 302 to
 /// `https://portal.test/.portvakt/login?rd=…`.
 pub fn assert_sent_to_login(page: &Page) {
-    assert_eq!(page.status, 302, "expected a redirect to the login page, got {}", page.describe());
-    let loc = page.location().unwrap_or_else(|| panic!("no Location: {}", page.describe()));
+    assert_eq!(
+        page.status,
+        302,
+        "expected a redirect to the login page, got {}",
+        page.describe()
+    );
+    let loc = page
+        .location()
+        .unwrap_or_else(|| panic!("no Location: {}", page.describe()));
     assert_eq!(loc.scheme(), "https", "login redirect not to https: {loc}");
-    assert_eq!(loc.host_str(), Some("portal.test"), "login redirect not to the portal: {loc}");
-    assert_eq!(loc.path(), "/.portvakt/login", "login redirect not to the login page: {loc}");
+    assert_eq!(
+        loc.host_str(),
+        Some("portal.test"),
+        "login redirect not to the portal: {loc}"
+    );
+    assert_eq!(
+        loc.path(),
+        "/.portvakt/login",
+        "login redirect not to the login page: {loc}"
+    );
 }
 
 /// Whether `page` is a redirect to the login page (for loops that wait for it).
@@ -58,9 +84,22 @@ pub fn is_sent_to_login(page: &Page) -> bool {
 /// `page` is one of our own HTML pages (branded) with this status, not
 /// something an upstream said.
 pub fn assert_branded(page: &Page, status: u16) {
-    assert_eq!(page.status, status, "expected our {status} page, got {}", page.describe());
-    assert!(page.is_html(), "expected an HTML page, got {}", page.describe());
-    assert!(!page.is_whoami(), "expected our page, got the upstream's answer: {}", page.describe());
+    assert_eq!(
+        page.status,
+        status,
+        "expected our {status} page, got {}",
+        page.describe()
+    );
+    assert!(
+        page.is_html(),
+        "expected an HTML page, got {}",
+        page.describe()
+    );
+    assert!(
+        !page.is_whoami(),
+        "expected our page, got the upstream's answer: {}",
+        page.describe()
+    );
     let text = page.text();
     assert!(
         text.contains("Testportalen") || text.contains("Test portal") || text.contains("Testkommunen"),
@@ -105,4 +144,37 @@ pub fn is_cookie_removal(set_cookie: &str) -> bool {
         .iter()
         .any(|(n, v)| n == "expires" && (v.contains("1970") || v.contains("1969")));
     max_age_zero || expired
+}
+
+/// A login page with its per-request parts replaced — csrf and rd values and
+/// the username as typed (echoing it back tells nobody anything) — so that
+/// answers to different failed logins can be compared byte for byte.
+pub fn comparable_login_page(page: &Page, username: &str) -> String {
+    let mut text = page.text();
+    for input in ["csrf", "rd"] {
+        if let Some(v) = page.input_value(input) {
+            if !v.is_empty() {
+                text = text.replace(&v, &format!("{{{input}}}"));
+            }
+        }
+    }
+    text.replace(username, "{username}")
+}
+
+/// Whether an auth-log line is a login attempt.
+pub fn is_login_event(line: &serde_json::Value) -> bool {
+    ["event", "type", "kind", "action"]
+        .iter()
+        .any(|k| line[*k] == "login")
+}
+
+/// Whether `text` says `line N` for exactly this N (not `line N0`).
+pub fn mentions_line(text: &str, n: usize) -> bool {
+    text.match_indices("line ").any(|(at, m)| {
+        let digits: String = text[at + m.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.parse::<usize>() == Ok(n)
+    })
 }

@@ -193,7 +193,9 @@ impl GatewayConfig {
         }
         y.push_str("tls:\n  certificates:\n");
         for c in &self.certificates {
-            y.push_str(&format!("    - {{ cert: certs/{c}.pem, key: certs/{c}.key }}\n"));
+            y.push_str(&format!(
+                "    - {{ cert: certs/{c}.pem, key: certs/{c}.key }}\n"
+            ));
         }
         y.push_str("  hsts_max_age: 365d\n");
         y.push_str("portal:\n  host: portal.test\n");
@@ -202,7 +204,10 @@ impl GatewayConfig {
         if html.is_dir() {
             y.push_str(&format!("pages:\n  templates: \"{}\"\n", html.display()));
         }
-        y.push_str(&format!("trusted_proxies: [{}]\n", self.trusted_proxies.join(", ")));
+        y.push_str(&format!(
+            "trusted_proxies: [{}]\n",
+            self.trusted_proxies.join(", ")
+        ));
         y.push_str(&format!(
             "sessions:\n  idle_timeout: {}\n  max_lifetime: {}\n",
             self.idle_timeout, self.max_lifetime
@@ -285,7 +290,14 @@ impl Gateway {
             let logs = read_logs(dir.path());
             match ready {
                 Readiness::Listening => {
-                    return Gateway { dir, child, https, http, pki, config };
+                    return Gateway {
+                        dir,
+                        child,
+                        https,
+                        http,
+                        pki,
+                        config,
+                    };
                 }
                 Readiness::Exited(status) if logs.to_ascii_lowercase().contains("in use") => {
                     last = format!("exited ({status}), port taken:\n{logs}");
@@ -346,7 +358,7 @@ impl Gateway {
 
     /// A client whose source address is 127.0.0.2 (off the internal network).
     pub fn offsite_client(&self) -> Client {
-        self.client_with(ClientOptions::default().from_ip(IpAddr::from([127, 0, 0, 2])))
+        self.client_with(ClientOptions::default().source_ip(IpAddr::from([127, 0, 0, 2])))
     }
 
     /// The config as built.
@@ -444,7 +456,11 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let died = matches!(self.child.try_wait(), Ok(Some(_)));
         if std::thread::panicking() || died {
-            eprintln!("===== gateway in {} =====\n{}", self.dir.path().display(), tail(&self.logs(), 200));
+            eprintln!(
+                "===== gateway in {} =====\n{}",
+                self.dir.path().display(),
+                tail(&self.logs(), 200)
+            );
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -476,8 +492,9 @@ pub fn json_lines(path: &Path) -> Vec<Value> {
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("{} has a line that is not JSON ({e}): {l}", path.display()))
+            serde_json::from_str(l).unwrap_or_else(|e| {
+                panic!("{} has a line that is not JSON ({e}): {l}", path.display())
+            })
         })
         .collect()
 }

@@ -22,12 +22,12 @@ pub mod upstream;
 pub mod users;
 pub mod wait;
 
-pub use client::{Client, ClientOptions, Journey, LoginForm};
+pub use client::{Client, Journey, LoginForm};
 pub use gateway::{Gateway, GatewayConfig, Service};
 pub use page::{Page, Whoami};
 pub use pki::Pki;
 pub use upstream::Upstream;
-pub use users::{User, ALICE, BOB, CAROL, ORJAN};
+pub use users::{ALICE, BOB, CAROL, ORJAN};
 
 /// The binary under test.
 pub fn portvakt_bin() -> &'static str {
@@ -47,7 +47,10 @@ pub fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
             let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-            if let (true, Ok(b)) = (hex.bytes().all(|c| c.is_ascii_hexdigit()), u8::from_str_radix(hex, 16)) {
+            if let (true, Ok(b)) = (
+                hex.bytes().all(|c| c.is_ascii_hexdigit()),
+                u8::from_str_radix(hex, 16),
+            ) {
                 out.push(b);
                 i += 3;
                 continue;

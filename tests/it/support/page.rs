@@ -33,7 +33,14 @@ impl Page {
             .text()
             .await
             .unwrap_or_else(|e| panic!("reading body of {status} {url}: {e}"));
-        Page { status, url, version, headers, body, peer_cert }
+        Page {
+            status,
+            url,
+            version,
+            headers,
+            body,
+            peer_cert,
+        }
     }
 
     /// First value of header `name`.
@@ -98,7 +105,12 @@ impl Page {
 
     /// The whoami answer in this page; panics (with the page) if it is something else.
     pub fn whoami(&self) -> Whoami {
-        assert_eq!(self.status, 200, "expected the upstream's 200, got {}", self.describe());
+        assert_eq!(
+            self.status,
+            200,
+            "expected the upstream's 200, got {}",
+            self.describe()
+        );
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not a whoami answer ({e}): {}", self.describe()))
     }
@@ -107,7 +119,7 @@ impl Page {
     pub fn describe(&self) -> String {
         let mut body: String = self.body.chars().take(1500).collect();
         if body.len() < self.body.len() {
-            body.push_str("…");
+            body.push('…');
         }
         format!(
             "{} {} (location: {:?}, content-type: {:?})\n--- body ---\n{}\n------------",
@@ -176,7 +188,11 @@ impl Whoami {
     /// The one value of header `name`; panics if it came more than once.
     pub fn one(&self, name: &str) -> Option<&str> {
         let all = self.all(name);
-        assert!(all.len() <= 1, "header {name} arrived {} times upstream: {all:?}", all.len());
+        assert!(
+            all.len() <= 1,
+            "header {name} arrived {} times upstream: {all:?}",
+            all.len()
+        );
         all.first().copied()
     }
 

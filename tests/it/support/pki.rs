@@ -59,6 +59,12 @@ struct Inner {
 #[derive(Clone)]
 pub struct Pki(Arc<Inner>);
 
+impl std::fmt::Debug for Pki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pki(test CA)")
+    }
+}
+
 impl Pki {
     /// One PKI for the whole test process (generating is cheap, but not free).
     pub fn shared() -> Pki {
@@ -71,7 +77,9 @@ impl Pki {
         let ca_key = KeyPair::generate().expect("CA key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "portvakt test CA");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "portvakt test CA");
         ca_params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,

@@ -67,7 +67,10 @@ pub fn password_hash(password: &str) -> String {
         return h.clone();
     }
     let hash = run_hash_password(password);
-    cache.lock().unwrap().insert(password.to_string(), hash.clone());
+    cache
+        .lock()
+        .unwrap()
+        .insert(password.to_string(), hash.clone());
     hash
 }
 
@@ -96,9 +99,16 @@ pub fn run_hash_password(password: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "hash-password should print one line, printed: {stdout:?}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "hash-password should print one line, printed: {stdout:?}"
+    );
     let hash = lines[0].trim().to_string();
-    assert!(hash.starts_with("$argon2id$"), "not an argon2id hash: {hash:?}");
+    assert!(
+        hash.starts_with("$argon2id$"),
+        "not an argon2id hash: {hash:?}"
+    );
     hash
 }
 

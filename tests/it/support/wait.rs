@@ -77,7 +77,11 @@ pub enum Readiness {
 }
 
 /// Wait until `addr` accepts a TCP connection while `child` keeps running.
-pub async fn tcp_ready(addr: SocketAddr, child: &mut std::process::Child, limit: Duration) -> Readiness {
+pub async fn tcp_ready(
+    addr: SocketAddr,
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Readiness {
     let start = Instant::now();
     let every = Duration::from_millis(50);
     let tries = (limit.as_millis() / every.as_millis()) as usize + 1;

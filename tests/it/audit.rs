@@ -1,0 +1,225 @@
+//! Audit: one access-log line per request and one auth event per login
+//! attempt, with the agreed fields and without secrets.
+
+use serde_json::Value;
+
+use crate::support::client::USER_AGENT;
+use crate::support::expect::*;
+use crate::support::*;
+
+const ACCESS_FIELDS: &[&str] = &[
+    "time",
+    "request_id",
+    "client_ip",
+    "peer_ip",
+    "network",
+    "host",
+    "method",
+    "path",
+    "status",
+    "bytes",
+    "duration_ms",
+    "service",
+    "upstream",
+    "upstream_status",
+    "user",
+    "realm",
+    "auth_level",
+    "decision",
+    "reason",
+    "tls_version",
+    "user_agent",
+];
+
+const AUTH_FIELDS: &[&str] = &["result", "reason", "user", "client_ip", "network", "method"];
+
+fn lines_for<'a>(lines: &'a [Value], host: &str, path: &str) -> Vec<&'a Value> {
+    lines
+        .iter()
+        .filter(|l| l["host"] == host && l["path"] == path)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_leaves_one_access_log_line_without_secrets() {
+    let upstream = Upstream::start().await;
+    let gw = GatewayConfig::new()
+        .service(
+            Service::new("app.test", upstream.url())
+                .name("App")
+                .policy("one_factor"),
+        )
+        .service(
+            Service::new("bypass.test", upstream.url())
+                .name("Open")
+                .policy("bypass"),
+        )
+        .start()
+        .await;
+    let browser = gw.client();
+
+    let form = browser
+        .open_login_form("https://app.test/start?token=querysecret0")
+        .await;
+    let posted = browser.submit_login(&form, "alice", ALICE.password).await;
+    let journey = browser.follow_from(posted).await;
+    assert!(journey.end.is_whoami(), "{}", journey.describe());
+    let session = browser
+        .cookie("https://app.test/", SESSION_COOKIE)
+        .expect("session cookie");
+
+    for i in 1..=3 {
+        browser
+            .get(&format!("https://bypass.test/a/{i}?q=querysecret{i}"))
+            .await
+            .whoami();
+    }
+    browser
+        .get("https://app.test/b?q=querysecret4")
+        .await
+        .whoami();
+
+    let lines = gw
+        .wait_access_log("lines for /a/1../a/3 and /b", |l| {
+            (1..=3).all(|i| !lines_for(l, "bypass.test", &format!("/a/{i}")).is_empty())
+                && !lines_for(l, "app.test", "/b").is_empty()
+        })
+        .await;
+
+    for line in &lines {
+        for field in ACCESS_FIELDS {
+            assert!(
+                line.get(*field).is_some(),
+                "access log line without {field}: {line}"
+            );
+        }
+        let network = line["network"].as_str().unwrap_or("");
+        assert!(
+            network == "internal" || network == "external",
+            "network: {line}"
+        );
+        let path = line["path"].as_str().expect("path is a string");
+        assert!(!path.contains('?'), "path with a query string: {line}");
+    }
+    for i in 1..=3 {
+        let path = format!("/a/{i}");
+        let found = lines_for(&lines, "bypass.test", &path);
+        assert_eq!(found.len(), 1, "expected one line for {path}: {found:?}");
+        let line = found[0];
+        assert_eq!(line["method"], "GET", "{line}");
+        assert_eq!(line["status"], 200, "{line}");
+        assert_eq!(line["upstream_status"], 200, "{line}");
+        assert_eq!(line["client_ip"], "127.0.0.1", "{line}");
+        assert_eq!(line["peer_ip"], "127.0.0.1", "{line}");
+        assert_eq!(line["network"], "internal", "{line}");
+        assert_eq!(line["service"], "Open", "{line}");
+        assert_eq!(line["user_agent"], USER_AGENT, "{line}");
+        assert!(
+            line["tls_version"].as_str().is_some_and(|v| !v.is_empty()),
+            "{line}"
+        );
+        assert!(
+            line["request_id"].as_str().is_some_and(|v| !v.is_empty()),
+            "{line}"
+        );
+        assert!(line["bytes"].as_u64().is_some_and(|b| b > 0), "{line}");
+    }
+    let app = lines_for(&lines, "app.test", "/b");
+    assert_eq!(app.len(), 1, "{app:?}");
+    assert_eq!(app[0]["user"], "alice", "{}", app[0]);
+    assert_eq!(app[0]["realm"], "staff", "{}", app[0]);
+    assert!(
+        app[0]["auth_level"] == 1 || app[0]["auth_level"] == "1",
+        "{}",
+        app[0]
+    );
+    assert_eq!(app[0]["service"], "App", "{}", app[0]);
+
+    let ids: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["request_id"].as_str())
+        .collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(ids.len(), unique.len(), "request ids repeat");
+
+    let text = gw.access_log_text();
+    assert!(
+        !text.contains(ALICE.password),
+        "the password is in the access log"
+    );
+    assert!(
+        !text.contains(&session),
+        "the session cookie is in the access log"
+    );
+    assert!(
+        !text.contains(&form.csrf),
+        "the csrf token is in the access log"
+    );
+    assert!(
+        !text.contains("querysecret"),
+        "a query string is in the access log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_login_attempt_leaves_an_auth_event_without_the_password() {
+    let upstream = Upstream::start().await;
+    let gw = GatewayConfig::new()
+        .service(Service::new("app.test", upstream.url()).policy("one_factor"))
+        .start()
+        .await;
+    let browser = gw.client();
+    let wrong = "wrong-but-secret-guess";
+
+    let form = browser.open_login_form("https://app.test/").await;
+    let failed = browser.submit_login(&form, "alice", wrong).await;
+    assert_eq!(failed.status, 401);
+    browser.must_login("https://app.test/", &ALICE).await;
+    let session = browser
+        .cookie("https://app.test/", SESSION_COOKIE)
+        .expect("session cookie");
+
+    let lines = gw
+        .wait_auth_log("two login events", |l| {
+            l.iter().filter(|e| is_login_event(e)).count() >= 2
+        })
+        .await;
+    let logins: Vec<&Value> = lines.iter().filter(|e| is_login_event(e)).collect();
+    assert_eq!(logins.len(), 2, "one login event per attempt: {logins:?}");
+    for event in &logins {
+        for field in AUTH_FIELDS {
+            assert!(
+                event.get(*field).is_some(),
+                "auth event without {field}: {event}"
+            );
+        }
+        assert_eq!(event["user"], "alice", "{event}");
+        assert_eq!(event["client_ip"], "127.0.0.1", "{event}");
+        assert_eq!(event["network"], "internal", "{event}");
+        assert_eq!(event["method"], "password", "{event}");
+    }
+    assert_eq!(logins[0]["result"], "failure", "{}", logins[0]);
+    assert!(
+        logins[0]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{}",
+        logins[0]
+    );
+    assert_eq!(logins[1]["result"], "success", "{}", logins[1]);
+
+    let text = gw.auth_log_text();
+    assert!(!text.contains(wrong), "a typed password is in the auth log");
+    assert!(
+        !text.contains(ALICE.password),
+        "the password is in the auth log"
+    );
+    assert!(
+        !text.contains(&session),
+        "the session cookie is in the auth log"
+    );
+    assert!(
+        !text.contains(&form.csrf),
+        "the csrf token is in the auth log"
+    );
+}

@@ -1,0 +1,194 @@
+//! The command line: `check-config` points into the file at every problem,
+//! `hash-password` makes argon2id hashes.
+//!
+//! The configs are in `tests/fixtures/check-config/`; each is copied into a
+//! temporary directory next to generated certificates, `users.yaml`,
+//! `ca.pem` and `secret.key`.
+
+use std::process::Command;
+
+use crate::support::expect::mentions_line;
+use crate::support::users::{run_hash_password, users_yaml};
+use crate::support::*;
+
+/// What `portvakt check-config` did with one fixture.
+struct Checked {
+    /// The fixture's text (to find line numbers in).
+    text: String,
+    success: bool,
+    stderr: String,
+    stdout: String,
+}
+
+impl Checked {
+    /// 1-based number of the `nth` (0-based) line containing `needle`.
+    fn line_of(&self, needle: &str, nth: usize) -> usize {
+        self.text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(needle))
+            .nth(nth)
+            .map(|(i, _)| i + 1)
+            .unwrap_or_else(|| panic!("{needle:?} (#{nth}) not in the fixture"))
+    }
+
+    /// The output must name the file, `line N` (one of `lines`), the key
+    /// path and the words.
+    fn assert_reports(&self, lines: &[usize], key_path: &str, words: &[&str]) {
+        let out = &self.stderr;
+        let all = format!(
+            "--- stderr ---\n{}\n--- stdout ---\n{}",
+            self.stderr, self.stdout
+        );
+        assert!(!self.success, "check-config accepted a bad file:\n{all}");
+        assert!(
+            out.contains("portvakt.yaml"),
+            "the error does not name the file:\n{all}"
+        );
+        assert!(
+            lines.iter().any(|n| mentions_line(out, *n)),
+            "the error does not say line {lines:?}:\n{all}"
+        );
+        assert!(
+            out.contains(key_path),
+            "the error does not name {key_path}:\n{all}"
+        );
+        let lower = out.to_lowercase();
+        for word in words {
+            assert!(
+                lower.contains(&word.to_lowercase()),
+                "the error does not mention {word:?}:\n{all}"
+            );
+        }
+    }
+}
+
+fn check_config(fixture: &str) -> Checked {
+    let source = repo_dir().join("tests/fixtures/check-config").join(fixture);
+    let text =
+        std::fs::read_to_string(&source).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
+    let dir = tempfile::Builder::new()
+        .prefix("portvakt-cli-")
+        .tempdir()
+        .unwrap();
+    Pki::shared().write_to(dir.path());
+    std::fs::write(dir.path().join("users.yaml"), users_yaml()).unwrap();
+    std::fs::write(dir.path().join("secret.key"), [7u8; 32]).unwrap();
+    let config = dir.path().join("portvakt.yaml");
+    std::fs::write(&config, &text).unwrap();
+
+    let out = Command::new(portvakt_bin())
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run portvakt check-config");
+    Checked {
+        text,
+        success: out.status.success(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
+}
+
+#[test]
+fn check_config_accepts_a_good_file() {
+    let checked = check_config("good.yaml");
+    assert!(
+        checked.success,
+        "check-config refused the good file:\n--- stderr ---\n{}\n--- stdout ---\n{}",
+        checked.stderr, checked.stdout
+    );
+}
+
+#[test]
+fn check_config_points_at_an_unknown_key() {
+    let checked = check_config("unknown-key.yaml");
+    checked.assert_reports(
+        &[checked.line_of("hots: app.test", 0)],
+        "services[0]",
+        &["hots"],
+    );
+}
+
+#[test]
+fn check_config_points_at_a_bad_network() {
+    let checked = check_config("bad-cidr.yaml");
+    checked.assert_reports(
+        &[checked.line_of("10.0.0.0/33", 0)],
+        "realms[0].internal_networks",
+        &[],
+    );
+}
+
+#[test]
+fn check_config_points_at_a_bad_duration() {
+    let checked = check_config("bad-duration.yaml");
+    checked.assert_reports(
+        &[checked.line_of("idle_timeout: soon", 0)],
+        "sessions.idle_timeout",
+        &["soon"],
+    );
+}
+
+#[test]
+fn check_config_points_at_a_missing_certificate() {
+    let checked = check_config("missing-cert.yaml");
+    checked.assert_reports(
+        &[checked.line_of("certs/missing.pem", 0)],
+        "tls.certificates[0].cert",
+        &["certs/missing.pem"],
+    );
+}
+
+#[test]
+fn check_config_points_at_a_duplicate_service() {
+    let checked = check_config("duplicate-service.yaml");
+    // The duplicate entry starts at its `- name:` line; its host is on the next.
+    let lines = [
+        checked.line_of("- name: App again", 0),
+        checked.line_of("host: app.test", 1),
+    ];
+    checked.assert_reports(&lines, "services[1]", &["app.test"]);
+}
+
+#[test]
+fn check_config_points_at_an_unknown_policy() {
+    let checked = check_config("unknown-policy.yaml");
+    checked.assert_reports(
+        &[checked.line_of("policy: sometimes", 0)],
+        "services[0].policy",
+        &["sometimes"],
+    );
+}
+
+#[test]
+fn check_config_reports_every_problem_at_once() {
+    let checked = check_config("several-problems.yaml");
+    checked.assert_reports(
+        &[checked.line_of("policy: sometimes", 0)],
+        "services[0].policy",
+        &["sometimes"],
+    );
+    checked.assert_reports(
+        &[checked.line_of("certs/missing.pem", 0)],
+        "tls.certificates[0].cert",
+        &["certs/missing.pem"],
+    );
+    let duplicate = [
+        checked.line_of("- name: App again", 0),
+        checked.line_of("host: app.test", 1),
+    ];
+    checked.assert_reports(&duplicate, "services[1]", &[]);
+}
+
+#[test]
+fn hash_password_prints_one_argon2id_hash() {
+    // run_hash_password asserts one line starting with $argon2id$.
+    let first = run_hash_password("ett lösenord");
+    let second = run_hash_password("ett lösenord");
+    assert_ne!(
+        first, second,
+        "two hashes of the same password should differ (salt)"
+    );
+}

@@ -1,0 +1,99 @@
+//! Regulation: too many failures lock the account or block the address, and
+//! the locked user hears only "wrong username or password".
+
+use crate::support::expect::*;
+use crate::support::*;
+
+const LOGIN: &str = "https://portal.test/.portvakt/login";
+
+async fn attempt(client: &Client, username: &str, password: &str) -> Page {
+    let form = client.open_login_form(LOGIN).await;
+    client.submit_login(&form, username, password).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_account_gets_the_same_answer_even_with_the_right_password() {
+    let upstream = Upstream::start().await;
+    let gw = GatewayConfig::new()
+        .throttle(3, 100)
+        .service(Service::new("app.test", upstream.url()).policy("one_factor"))
+        .start()
+        .await;
+    let browser = gw.client();
+
+    let mut wrong_page = None;
+    for i in 0..3 {
+        let page = attempt(&browser, "alice", &format!("guess {i}")).await;
+        assert_eq!(page.status, 401, "guess {i}: {}", page.describe());
+        wrong_page = Some(page);
+    }
+    let wrong_page = wrong_page.unwrap();
+
+    let locked = attempt(&browser, "alice", ALICE.password).await;
+    assert_eq!(
+        locked.status,
+        401,
+        "a locked account let her in: {}",
+        locked.describe()
+    );
+    assert_eq!(
+        comparable_login_page(&locked, "alice"),
+        comparable_login_page(&wrong_page, "alice"),
+        "the locked answer differs from the wrong-password answer"
+    );
+    assert!(locked.set_cookie(SESSION_COOKIE).is_none());
+
+    let lines = gw
+        .wait_auth_log("a login event for alice with reason locked", |lines| {
+            lines
+                .iter()
+                .any(|l| is_login_event(l) && l["user"] == "alice" && l["reason"] == "locked")
+        })
+        .await;
+    let event = lines
+        .iter()
+        .find(|l| is_login_event(l) && l["user"] == "alice" && l["reason"] == "locked")
+        .unwrap();
+    assert_eq!(event["result"], "failure", "{event}");
+
+    // Someone else on the same address is not affected.
+    let bob = gw.client();
+    bob.must_login("https://app.test/", &BOB).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_noisy_address_is_blocked_while_others_can_log_in() {
+    let upstream = Upstream::start().await;
+    let gw = GatewayConfig::new()
+        .throttle(100, 4)
+        .service(Service::new("app.test", upstream.url()).policy("one_factor"))
+        .start()
+        .await;
+    let noisy = gw.client();
+
+    for (user, password) in [
+        ("bob", "no"),
+        ("carol", "no"),
+        ("nosuchuser", "no"),
+        ("orjan", "no"),
+    ] {
+        let page = attempt(&noisy, user, password).await;
+        assert_eq!(page.status, 401, "{user}: {}", page.describe());
+    }
+    let blocked = attempt(&noisy, "alice", ALICE.password).await;
+    assert_eq!(
+        blocked.status,
+        401,
+        "a blocked address logged in: {}",
+        blocked.describe()
+    );
+    assert!(
+        blocked.text().contains("Fel användarnamn eller lösenord."),
+        "{}",
+        blocked.describe()
+    );
+
+    // Another address (off-network, so a one_factor service) is fine.
+    let elsewhere = gw.offsite_client();
+    elsewhere.must_login("https://app.test/", &ALICE).await;
+}

@@ -42,12 +42,145 @@ pub enum Command {
     },
     /// Read a password from standard input and print its argon2id hash for users.yaml.
     HashPassword,
+    /// Hardware OATH tokens ("Webbdosa"): import, assign, resynchronise.
+    Token {
+        /// The gateway's configuration (for storage and key).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Authenticator-app devices (until users enrol their own).
+    Totp {
+        /// The gateway's configuration.
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        action: TotpAction,
+    },
+    /// A user's enrolments: list, remove an SMS number, set one, reset all.
+    Enrolments {
+        /// The gateway's configuration.
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        action: EnrolmentAction,
+    },
     /// Run the built-in "whoami" upstream that echoes the request it receives as JSON.
     Whoami {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8081")]
         listen: SocketAddr,
     },
+}
+
+/// `portvakt token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Import tokens from a CSV file: serial,type,secret,digits,period_or_counter.
+    /// A bad line is reported with its number and nothing is imported.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// Assign a token to a user.
+    Assign {
+        /// Token serial.
+        serial: String,
+        /// User name.
+        user: String,
+    },
+    /// Take a token away from its user.
+    Unassign {
+        /// Token serial.
+        serial: String,
+    },
+    /// Resynchronise an HOTP token with two consecutive codes.
+    Resync {
+        /// Token serial.
+        serial: String,
+        /// A code from the token.
+        code1: String,
+        /// The next code.
+        code2: String,
+    },
+}
+
+/// `portvakt totp …`
+#[derive(Debug, Subcommand)]
+pub enum TotpAction {
+    /// Add an authenticator device for a user; prints its secret and otpauth URI once.
+    Add {
+        /// User name.
+        user: String,
+        /// Description, e.g. "Jobbtelefonen".
+        #[arg(long, default_value = "Authenticator")]
+        description: String,
+    },
+    /// Remove one of a user's devices (by id, see `enrolments list`).
+    Remove {
+        /// User name.
+        user: String,
+        /// Device id.
+        id: i64,
+    },
+}
+
+/// `portvakt enrolments …`
+#[derive(Debug, Subcommand)]
+pub enum EnrolmentAction {
+    /// What a user has enrolled.
+    List {
+        /// User name.
+        user: String,
+    },
+    /// Remove one of a user's SMS numbers (position 1 or 2).
+    RemoveSms {
+        /// User name.
+        user: String,
+        /// 1 or 2.
+        position: u8,
+    },
+    /// Remove everything a user enrolled (e.g. a lost phone).
+    Reset {
+        /// User name.
+        user: String,
+    },
+}
+
+/// Run an admin action against the storage of the config at `config`.
+fn admin(
+    config: Option<PathBuf>,
+    act: impl FnOnce(
+        &crate::admin::Admin,
+        &crate::config::Config,
+    ) -> Result<String, crate::admin::AdminError>,
+) -> ExitCode {
+    let Some(path) = config else {
+        eprintln!("portvakt: --config FILE is needed to find the storage and the key");
+        return ExitCode::FAILURE;
+    };
+    let cfg = match crate::config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = crate::admin::Admin::from_config(&cfg).and_then(|a| act(&a, &cfg));
+    match result {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("portvakt: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Run the parsed command line.
@@ -80,6 +213,32 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Demo { listen, state } => crate::demo::run(listen, state),
         Command::HashPassword => hash_password(),
+        Command::Token { config, action } => admin(config, |a, _| match action {
+            TokenAction::Import { file } => a.token_import(&file),
+            TokenAction::Assign { serial, user } => a.token_assign(&serial, &user),
+            TokenAction::Unassign { serial } => a.token_unassign(&serial),
+            TokenAction::Resync {
+                serial,
+                code1,
+                code2,
+            } => a.token_resync(&serial, &code1, &code2),
+        }),
+        Command::Totp { config, action } => admin(config, |a, cfg| match action {
+            TotpAction::Add { user, description } => {
+                a.totp_add(&user, &description, &cfg.codes.issuer)
+            }
+            TotpAction::Remove { user, id } => a.remove_totp(&user, id),
+        }),
+        Command::Enrolments { config, action } => admin(config, |a, _| match action {
+            EnrolmentAction::List { user } => a.enrolments_list(&user),
+            EnrolmentAction::RemoveSms { user, position } => match position {
+                1 | 2 => a.remove_sms(&user, position - 1),
+                _ => Err(crate::admin::AdminError::NotFound(format!(
+                    "position {position}: use 1 or 2"
+                ))),
+            },
+            EnrolmentAction::Reset { user } => a.reset_user(&user),
+        }),
         Command::Whoami { listen } => match crate::whoami::run_blocking(listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -39,6 +39,9 @@ pub enum DemoError {
     /// Hashing.
     #[error("cannot hash a demo password: {0}")]
     Hash(String),
+    /// Enrolment storage.
+    #[error("cannot enrol the demo users: {0}")]
+    Storage(String),
 }
 
 /// Run the demo until interrupted.
@@ -86,6 +89,7 @@ pub fn prepare(dir: &Path, listen: SocketAddr) -> Result<(PathBuf, String), Demo
     let users_file = dir.join("users.yaml");
     std::fs::write(&users_file, users).map_err(io(&users_file))?;
 
+    let enrolled = enrol_demo_users(dir)?;
     let upstream = start_whoami().map_err(io(Path::new("whoami listener")))?;
     let config = demo_config(listen, upstream);
     let config_file = dir.join("portvakt.yaml");
@@ -132,6 +136,25 @@ pub fn prepare(dir: &Path, listen: SocketAddr) -> Result<(PathBuf, String), Demo
     }
     let _ = writeln!(
         banner,
+        "\n  Second factors (asked off-network, and by secure.localhost everywhere):"
+    );
+    let _ = writeln!(
+        banner,
+        "    alice: SMS to +46701234567 or +46709876543, e-mail, and an authenticator app:"
+    );
+    let _ = writeln!(
+        banner,
+        "           secret {}  (add it to Google Authenticator, or: oathtool --totp -b {})",
+        enrolled.totp_secret, enrolled.totp_secret
+    );
+    let _ = writeln!(banner, "           {}", enrolled.otpauth_uri);
+    let _ = writeln!(
+        banner,
+        "    bob:   e-mail only. SMS and e-mail codes are printed here and written to {}",
+        dir.join("outbox").display()
+    );
+    let _ = writeln!(
+        banner,
         "\n  The dev CA is {}; trust it in your browser, or use curl:",
         certs.join("ca.pem").display()
     );
@@ -142,7 +165,7 @@ pub fn prepare(dir: &Path, listen: SocketAddr) -> Result<(PathBuf, String), Demo
     );
     let _ = writeln!(
         banner,
-        "  Off-network (127.0.0.2 is not internal): add --interface 127.0.0.2 to curl."
+        "  Off-network (127.0.0.2 is not internal): add --interface 127.0.0.2 to curl;\n  in a browser, https://secure.localhost{port}/ shows the second step from here."
     );
     let _ = writeln!(
         banner,
@@ -196,8 +219,75 @@ services:
     upstream: http://{upstream}
     policy: one_factor
 audit: {{ access_log: logs/access.jsonl, auth_log: logs/auth.jsonl }}
+storage: portvakt.db
+codes: {{ issuer: "E-portalen (demo)" }}
+notify:
+  sms: {{ console: true }}
+  email: {{ console: true }}
+  outbox: outbox
 "#
     )
+}
+
+/// What the demo enrolled, to print.
+struct Enrolled {
+    totp_secret: String,
+    otpauth_uri: String,
+}
+
+/// Give alice two SMS numbers and an authenticator device (once; the secret
+/// is kept in `totp-alice.txt` so every run can print it).
+fn enrol_demo_users(dir: &Path) -> Result<Enrolled, DemoError> {
+    use crate::factors::totp;
+    let secret_file = dir.join("totp-alice.txt");
+    let io = |e| DemoError::Io(secret_file.display().to_string(), e);
+    let existing = std::fs::read_to_string(&secret_file)
+        .ok()
+        .map(|s| s.trim().to_owned());
+    let (secret_b32, fresh) = match existing.filter(|s| !s.is_empty()) {
+        Some(s) => (s, None),
+        None => {
+            let secret = totp::new_secret();
+            let b32 = totp::base32(&secret);
+            (b32, Some(secret))
+        }
+    };
+    if let Some(secret) = fresh {
+        let key = std::fs::read(dir.join("secret.key"))
+            .map_err(|e| DemoError::Io("secret.key".into(), e))?;
+        let sealer = crate::storage::crypto::Sealer::from_secret(&key);
+        let store = crate::storage::sqlite::SqliteStore::open(&dir.join("portvakt.db"), sealer)
+            .map_err(|e| DemoError::Storage(e.to_string()))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| DemoError::Io("runtime".into(), e))?;
+        let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+        rt.block_on(async {
+            use crate::storage::EnrolmentStore;
+            store.reset_user("alice").await?;
+            store
+                .set_sms_number("alice", 0, "+46701234567", now)
+                .await?;
+            store
+                .set_sms_number("alice", 1, "+46709876543", now)
+                .await?;
+            store
+                .add_totp_device("alice", "Demotelefonen", &secret, now)
+                .await?;
+            Ok::<(), crate::storage::StorageError>(())
+        })
+        .map_err(|e| DemoError::Storage(e.to_string()))?;
+        // Written last: a failed enrolment is retried on the next run.
+        write_private(&secret_file, secret_b32.as_bytes()).map_err(io)?;
+    }
+    let bytes = totp_rs::Secret::Encoded(secret_b32.clone())
+        .to_bytes()
+        .unwrap_or_default();
+    Ok(Enrolled {
+        otpauth_uri: totp::otpauth_uri("E-portalen (demo)", "alice", &bytes),
+        totp_secret: secret_b32,
+    })
 }
 
 /// Passwords persist in `passwords.txt` so a restarted demo keeps them.

@@ -14,17 +14,22 @@ use crate::audit::{self, AuthEvent, LogWriter, RequestIds};
 use crate::basic::BasicCache;
 use crate::clock::SharedClock;
 use crate::config::model::{DirectoryConfig, Realm, Upstream};
+use crate::config::types::Lang;
 use crate::config::{Config, ConfigError, Problem};
 use crate::directory::file::FileDirectory;
 use crate::directory::Directory;
+use crate::factors::code::{Challenges, CodeRules};
+use crate::notify::{split_subject, EmailMessage, Notifier, SmsMessage};
 use crate::pages::templates::Pages;
 use crate::password::PasswordChecker;
 use crate::regulation::Regulator;
 use crate::routing::Router;
 use crate::session::handoff::HandoffCodes;
 use crate::session::memory::MemoryStore;
+use crate::session::Method;
 use crate::session::SessionStore;
 use crate::signing::Signer;
+use crate::storage::EnrolmentStore;
 
 /// Everything derived from one configuration.
 #[derive(Debug)]
@@ -53,6 +58,10 @@ pub struct Runtime {
     pub auth_log: LogWriter,
     /// One prebuilt upstream peer per service (by `Service::index`), cloned per request.
     pub peers: Vec<Box<HttpPeer>>,
+    /// SMS and e-mail senders.
+    pub notifier: Notifier,
+    /// Code rules from `codes:`.
+    pub code_rules: CodeRules,
 }
 
 impl Runtime {
@@ -127,12 +136,25 @@ impl Runtime {
         if let Some(p) = previous {
             regulator = regulator.inherit(&p.regulator);
         }
+        let notifier = Notifier::new(&config.notify)
+            .map_err(|e| fail(Problem::new(&config.source, None, "notify", e.to_string())))?;
+        let c = &config.codes;
+        let code_rules = CodeRules {
+            length: c.length,
+            validity: c.validity,
+            max_tries: c.max_tries,
+            resend_after: c.resend_after,
+            per_user_per_hour: c.per_user_per_hour,
+            per_ip_per_hour: c.per_ip_per_hour,
+        };
         let peers = config
             .services
             .iter()
             .map(|s| Box::new(peer(&s.upstream)))
             .collect();
         Ok(Runtime {
+            notifier,
+            code_rules,
             peers,
             basic_cache: BasicCache::new(config.login.basic_auth_cache),
             router,
@@ -146,6 +168,63 @@ impl Runtime {
             auth_log,
             config,
         })
+    }
+
+    /// Render and send a one-time code by SMS or e-mail. Returns the
+    /// provider's short answer for the audit log, or why it failed.
+    pub async fn notify_code(
+        &self,
+        method: Method,
+        destination: &str,
+        code: &str,
+        minutes: u64,
+        display_name: &str,
+        lang: Lang,
+    ) -> Result<String, String> {
+        let ctx = minijinja::context! {
+            code => code,
+            minutes => minutes,
+            portal_host => self.config.portal_host.as_str(),
+            brand_title => self.config.branding.title.get(lang),
+            display_name => display_name,
+        };
+        let l = lang.code();
+        let result = match method {
+            Method::Sms => {
+                let text = self
+                    .pages
+                    .render_text(&format!("sms/code.{l}.txt"), ctx)
+                    .map_err(|e| format!("template: {e}"))?;
+                let msg = SmsMessage {
+                    to: destination.to_owned(),
+                    text: text.trim().to_owned(),
+                    code: Some(code.to_owned()),
+                };
+                self.notifier.send_sms(&msg).await
+            }
+            _ => {
+                let text = self
+                    .pages
+                    .render_text(&format!("email/code.{l}.txt"), ctx.clone())
+                    .map_err(|e| format!("template: {e}"))?;
+                let html = self
+                    .pages
+                    .render_text(&format!("email/code.{l}.html"), ctx)
+                    .map_err(|e| format!("template: {e}"))?;
+                let (subject, body) = split_subject(&text);
+                let msg = EmailMessage {
+                    to: destination.to_owned(),
+                    to_name: Some(display_name.to_owned()).filter(|n| !n.is_empty()),
+                    subject: subject.unwrap_or("portvakt").to_owned(),
+                    text: body.to_owned(),
+                    html: Some(html),
+                };
+                self.notifier.send_email(&msg).await
+            }
+        };
+        result
+            .map(|d| d.provider)
+            .map_err(|e| format!("{}: {e}", e.reason()))
     }
 
     /// The realm a service belongs to (its first), else the first realm.
@@ -215,17 +294,23 @@ pub struct Gateway {
     pub clock: SharedClock,
     /// Request ids.
     pub ids: RequestIds,
+    /// Enrolments (SMS numbers, authenticator devices, tokens), durable.
+    pub store: Arc<dyn EnrolmentStore>,
+    /// Pending one-time codes.
+    pub challenges: Challenges,
 }
 
 impl Gateway {
     /// A gateway running `runtime`.
-    pub fn new(runtime: Runtime, clock: SharedClock) -> Gateway {
+    pub fn new(runtime: Runtime, clock: SharedClock, store: Arc<dyn EnrolmentStore>) -> Gateway {
         Gateway {
             runtime: ArcSwap::from_pointee(runtime),
             sessions: Arc::new(MemoryStore::default()),
             handoffs: HandoffCodes::default(),
             clock,
             ids: RequestIds::default(),
+            store,
+            challenges: Challenges::new(),
         }
     }
 
@@ -243,6 +328,9 @@ impl Gateway {
             || config.http_addr != current.config.http_addr
         {
             tracing::warn!("listen addresses changed; they take effect only after a restart");
+        }
+        if config.storage_path != current.config.storage_path {
+            tracing::warn!("storage changed; it takes effect only after a restart");
         }
         let runtime = Runtime::build(config, Some(&current))?;
         self.runtime.store(Arc::new(runtime));
@@ -283,6 +371,8 @@ impl Gateway {
             request_id,
             session: None,
             host: None,
+            destination: None,
+            provider: None,
         }
     }
 }

@@ -22,8 +22,13 @@
 //! - [`pages`]: our own pages: login, handoff, logout, portal, errors.
 //! - [`audit`]: access log and auth events (JSON lines).
 //! - [`clock`]: time as a seam for tests.
+//! - [`factors`]: second factors: codes, authenticator apps, hardware tokens.
+//! - [`notify`]: SMS over HTTP, e-mail over SMTP, the demo outbox.
+//! - [`storage`]: durable enrolments (SQLite), seeds encrypted at rest.
+//! - [`admin`]: admin commands (tokens, devices, enrolments).
 //! - [`demo`]: `portvakt demo`; [`whoami`]: the echo upstream.
 
+pub mod admin;
 pub mod audit;
 pub mod basic;
 pub mod cli;
@@ -31,8 +36,10 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod directory;
+pub mod factors;
 pub mod gateway;
 pub mod net;
+pub mod notify;
 pub mod pages;
 pub mod password;
 pub mod policy;
@@ -42,6 +49,7 @@ pub mod routing;
 pub mod server;
 pub mod session;
 pub mod signing;
+pub mod storage;
 pub mod tls;
 pub mod whoami;
 

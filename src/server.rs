@@ -29,6 +29,12 @@ pub enum StartError {
     /// Certificates could not be loaded.
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// Enrolment storage could not be opened.
+    #[error("cannot open storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+    /// The secret key could not be read.
+    #[error("cannot read the secret key: {0}")]
+    Key(std::io::Error),
     /// Signal handling could not be installed.
     #[error("cannot install signal handler: {0}")]
     Signals(std::io::Error),
@@ -48,7 +54,8 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
     let http_addr = config.http_addr;
     let tuning = config.server.clone();
     let runtime = Runtime::build(config, None)?;
-    let gateway = Arc::new(Gateway::new(runtime, clock::system()));
+    let store = open_store(&runtime)?;
+    let gateway = Arc::new(Gateway::new(runtime, clock::system(), store));
 
     let conf = ServerConf {
         threads: tuning.threads,
@@ -111,6 +118,15 @@ impl Prepared {
     pub fn run(self, args: RunArgs) {
         self.server.run(args)
     }
+}
+
+/// Open the enrolment store named by the config, with seeds sealed by a key
+/// derived from the gateway's secret key.
+pub fn open_store(rt: &Runtime) -> Result<Arc<dyn crate::storage::EnrolmentStore>, StartError> {
+    let secret = std::fs::read(&rt.config.secret_key_file).map_err(StartError::Key)?;
+    let sealer = crate::storage::crypto::Sealer::from_secret(&secret);
+    let store = crate::storage::sqlite::SqliteStore::open(&rt.config.storage_path, sealer)?;
+    Ok(Arc::new(store))
 }
 
 /// SIGHUP: re-read the config file; keep the old one on any error.
@@ -247,6 +263,7 @@ impl Sweeper {
             gw.audit(&rt, ev);
         }
         gw.handoffs.sweep(now);
+        gw.challenges.sweep(now);
         rt.regulator.sweep(now);
         rt.basic_cache.sweep(now);
     }

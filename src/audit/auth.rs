@@ -31,6 +31,12 @@ pub struct AuthEvent<'a> {
     pub session: Option<String>,
     /// Host the event happened on.
     pub host: Option<&'a str>,
+    /// Masked destination of a code (`070*****67`, `a***e@example.org`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// What the SMS/e-mail provider answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 /// `internal`/`external` for logs.

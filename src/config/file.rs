@@ -52,6 +52,82 @@ pub struct FileConfig {
     /// Log destinations.
     #[serde(default)]
     pub audit: Audit,
+    /// SQLite file for enrolments (SMS numbers, authenticator devices,
+    /// hardware tokens). Default `portvakt.db` beside the config file.
+    pub storage: Option<String>,
+    /// One-time code rules (SMS and e-mail codes).
+    #[serde(default)]
+    pub codes: Codes,
+    /// How codes are delivered.
+    #[serde(default)]
+    pub notify: crate::notify::config::FileNotify,
+}
+
+/// `codes:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Codes {
+    /// Characters in a code (≥ 4; 6 gives 30 bits).
+    #[serde(default = "default_code_length")]
+    pub length: usize,
+    /// How long a code is valid.
+    #[serde(default = "default_code_validity")]
+    pub validity: Duration,
+    /// Wrong tries before a code is dead.
+    #[serde(default = "default_code_tries")]
+    pub max_tries: u32,
+    /// Wait before another code can be sent.
+    #[serde(default = "default_resend")]
+    pub resend_after: Duration,
+    /// Codes per user per hour.
+    #[serde(default = "default_per_user")]
+    pub per_user_per_hour: u32,
+    /// Codes per client IP per hour (SMS costs money).
+    #[serde(default = "default_per_ip")]
+    pub per_ip_per_hour: u32,
+    /// Issuer shown in authenticator apps.
+    pub issuer: Option<String>,
+    /// Country code for numbers typed without one (`0701234567` → `+46701234567`).
+    #[serde(default = "default_country")]
+    pub default_country: String,
+}
+
+fn default_country() -> String {
+    "+46".into()
+}
+
+fn default_code_length() -> usize {
+    6
+}
+fn default_code_validity() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_code_tries() -> u32 {
+    3
+}
+fn default_resend() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_per_user() -> u32 {
+    5
+}
+fn default_per_ip() -> u32 {
+    20
+}
+
+impl Default for Codes {
+    fn default() -> Self {
+        Codes {
+            length: default_code_length(),
+            validity: default_code_validity(),
+            max_tries: default_code_tries(),
+            resend_after: default_resend(),
+            per_user_per_hour: default_per_user(),
+            per_ip_per_hour: default_per_ip(),
+            issuer: None,
+            default_country: default_country(),
+        }
+    }
 }
 
 /// `listen:`
@@ -279,6 +355,38 @@ pub struct Realm {
     pub internal_networks: Vec<IpNet>,
     /// Where users come from.
     pub directory: Directory,
+    /// Login methods offered per location.
+    #[serde(default)]
+    pub methods: Methods,
+}
+
+/// `realms[].methods:` — what the login page offers on and off the internal
+/// network. The password always comes first; the rest are second factors.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Methods {
+    /// On the internal networks (seed: "Enkel inloggning" and "Webbdosa").
+    #[serde(default = "default_internal_methods")]
+    pub internal: Vec<String>,
+    /// Elsewhere (seed: SMS-kod, E-post-kod, Authenticator, Webbdosa).
+    #[serde(default = "default_external_methods")]
+    pub external: Vec<String>,
+}
+
+fn default_internal_methods() -> Vec<String> {
+    vec!["password".into(), "token".into()]
+}
+fn default_external_methods() -> Vec<String> {
+    vec!["sms".into(), "email".into(), "totp".into(), "token".into()]
+}
+
+impl Default for Methods {
+    fn default() -> Self {
+        Methods {
+            internal: default_internal_methods(),
+            external: default_external_methods(),
+        }
+    }
 }
 
 /// `realms[].directory:`

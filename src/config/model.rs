@@ -52,6 +52,33 @@ pub struct Config {
     pub access_log: LogTarget,
     /// Auth log destination.
     pub auth_log: LogTarget,
+    /// SQLite file with enrolments.
+    pub storage_path: PathBuf,
+    /// One-time code rules.
+    pub codes: CodeSettings,
+    /// Code delivery.
+    pub notify: crate::notify::config::NotifyConfig,
+}
+
+/// One-time code rules (see `codes:` in the config file).
+#[derive(Debug, Clone)]
+pub struct CodeSettings {
+    /// Characters per code.
+    pub length: usize,
+    /// Validity.
+    pub validity: Duration,
+    /// Wrong tries per code.
+    pub max_tries: u32,
+    /// Resend cooldown.
+    pub resend_after: Duration,
+    /// Codes per user per hour.
+    pub per_user_per_hour: u32,
+    /// Codes per IP per hour.
+    pub per_ip_per_hour: u32,
+    /// Issuer name in authenticator apps.
+    pub issuer: String,
+    /// Country code for numbers typed without one, like `+46`.
+    pub default_country: String,
 }
 
 impl Config {
@@ -130,9 +157,28 @@ pub struct Realm {
     pub internal_networks: Vec<IpNet>,
     /// Directory settings.
     pub directory: DirectoryConfig,
+    /// Methods offered on the internal networks (password first).
+    pub internal_methods: Vec<crate::session::Method>,
+    /// Methods offered elsewhere.
+    pub external_methods: Vec<crate::session::Method>,
 }
 
 impl Realm {
+    /// The second factors offered to a client that is (or is not) internal.
+    pub fn second_factors(
+        &self,
+        internal: bool,
+    ) -> impl Iterator<Item = crate::session::Method> + '_ {
+        let list = if internal {
+            &self.internal_methods
+        } else {
+            &self.external_methods
+        };
+        list.iter()
+            .copied()
+            .filter(|m| *m != crate::session::Method::Password)
+    }
+
     /// Whether `ip` is on one of this realm's internal networks.
     pub fn is_internal(&self, ip: std::net::IpAddr) -> bool {
         crate::net::in_networks(&self.internal_networks, ip)

@@ -202,10 +202,53 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
     };
     let access_log = log(&f.audit.access_log, &mut c);
     let auth_log = log(&f.audit.auth_log, &mut c);
-
-    if !c.problems.is_empty() {
-        return Err(c.problems);
+    let storage_path = c.path(f.storage.as_deref().unwrap_or("portvakt.db"));
+    let codes = CodeSettings {
+        length: f.codes.length,
+        validity: f.codes.validity.0,
+        max_tries: f.codes.max_tries,
+        resend_after: f.codes.resend_after.0,
+        per_user_per_hour: f.codes.per_user_per_hour,
+        per_ip_per_hour: f.codes.per_ip_per_hour,
+        issuer: f
+            .codes
+            .issuer
+            .clone()
+            .unwrap_or_else(|| portal_host.clone()),
+        default_country: f.codes.default_country.clone(),
+    };
+    let cc = &codes.default_country;
+    if !(cc.starts_with('+')
+        && (2..=4).contains(&cc.len())
+        && cc[1..].bytes().all(|b| b.is_ascii_digit()))
+    {
+        c.problem(
+            "codes.default_country",
+            format!("{cc:?} is not a country calling code like +46"),
+        );
     }
+    if !(4..=12).contains(&codes.length) {
+        c.problem("codes.length", "use 4 to 12 characters (6 gives 30 bits)");
+    }
+    if codes.max_tries == 0 || codes.per_user_per_hour == 0 || codes.per_ip_per_hour == 0 {
+        c.problem(
+            "codes",
+            "max_tries and the hourly budgets must be at least 1",
+        );
+    }
+    let notify = match crate::notify::config::validate(&f.notify, &c.base.clone()) {
+        Ok(n) => Some(n),
+        Err(list) => {
+            for (key, message) in list {
+                c.problem(&format!("notify.{key}"), message);
+            }
+            None
+        }
+    };
+
+    let Some(notify) = notify.filter(|_| c.problems.is_empty()) else {
+        return Err(c.problems);
+    };
     Ok(Config {
         source: path.to_path_buf(),
         https_addr: f.listen.https,
@@ -226,6 +269,9 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         services,
         access_log,
         auth_log,
+        storage_path,
+        codes,
+        notify,
     })
 }
 
@@ -292,7 +338,28 @@ fn realms(c: &mut Checker, list: &[file::Realm]) -> Vec<Arc<Realm>> {
                 DirectoryConfig::File(PathBuf::new())
             }
         };
+        let mut methods = |which: &str, names: &[String]| {
+            let mut list = Vec::new();
+            for (j, n) in names.iter().enumerate() {
+                match crate::session::Method::parse(n) {
+                    Some(m) if !list.contains(&m) => list.push(m),
+                    Some(_) => c.problem(
+                        &format!("{key}.methods.{which}[{j}]"),
+                        format!("{n} is listed twice"),
+                    ),
+                    None => c.problem(
+                        &format!("{key}.methods.{which}[{j}]"),
+                        format!("{n:?} is not a method; use password, sms, email, totp or token"),
+                    ),
+                }
+            }
+            list
+        };
+        let internal_methods = methods("internal", &r.methods.internal);
+        let external_methods = methods("external", &r.methods.external);
         out.push(Arc::new(Realm {
+            internal_methods,
+            external_methods,
             id: r.id.clone(),
             title: r
                 .title

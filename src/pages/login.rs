@@ -6,7 +6,7 @@ use std::sync::Arc;
 use minijinja::context;
 use rand::RngCore;
 
-use super::{message, verify_target, Reply, Req, SessionState, Target};
+use super::{message, second, verify_target, Reply, Req, SessionState, Target};
 use crate::config::model::Realm;
 use crate::directory::Verdict;
 use crate::gateway::{Gateway, Runtime};
@@ -80,7 +80,17 @@ fn form(
         .iter()
         .map(|r| context! { id => r.id.as_str(), title => r.title.get(lang) })
         .collect();
+    let internal = realm.is_internal(req.client_ip);
+    let methods: Vec<_> = login_methods(realm, internal)
+        .into_iter()
+        .map(|m| {
+            let hint = if m == Method::Password { String::new() } else { p.t(lang, &format!("method_{}_hint", m.as_str())).to_owned() };
+            context! { value => m.as_str(), label => p.t(lang, &format!("method_{}", m.as_str())), hint => hint }
+        })
+        .collect();
     let ctx = context! {
+        methods => methods,
+        method => req.field("method").unwrap_or(""),
         action => "/.portvakt/login",
         csrf => rt.signer.csrf(Purpose::LoginCsrf, flow.as_bytes()),
         rd => rd,
@@ -97,6 +107,17 @@ fn form(
         reply = reply.cookie(cookie::set(FLOW, &flow, Some(3600)));
     }
     reply
+}
+
+/// What the login page offers: inside, the realm's internal list (seed:
+/// "Enkel inloggning", "Webbdosa"); outside, its external second factors —
+/// the password is asked for first either way.
+fn login_methods(realm: &Realm, internal: bool) -> Vec<Method> {
+    if internal {
+        realm.internal_methods.clone()
+    } else {
+        realm.second_factors(false).collect()
+    }
 }
 
 fn valid_flow(f: &str) -> bool {
@@ -256,7 +277,8 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         },
         now,
     );
-    gw.sessions.insert(id.key(), Arc::new(session)).await;
+    let session = Arc::new(session);
+    gw.sessions.insert(id.key(), session.clone()).await;
     let mut ev = gw.event(
         "login",
         "success",
@@ -272,15 +294,53 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     ev.host = Some(req.host);
     gw.audit(rt, ev);
 
-    continue_to(gw, rt, req, &id, verify_target(rt, &rd))
-        .status(303)
-        .cookie(cookie::set(cookie::SESSION, id.as_str(), None))
+    // Password first, then the second step when the target (or, for the
+    // portal, being off-network) needs it, or when the user chose a second
+    // method on the login page ("Webbdosa" inside).
+    let target = verify_target(rt, &rd);
+    let chosen = req.field("method").and_then(second::Choice::parse);
+    let needed = second::required_level(rt, &realm, target.as_ref(), internal) >= 2;
+    let next = if needed || chosen.is_some() {
+        match chosen {
+            // One obvious destination: start it now (sends the code).
+            Some(choice) if choice.method != Method::Sms => {
+                second::start(gw, rt, req, &id, &session, &rd, choice).await
+            }
+            Some(choice) => {
+                let numbers = gw
+                    .store
+                    .sms_numbers(&session.user)
+                    .await
+                    .unwrap_or_default();
+                if numbers.len() == 1 {
+                    let choice = second::Choice {
+                        method: Method::Sms,
+                        number: Some(numbers[0].position),
+                    };
+                    second::start(gw, rt, req, &id, &session, &rd, choice).await
+                } else {
+                    Reply::redirect(
+                        303,
+                        &format!(
+                            "{}&method={}",
+                            second::second_url(req, rt, &rd),
+                            choice.value()
+                        ),
+                    )
+                }
+            }
+            None => Reply::redirect(303, &second::second_url(req, rt, &rd)),
+        }
+    } else {
+        continue_to(gw, rt, req, &id, target).status(303)
+    };
+    next.cookie(cookie::set(cookie::SESSION, id.as_str(), None))
         .cookie(cookie::clear(FLOW))
 }
 
 /// Send a logged-in browser on: straight to a portal-host target, through a
 /// handoff code to a service host, or to the portal front page.
-fn continue_to(
+pub(super) fn continue_to(
     gw: &Gateway,
     rt: &Runtime,
     req: &Req<'_>,

@@ -8,12 +8,14 @@
 //! - [`login`]: the password form and what happens after it.
 //! - [`logout`]: handoff to service hosts, logout everywhere.
 //! - [`portal`]: the portal front page.
+//! - [`second`]: the second step of login and step-up (one-time codes).
 //! - [`templates`]: minijinja templates and language files.
 
 pub mod login;
 pub mod logout;
 pub mod portal;
 pub mod reply;
+pub mod second;
 pub mod templates;
 
 use std::net::IpAddr;
@@ -127,6 +129,11 @@ pub async fn handle(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             }
             Reply::redirect(302, &to)
         }
+        "/.portvakt/second" if on_portal && is_get => second::choose(gw, rt, req).await,
+        "/.portvakt/second" if on_portal && is_post => second::chosen(gw, rt, req).await,
+        "/.portvakt/code" if on_portal && is_get => second::code_form(rt, req),
+        "/.portvakt/code" if on_portal && is_post => second::code_submit(gw, rt, req).await,
+        "/.portvakt/second" | "/.portvakt/code" if on_portal => method_not_allowed(rt, req),
         "/.portvakt/handoff" if is_get => logout::handoff(gw, rt, req).await,
         "/.portvakt/logout" if is_get => logout::confirm(rt, req),
         "/.portvakt/logout" if is_post => logout::submit(gw, rt, req).await,

@@ -30,6 +30,32 @@ const EMBEDDED: &[(&str, &str)] = &[
     ),
     ("lang/sv.yaml", include_str!("../../html/lang/sv.yaml")),
     ("lang/en.yaml", include_str!("../../html/lang/en.yaml")),
+    ("second.html", include_str!("../../html/second.html")),
+    ("code.html", include_str!("../../html/code.html")),
+    (
+        "sms/code.sv.txt",
+        include_str!("../../html/sms/code.sv.txt"),
+    ),
+    (
+        "sms/code.en.txt",
+        include_str!("../../html/sms/code.en.txt"),
+    ),
+    (
+        "email/code.sv.txt",
+        include_str!("../../html/email/code.sv.txt"),
+    ),
+    (
+        "email/code.en.txt",
+        include_str!("../../html/email/code.en.txt"),
+    ),
+    (
+        "email/code.sv.html",
+        include_str!("../../html/email/code.sv.html"),
+    ),
+    (
+        "email/code.en.html",
+        include_str!("../../html/email/code.en.html"),
+    ),
 ];
 
 /// Templates, strings and static assets for one configuration.
@@ -92,7 +118,15 @@ impl Pages {
             "message.html",
             "logout.html",
             "portal.html",
+            "second.html",
+            "code.html",
             "theme.css",
+            "sms/code.sv.txt",
+            "sms/code.en.txt",
+            "email/code.sv.txt",
+            "email/code.en.txt",
+            "email/code.sv.html",
+            "email/code.en.html",
         ] {
             env.get_template(name)
                 .map_err(|e| problem(name, format!("template error: {e:#}")))?;
@@ -196,6 +230,11 @@ impl Pages {
             .and_then(|m| m.get(key))
             .map(String::as_str)
             .unwrap_or(key)
+    }
+
+    /// Render a message template (SMS, e-mail) with only `ctx`.
+    pub fn render_text(&self, name: &str, ctx: Value) -> Result<String, minijinja::Error> {
+        self.env.get_template(name)?.render(ctx)
     }
 
     /// Render template `name` with the common context plus `ctx`.

@@ -136,17 +136,7 @@ impl ProxyHttp for Proxy {
                 let reply = if service.basic_auth && ctx.internal && !wants_html(session) {
                     self.basic_challenge(session, ctx, &rt)
                 } else {
-                    let here = format!(
-                        "https://{}{}{}",
-                        ctx.host,
-                        ctx.port_suffix,
-                        session
-                            .req_header()
-                            .uri
-                            .path_and_query()
-                            .map(|p| p.as_str())
-                            .unwrap_or("/")
-                    );
+                    let here = self.here(session, ctx);
                     let ended = matches!(state, SessionState::Ended);
                     if ended {
                         ctx.reason = "session_ended";
@@ -162,7 +152,26 @@ impl ProxyHttp for Proxy {
                 self.reply(session, ctx, &rt, reply.decision("login")).await
             }
             Decision::StepUp => {
-                let reply = self.message(session, ctx, &rt, 403, "step_up_heading", "step_up_text");
+                // A stored session whose realm offers a second factor here is
+                // sent to the second step and comes back; otherwise explain.
+                let can_step_up = !ctx.used_basic
+                    && identity
+                        .as_ref()
+                        .and_then(|s| rt.config.realm(&s.realm))
+                        .is_some_and(|r| r.second_factors(ctx.internal).next().is_some());
+                let reply = if can_step_up {
+                    let here = self.here(session, ctx);
+                    let rd = pages::return_token(&rt, &here);
+                    Reply::redirect(
+                        302,
+                        &format!(
+                            "https://{}{}/.portvakt/second?rd={rd}",
+                            rt.config.portal_host, ctx.port_suffix
+                        ),
+                    )
+                } else {
+                    self.message(session, ctx, &rt, 403, "step_up_heading", "step_up_text")
+                };
                 self.reply(session, ctx, &rt, reply.decision("step_up"))
                     .await
             }
@@ -514,6 +523,17 @@ impl Proxy {
                 BasicOutcome::Refused
             }
         }
+    }
+
+    /// The absolute URL of this request, to come back to after a login.
+    fn here(&self, session: &Session, ctx: &Ctx) -> String {
+        let pq = session
+            .req_header()
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        format!("https://{}{}{}", ctx.host, ctx.port_suffix, pq)
     }
 
     fn basic_challenge(&self, session: &Session, ctx: &Ctx, rt: &Runtime) -> Reply {

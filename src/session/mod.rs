@@ -91,6 +91,20 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method, in the order pages list them.
+    pub const ALL: [Method; 5] = [
+        Method::Password,
+        Method::Sms,
+        Method::Email,
+        Method::Totp,
+        Method::Token,
+    ];
+
+    /// The method named `name` in config or forms.
+    pub fn parse(name: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+
     /// Name used in config, headers and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -210,6 +224,33 @@ impl Session {
             last_seen_ms: AtomicU64::new(now_ms),
             header_values,
         }
+    }
+
+    /// The same login after a second factor: level 2, the method added, the
+    /// original login and password times kept (the absolute lifetime still
+    /// counts from the first login). The caller stores it under a new id.
+    pub fn with_second_factor(&self, method: Method, now_ms: u64) -> Session {
+        let mut methods = self.methods.clone();
+        if !methods.contains(&method) {
+            methods.push(method);
+        }
+        let mut s = Session::new(
+            NewSession {
+                user: self.user.clone(),
+                realm: self.realm.clone(),
+                groups: self.groups.clone(),
+                email: self.email.clone(),
+                display_name: self.display_name.clone(),
+                auth_level: 2,
+                methods,
+                internal: self.internal_at_login,
+                ip: self.ip_at_login,
+            },
+            now_ms,
+        );
+        s.created_ms = self.created_ms;
+        s.password_at_ms = self.password_at_ms;
+        s
     }
 
     /// Last real use.

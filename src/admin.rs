@@ -1,0 +1,394 @@
+//! Admin commands on enrolments: import and assign hardware tokens, add
+//! authenticator devices, list and remove what a user has. The CLI parses
+//! arguments and prints the returned text; these functions do the work.
+//!
+//! They run before the gateway starts or while it runs: SQLite in WAL mode
+//! lets the CLI process write while the gateway reads, and code checks lock
+//! the file, so an admin change and a login never interleave half-way.
+//!
+//! [`Admin`] is synchronous (it owns a small tokio runtime for the async
+//! store): call it from plain `main`, never from inside a runtime.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::factors::token::{parse_csv, CsvError, TokenKind};
+use crate::factors::totp;
+use crate::signing::KeyError;
+use crate::storage::{EnrolmentStore, Enrolments, Sealer, SqliteStore, StorageError};
+
+/// Why an admin command failed (printed as is).
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The secret key file is missing or too short.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// An input file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An import file has errors; nothing was imported.
+    #[error("{path}: nothing imported:\n{source}")]
+    Csv {
+        /// The file.
+        path: String,
+        /// Every problem, with line numbers.
+        source: CsvError,
+    },
+    /// The thing to change does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The tokio runtime for the store could not start.
+    #[error("cannot start the admin runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// An open store plus what the commands need around it.
+#[derive(Debug)]
+pub struct Admin {
+    /// The store the gateway also uses.
+    store: Arc<dyn EnrolmentStore>,
+    /// For "added" and "assigned" times.
+    clock: SharedClock,
+    /// Drives the async store from synchronous CLI code.
+    rt: tokio::runtime::Runtime,
+}
+
+impl Admin {
+    /// Open the store a validated configuration names.
+    pub fn from_config(config: &crate::config::Config) -> Result<Admin, AdminError> {
+        Admin::open(&config.storage_path, &config.secret_key_file)
+    }
+
+    /// Open the SQLite store at `storage_path` with the key in
+    /// `secret_key_file` (the config's `storage_path` and `secret_key_file`).
+    pub fn open(storage_path: &Path, secret_key_file: &Path) -> Result<Admin, AdminError> {
+        let sealer = Sealer::from_key_file(secret_key_file)?;
+        let store = SqliteStore::open(storage_path, sealer)?;
+        Admin::with_store(Arc::new(store), Arc::new(SystemClock))
+    }
+
+    /// Use an already open store (tests, other backends).
+    pub fn with_store(
+        store: Arc<dyn EnrolmentStore>,
+        clock: SharedClock,
+    ) -> Result<Admin, AdminError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(AdminError::Runtime)?;
+        Ok(Admin { store, clock, rt })
+    }
+
+    fn run<T>(&self, fut: impl Future<Output = Result<T, StorageError>>) -> Result<T, AdminError> {
+        Ok(self.rt.block_on(fut)?)
+    }
+
+    /// `token import FILE`: all tokens of a CSV file, or none.
+    pub fn token_import(&self, csv_path: &Path) -> Result<String, AdminError> {
+        let path = csv_path.display().to_string();
+        let text = std::fs::read_to_string(csv_path).map_err(|source| AdminError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let records = parse_csv(&text).map_err(|source| AdminError::Csv {
+            path: path.clone(),
+            source,
+        })?;
+        let n = self.run(self.store.import_tokens(records, self.clock.now_ms()))?;
+        tracing::info!(action = "token_import", file = %path, count = n, "admin");
+        Ok(format!("imported {n} token{} from {path}", plural(n)))
+    }
+
+    /// `token assign SERIAL USER`.
+    pub fn token_assign(&self, serial: &str, user: &str) -> Result<String, AdminError> {
+        self.run(self.store.assign_token(serial, user, self.clock.now_ms()))?;
+        tracing::info!(action = "token_assign", serial, user, "admin");
+        Ok(format!("token {serial} is assigned to {user}"))
+    }
+
+    /// `token unassign SERIAL`.
+    pub fn token_unassign(&self, serial: &str) -> Result<String, AdminError> {
+        let was = self.run(self.store.unassign_token(serial))?;
+        tracing::info!(action = "token_unassign", serial, "admin");
+        Ok(if was {
+            format!("token {serial} is no longer assigned")
+        } else {
+            format!("token {serial} was not assigned")
+        })
+    }
+
+    /// `token resync SERIAL CODE1 CODE2`: two consecutive codes from a HOTP token.
+    pub fn token_resync(
+        &self,
+        serial: &str,
+        code1: &str,
+        code2: &str,
+    ) -> Result<String, AdminError> {
+        match self.run(self.store.resync_token(serial, code1, code2))? {
+            Some(next) => {
+                tracing::info!(action = "token_resync", serial, next, "admin");
+                Ok(format!("token {serial} resynchronised; the next code uses counter {next}"))
+            }
+            None => Err(AdminError::NotFound(format!(
+                "token {serial}: the two codes are not consecutive codes of this token within {} presses; \
+                 press the button twice more and try again",
+                crate::factors::token::ADMIN_RESYNC_LOOKAHEAD
+            ))),
+        }
+    }
+
+    /// `totp add USER DESCRIPTION [--issuer ISSUER]`: a new authenticator
+    /// device; prints its secret and `otpauth://` URI this once only.
+    pub fn totp_add(
+        &self,
+        user: &str,
+        description: &str,
+        issuer: &str,
+    ) -> Result<String, AdminError> {
+        let secret = totp::new_secret();
+        let id =
+            self.run(
+                self.store
+                    .add_totp_device(user, description, &secret, self.clock.now_ms()),
+            )?;
+        tracing::info!(action = "totp_add", user, device = id, "admin");
+        Ok(format!(
+            "added authenticator device {id} ({description:?}) for {user}\n\
+             secret: {}\n\
+             uri:    {}\n\
+             The secret is shown only now and cannot be read back later.",
+            totp::base32(&secret),
+            totp::otpauth_uri(issuer, user, &secret)
+        ))
+    }
+
+    /// `enrolments USER`: what the user has, without secrets.
+    pub fn enrolments_list(&self, user: &str) -> Result<String, AdminError> {
+        let e = self.run(self.store.enrolments(user))?;
+        if e.is_empty() {
+            return Ok(format!("{user} has nothing enrolled"));
+        }
+        Ok(format!("{user}:\n{}", describe(&e)))
+    }
+
+    /// `totp remove USER ID`.
+    pub fn remove_totp(&self, user: &str, id: i64) -> Result<String, AdminError> {
+        if !self.run(self.store.remove_totp_device(user, id))? {
+            return Err(AdminError::NotFound(format!(
+                "{user} has no authenticator device {id}"
+            )));
+        }
+        tracing::info!(action = "totp_remove", user, device = id, "admin");
+        Ok(format!("removed authenticator device {id} of {user}"))
+    }
+
+    /// `sms remove USER POSITION` (0 or 1).
+    pub fn remove_sms(&self, user: &str, position: u8) -> Result<String, AdminError> {
+        if !self.run(self.store.remove_sms_number(user, position))? {
+            return Err(AdminError::NotFound(format!(
+                "{user} has no SMS number in position {position}"
+            )));
+        }
+        tracing::info!(action = "sms_remove", user, position, "admin");
+        Ok(format!("removed SMS number {position} of {user}"))
+    }
+
+    /// `reset USER`: remove numbers and devices, unassign tokens.
+    pub fn reset_user(&self, user: &str) -> Result<String, AdminError> {
+        let had = self.run(self.store.reset_user(user))?;
+        tracing::info!(
+            action = "reset_user",
+            user,
+            sms = had.sms.len(),
+            totp = had.totp.len(),
+            tokens = had.tokens.len(),
+            "admin"
+        );
+        if had.is_empty() {
+            return Ok(format!("{user} had nothing enrolled"));
+        }
+        Ok(format!("reset {user}; removed:\n{}", describe(&had)))
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Milliseconds since the epoch as a UTC time for people.
+fn when(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(
+            || "?".into(),
+            |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+        )
+}
+
+/// One line per enrolment.
+fn describe(e: &Enrolments) -> String {
+    let mut out = Vec::new();
+    for n in &e.sms {
+        out.push(format!(
+            "  sms    {}  {}  added {}",
+            n.position,
+            n.e164,
+            when(n.added_ms)
+        ));
+    }
+    for d in &e.totp {
+        let used = d.last_used_secs.map_or_else(
+            || "never used".into(),
+            |s| format!("last used {}", when(s.saturating_mul(1000))),
+        );
+        out.push(format!(
+            "  totp   {}  {:?}  added {}, {used}",
+            d.id,
+            d.description,
+            when(d.added_ms)
+        ));
+    }
+    for t in &e.tokens {
+        let kind = match (t.kind, t.period) {
+            (TokenKind::Totp, Some(p)) => format!("totp/{p}s"),
+            (k, _) => k.as_str().to_string(),
+        };
+        let assigned = t
+            .assigned_ms
+            .map_or_else(String::new, |ms| format!("  assigned {}", when(ms)));
+        out.push(format!(
+            "  token  {}  {kind}, {} digits{assigned}",
+            t.serial, t.digits
+        ));
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::factors::token::Hotp;
+    use crate::storage::Verify;
+
+    const HEX: &str = "3132333435363738393031323334353637383930";
+
+    fn admin(dir: &Path) -> Admin {
+        let store = SqliteStore::open(&dir.join("db/portvakt.db"), Sealer::from_secret(&[9; 32]))
+            .expect("open");
+        Admin::with_store(Arc::new(store), ManualClock::starting_at(1_700_000_000_000))
+            .expect("admin")
+    }
+
+    #[test]
+    fn open_reads_the_key_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("secret.key");
+        assert!(matches!(
+            Admin::open(&dir.path().join("a.db"), &key),
+            Err(AdminError::Key(_))
+        ));
+        std::fs::write(&key, [3u8; 32]).expect("write");
+        let a = Admin::open(&dir.path().join("a.db"), &key).expect("open");
+        assert_eq!(
+            a.enrolments_list("bob").expect("list"),
+            "bob has nothing enrolled"
+        );
+    }
+
+    #[test]
+    fn import_assign_resync_list_reset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = admin(dir.path());
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, format!("T1,hotp,{HEX}\nT2,hotp,abc\n")).expect("write");
+        let err = a.token_import(&bad).expect_err("bad line").to_string();
+        assert!(
+            err.contains("nothing imported") && err.contains("line 2:"),
+            "{err}"
+        );
+        let good = dir.path().join("good.csv");
+        std::fs::write(
+            &good,
+            format!("serial,type,secret\nT1,hotp,{HEX}\nT2,totp,{HEX}\n"),
+        )
+        .expect("write");
+        assert!(a
+            .token_import(&good)
+            .expect("import")
+            .starts_with("imported 2 tokens"));
+        let again = a.token_import(&good).expect_err("duplicates").to_string();
+        assert!(again.contains("T1, T2"), "{again}");
+
+        assert_eq!(
+            a.token_assign("T1", "alice").expect("assign"),
+            "token T1 is assigned to alice"
+        );
+        assert!(a.token_assign("T1", "bob").is_err(), "assigned elsewhere");
+        assert!(a.token_assign("NOPE", "bob").is_err());
+        // HEX decodes to the RFC 4226 test secret.
+        let h = Hotp::new(b"12345678901234567890", 6);
+        assert!(
+            a.token_resync("T1", &h.code(7), &h.code(9)).is_err(),
+            "not consecutive"
+        );
+        let out = a
+            .token_resync("T1", &h.code(2000), &h.code(2001))
+            .expect("resync");
+        assert!(out.ends_with("counter 2002"), "{out}");
+        let v =
+            a.rt.block_on(a.store.verify_token("alice", &h.code(2002), 0))
+                .expect("verify");
+        assert!(matches!(v, Verify::Accepted { .. }));
+        assert!(a
+            .token_resync("T2", "1", "2")
+            .expect_err("totp")
+            .to_string()
+            .contains("TOTP"));
+
+        let added = a.totp_add("alice", "Jobbmobil", "Kommunen").expect("add");
+        assert!(
+            added.contains("otpauth://totp/Kommunen:alice?secret="),
+            "{added}"
+        );
+        let list = a.enrolments_list("alice").expect("list");
+        assert!(
+            list.contains("totp   1  \"Jobbmobil\"") && list.contains("token  T1  hotp, 6 digits"),
+            "{list}"
+        );
+        assert!(
+            list.contains("added 2023-11-14 22:13 UTC, never used"),
+            "{list}"
+        );
+        assert!(a.remove_totp("alice", 99).is_err());
+        assert!(a.remove_sms("alice", 0).is_err());
+        let reset = a.reset_user("alice").expect("reset");
+        assert!(
+            reset.contains("Jobbmobil") && reset.contains("T1"),
+            "{reset}"
+        );
+        assert_eq!(
+            a.enrolments_list("alice").expect("list"),
+            "alice has nothing enrolled"
+        );
+        assert_eq!(
+            a.token_unassign("T1").expect("unassign"),
+            "token T1 was not assigned"
+        );
+    }
+}

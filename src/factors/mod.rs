@@ -1,0 +1,10 @@
+//! Second factors: one-time codes sent by SMS or e-mail, authenticator apps
+//! (TOTP) and hardware OATH tokens ("Webbdosa").
+//!
+//! - [`code`]: generated codes and their challenges (validity, tries, budgets).
+//! - [`totp`]: authenticator-app secrets, `otpauth://` URIs, RFC 6238 steps.
+//! - [`token`]: hardware token import (CSV) and RFC 4226 HOTP.
+
+pub mod code;
+pub mod token;
+pub mod totp;

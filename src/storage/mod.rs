@@ -1,0 +1,570 @@
+//! Durable enrolments: SMS numbers, authenticator devices, hardware tokens,
+//! and the state that must survive restarts (HOTP counters, the last TOTP
+//! step accepted per credential).
+//!
+//! The gateway sees only [`EnrolmentStore`]; [`sqlite`] is the embedded
+//! backend and PostgreSQL can follow as one more module. Which code is valid
+//! is decided by the pure rules in [`crate::factors::totp`] and
+//! [`crate::factors::token`]; a backend loads the state, applies the rule and
+//! saves the new state in one transaction, so two gateways (or the gateway and
+//! the admin CLI) never accept the same code twice.
+//!
+//! Seeds are stored only sealed by [`crypto::Sealer`].
+
+pub mod crypto;
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+pub use crate::factors::token::{TokenKind, TokenMode, TokenRecord};
+pub use crypto::{SealError, Sealer};
+pub use sqlite::SqliteStore;
+
+/// Phone numbers a user may have.
+pub const MAX_SMS_NUMBERS: u8 = 2;
+
+/// A registered SMS number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsNumber {
+    /// Slot 0 or 1 (the user picks which gets the code).
+    pub position: u8,
+    /// Normalised number, `+` and digits.
+    pub e164: String,
+    /// When it was registered.
+    pub added_ms: u64,
+}
+
+/// A registered authenticator app. The secret never leaves the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpDevice {
+    /// Stable id (never reused), shown in lists and audit events.
+    pub id: i64,
+    /// The user's name for it ("Jobbmobil").
+    pub description: String,
+    /// When it was added.
+    pub added_ms: u64,
+    /// Start of the last time step accepted from it, if any.
+    pub last_used_secs: Option<u64>,
+}
+
+/// A hardware token assigned to a user, without its seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Serial printed on the token.
+    pub serial: String,
+    /// HOTP or TOTP.
+    pub kind: TokenKind,
+    /// 6 or 8.
+    pub digits: u8,
+    /// Seconds per step (TOTP only).
+    pub period: Option<u32>,
+    /// When it was assigned.
+    pub assigned_ms: Option<u64>,
+}
+
+/// Everything a user has enrolled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Enrolments {
+    /// SMS numbers by position.
+    pub sms: Vec<SmsNumber>,
+    /// Authenticator devices by id.
+    pub totp: Vec<TotpDevice>,
+    /// Assigned tokens by serial.
+    pub tokens: Vec<TokenInfo>,
+}
+
+impl Enrolments {
+    /// True when the user has nothing enrolled.
+    pub fn is_empty(&self) -> bool {
+        self.sms.is_empty() && self.totp.is_empty() && self.tokens.is_empty()
+    }
+}
+
+/// Which credential a code belonged to, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// An authenticator device.
+    TotpDevice(i64),
+    /// A hardware token.
+    Token(String),
+}
+
+impl std::fmt::Display for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::TotpDevice(id) => write!(f, "totp:{id}"),
+            Credential::Token(serial) => write!(f, "token:{serial}"),
+        }
+    }
+}
+
+/// The outcome of checking a one-time code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verify {
+    /// Valid; its step or counter is now used up.
+    Accepted {
+        /// The credential that matched.
+        by: Credential,
+        /// True when this code completed a HOTP resynchronisation.
+        resynced: bool,
+    },
+    /// A valid code whose step or counter was already used: audit as replay.
+    Replay {
+        /// The credential that matched.
+        by: Credential,
+    },
+    /// A HOTP code far ahead of the counter: ask for the token's next code.
+    NeedsNextCode {
+        /// The token that matched.
+        by: Credential,
+    },
+    /// Wrong or malformed code, or no credential of this kind at all (pages
+    /// list the user's devices and tokens first to explain that case).
+    Rejected,
+}
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database failed (file, lock, SQL).
+    #[error("storage: {0}")]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+    /// A file or directory could not be created.
+    #[error("storage: cannot create {path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database was migrated by a newer portvakt.
+    #[error("storage: database schema version {found} is newer than this portvakt knows ({known}); upgrade portvakt")]
+    SchemaTooNew {
+        /// Version in the file.
+        found: u32,
+        /// Newest version known here.
+        known: u32,
+    },
+    /// A seed does not decrypt (another secret key, or a moved row).
+    #[error("storage: seed of {what} does not decrypt: {source}")]
+    Seal {
+        /// Which credential.
+        what: String,
+        /// Why.
+        source: SealError,
+    },
+    /// A user name that cannot be stored.
+    #[error("user name must be 1 to 256 characters without control characters")]
+    InvalidUser,
+    /// An SMS position other than 0 or 1.
+    #[error("SMS position must be 0 or 1 (at most {MAX_SMS_NUMBERS} numbers), got {0}")]
+    InvalidPosition(u8),
+    /// Not an E.164 number.
+    #[error("{0:?} is not a phone number in E.164 form (+ and 7 to 15 digits)")]
+    InvalidNumber(String),
+    /// A device description that cannot be stored.
+    #[error("description must be 1 to 100 characters without control characters")]
+    InvalidDescription,
+    /// A secret shorter than required.
+    #[error("secret is {bits} bits; at least {min} bits are required")]
+    WeakSecret {
+        /// Its length in bits.
+        bits: usize,
+        /// The minimum.
+        min: usize,
+    },
+    /// No token with this serial.
+    #[error("no token with serial {0}")]
+    UnknownToken(String),
+    /// An import names serials that are already in the store.
+    #[error("already imported (nothing was imported): {}", .0.join(", "))]
+    DuplicateSerials(Vec<String>),
+    /// The token belongs to someone else.
+    #[error("token {serial} is assigned to {user}; unassign it first")]
+    AlreadyAssigned {
+        /// The token.
+        serial: String,
+        /// Its current user.
+        user: String,
+    },
+    /// Resynchronisation asked for a TOTP token.
+    #[error("token {0} is a TOTP token; only HOTP tokens are resynchronised")]
+    NotHotp(String),
+    /// The blocking task running the query died.
+    #[error("storage task failed: {0}")]
+    Task(String),
+}
+
+/// Durable enrolments, as the gateway and the admin commands use them.
+/// Times are passed in (the [`crate::clock`] seam); user names are the
+/// directory's canonical ids and are case-sensitive.
+#[async_trait]
+pub trait EnrolmentStore: Send + Sync + std::fmt::Debug {
+    /// The user's SMS numbers by position.
+    async fn sms_numbers(&self, user: &str) -> Result<Vec<SmsNumber>, StorageError>;
+    /// Register or replace the number in `position` (0 or 1).
+    async fn set_sms_number(
+        &self,
+        user: &str,
+        position: u8,
+        e164: &str,
+        now_ms: u64,
+    ) -> Result<(), StorageError>;
+    /// Remove the number in `position`; false if there was none.
+    async fn remove_sms_number(&self, user: &str, position: u8) -> Result<bool, StorageError>;
+
+    /// The user's authenticator devices by id.
+    async fn totp_devices(&self, user: &str) -> Result<Vec<TotpDevice>, StorageError>;
+    /// Add a device with `secret` (at least 160 bits); returns its id.
+    async fn add_totp_device(
+        &self,
+        user: &str,
+        description: &str,
+        secret: &[u8],
+        now_ms: u64,
+    ) -> Result<i64, StorageError>;
+    /// Remove the user's device `id`; false if the user has no such device.
+    async fn remove_totp_device(&self, user: &str, id: i64) -> Result<bool, StorageError>;
+    /// Check an app code against all the user's devices (±1 step, no replay).
+    async fn verify_totp(
+        &self,
+        user: &str,
+        code: &str,
+        now_secs: u64,
+    ) -> Result<Verify, StorageError>;
+
+    /// Import tokens, all or nothing; a serial already present refuses the lot.
+    async fn import_tokens(
+        &self,
+        tokens: Vec<TokenRecord>,
+        now_ms: u64,
+    ) -> Result<usize, StorageError>;
+    /// Assign a token to a user (idempotent for the same user).
+    async fn assign_token(&self, serial: &str, user: &str, now_ms: u64)
+        -> Result<(), StorageError>;
+    /// Take a token from its user; false if it was not assigned.
+    async fn unassign_token(&self, serial: &str) -> Result<bool, StorageError>;
+    /// The tokens assigned to a user by serial.
+    async fn tokens_of(&self, user: &str) -> Result<Vec<TokenInfo>, StorageError>;
+    /// Check a token code against the user's tokens (HOTP window and
+    /// resynchronisation, TOTP ±1 step without replay).
+    async fn verify_token(
+        &self,
+        user: &str,
+        code: &str,
+        now_secs: u64,
+    ) -> Result<Verify, StorageError>;
+    /// Resynchronise a HOTP token from two consecutive codes; the new counter, or
+    /// None when no consecutive pair was found.
+    async fn resync_token(
+        &self,
+        serial: &str,
+        code1: &str,
+        code2: &str,
+    ) -> Result<Option<u64>, StorageError>;
+
+    /// Everything the user has enrolled.
+    async fn enrolments(&self, user: &str) -> Result<Enrolments, StorageError>;
+    /// Remove numbers and devices and unassign tokens; returns what there was.
+    async fn reset_user(&self, user: &str) -> Result<Enrolments, StorageError>;
+}
+
+/// Refuse user names a backend should not store.
+pub(crate) fn check_user(user: &str) -> Result<(), StorageError> {
+    let ok = !user.is_empty() && user.len() <= 256 && !user.chars().any(char::is_control);
+    ok.then_some(()).ok_or(StorageError::InvalidUser)
+}
+
+/// Refuse numbers not in E.164 form.
+pub(crate) fn check_e164(e164: &str) -> Result<(), StorageError> {
+    let ok = e164.strip_prefix('+').is_some_and(|d| {
+        (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
+    });
+    ok.then_some(())
+        .ok_or_else(|| StorageError::InvalidNumber(e164.to_string()))
+}
+
+/// Refuse empty, long or control-character descriptions.
+pub(crate) fn check_description(description: &str) -> Result<(), StorageError> {
+    let n = description.chars().count();
+    let ok = (1..=100).contains(&n) && !description.chars().any(char::is_control);
+    ok.then_some(()).ok_or(StorageError::InvalidDescription)
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! Behaviour every backend must show. Each backend's tests call these
+    //! with a fresh, empty store.
+
+    use super::*;
+    use crate::factors::token::Hotp;
+    use crate::factors::totp::{code_at, PERIOD};
+
+    /// The RFC 4226 / 6238 test secret.
+    pub const RFC: &[u8] = b"12345678901234567890";
+    /// A fixed "now" in Unix seconds.
+    pub const NOW: u64 = 1_700_000_000;
+
+    /// An HOTP token and a TOTP token with the RFC secret.
+    pub fn two_tokens() -> Vec<TokenRecord> {
+        let t = |serial: &str, digits, mode| TokenRecord {
+            serial: serial.into(),
+            secret: RFC.to_vec(),
+            digits,
+            mode,
+        };
+        vec![
+            t("T1", 6, TokenMode::Hotp { counter: 0 }),
+            t("T2", 8, TokenMode::Totp { period: 60 }),
+        ]
+    }
+
+    fn by(v: &Verify) -> String {
+        match v {
+            Verify::Accepted { by, resynced } => {
+                format!("accepted {by}{}", if *resynced { " resynced" } else { "" })
+            }
+            Verify::Replay { by } => format!("replay {by}"),
+            Verify::NeedsNextCode { by } => format!("next {by}"),
+            Verify::Rejected => "rejected".into(),
+        }
+    }
+
+    /// At most two numbers, E.164 only, replace and remove.
+    pub async fn sms(s: &dyn EnrolmentStore) {
+        s.set_sms_number("alice", 1, "+46701234567", 5)
+            .await
+            .expect("set 1");
+        s.set_sms_number("alice", 0, "+46709999999", 6)
+            .await
+            .expect("set 0");
+        assert!(matches!(
+            s.set_sms_number("alice", 2, "+46701111111", 7).await,
+            Err(StorageError::InvalidPosition(2))
+        ));
+        assert!(matches!(
+            s.set_sms_number("alice", 0, "0701234567", 7).await,
+            Err(StorageError::InvalidNumber(_))
+        ));
+        s.set_sms_number("alice", 0, "+46708888888", 8)
+            .await
+            .expect("replace");
+        let n = s.sms_numbers("alice").await.expect("list");
+        let got: Vec<(u8, &str, u64)> = n
+            .iter()
+            .map(|n| (n.position, n.e164.as_str(), n.added_ms))
+            .collect();
+        assert_eq!(got, vec![(0, "+46708888888", 8), (1, "+46701234567", 5)]);
+        assert!(s.remove_sms_number("alice", 1).await.expect("remove"));
+        assert!(!s.remove_sms_number("alice", 1).await.expect("remove again"));
+        assert!(s.sms_numbers("bob").await.expect("none").is_empty());
+    }
+
+    /// ±1 step, ±2 rejected, replays rejected, devices independent.
+    pub async fn totp(s: &dyn EnrolmentStore) {
+        assert!(matches!(
+            s.add_totp_device("alice", "short", &[1; 16], 1).await,
+            Err(StorageError::WeakSecret { bits: 128, .. })
+        ));
+        assert!(matches!(
+            s.add_totp_device("alice", "", RFC, 1).await,
+            Err(StorageError::InvalidDescription)
+        ));
+        let one = s
+            .add_totp_device("alice", "Jobbmobil", RFC, 1)
+            .await
+            .expect("add");
+        let two = s
+            .add_totp_device("alice", "Surfplatta", &[5; 20], 2)
+            .await
+            .expect("add");
+        assert!(two > one);
+        let step = NOW / PERIOD;
+        let check = |code: String| async move {
+            by(&s.verify_totp("alice", &code, NOW).await.expect("verify"))
+        };
+        assert_eq!(check(code_at(RFC, step - 2)).await, "rejected");
+        assert_eq!(check(code_at(RFC, step + 2)).await, "rejected");
+        assert_eq!(
+            check(code_at(RFC, step - 1)).await,
+            format!("accepted totp:{one}")
+        );
+        assert_eq!(
+            check(code_at(RFC, step - 1)).await,
+            format!("replay totp:{one}")
+        );
+        assert_eq!(
+            check(code_at(RFC, step)).await,
+            format!("accepted totp:{one}")
+        );
+        assert_eq!(
+            check(code_at(RFC, step + 1)).await,
+            format!("accepted totp:{one}")
+        );
+        assert_eq!(
+            check(code_at(RFC, step)).await,
+            format!("replay totp:{one}")
+        );
+        assert_eq!(
+            check(code_at(&[5; 20], step)).await,
+            format!("accepted totp:{two}")
+        );
+        assert_eq!(check("abc".into()).await, "rejected");
+        let code = code_at(RFC, step);
+        assert_eq!(
+            by(&s.verify_totp("bob", &code, NOW).await.expect("bob")),
+            "rejected"
+        );
+        let devices = s.totp_devices("alice").await.expect("list");
+        assert_eq!(devices[0].description, "Jobbmobil");
+        assert_eq!(devices[0].last_used_secs, Some((step + 1) * PERIOD));
+        assert!(!s.remove_totp_device("bob", one).await.expect("not bob's"));
+        assert!(s.remove_totp_device("alice", one).await.expect("remove"));
+        assert_eq!(s.totp_devices("alice").await.expect("list").len(), 1);
+    }
+
+    /// HOTP window, replay, far code → next code → resync; TOTP tokens.
+    pub async fn tokens(s: &dyn EnrolmentStore) {
+        assert_eq!(s.import_tokens(two_tokens(), 1).await.expect("import"), 2);
+        assert_eq!(
+            by(&s.verify_token("alice", "755224", NOW).await.expect("v")),
+            "rejected"
+        );
+        s.assign_token("T1", "alice", 2).await.expect("assign");
+        s.assign_token("T1", "alice", 2)
+            .await
+            .expect("same user again");
+        s.assign_token("T2", "alice", 3).await.expect("assign");
+        assert!(matches!(
+            s.assign_token("T1", "bob", 4).await,
+            Err(StorageError::AlreadyAssigned { .. })
+        ));
+        assert!(matches!(
+            s.assign_token("T9", "bob", 4).await,
+            Err(StorageError::UnknownToken(_))
+        ));
+        let h = Hotp::new(RFC, 6);
+        let check = |c: u64| {
+            let code = h.code(c);
+            async move { by(&s.verify_token("alice", &code, NOW).await.expect("verify")) }
+        };
+        assert_eq!(check(0).await, "accepted token:T1");
+        assert_eq!(check(0).await, "replay token:T1");
+        assert_eq!(
+            check(10).await,
+            "accepted token:T1",
+            "counter 1 + 9 is in the window"
+        );
+        assert_eq!(check(5).await, "replay token:T1");
+        assert_eq!(
+            check(21).await,
+            "next token:T1",
+            "counter 11 + 10 is beyond it"
+        );
+        assert_eq!(check(22).await, "accepted token:T1 resynced");
+        assert_eq!(check(22).await, "replay token:T1");
+        assert_eq!(check(200).await, "next token:T1");
+        assert_eq!(
+            check(202).await,
+            "next token:T1",
+            "not consecutive: no resync"
+        );
+        assert_eq!(check(204).await, "next token:T1");
+        assert_eq!(check(205).await, "accepted token:T1 resynced");
+        let t2 = Hotp::new(RFC, 8).code(NOW / 60);
+        assert_eq!(
+            by(&s.verify_token("alice", &t2, NOW).await.expect("v")),
+            "accepted token:T2"
+        );
+        assert_eq!(
+            by(&s.verify_token("alice", &t2, NOW).await.expect("v")),
+            "replay token:T2"
+        );
+        let info = s.tokens_of("alice").await.expect("list");
+        let got: Vec<_> = info
+            .iter()
+            .map(|t| (t.serial.as_str(), t.kind, t.digits, t.period))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("T1", TokenKind::Hotp, 6, None),
+                ("T2", TokenKind::Totp, 8, Some(60))
+            ]
+        );
+        assert!(s.unassign_token("T2").await.expect("unassign"));
+        assert!(!s.unassign_token("T2").await.expect("again"));
+        let t2 = Hotp::new(RFC, 8).code(NOW / 60 + 1);
+        assert_eq!(
+            by(&s.verify_token("alice", &t2, NOW).await.expect("v")),
+            "rejected"
+        );
+        // Admin resync: two consecutive codes far ahead.
+        assert_eq!(
+            s.resync_token("T1", &h.code(5000), &h.code(5002))
+                .await
+                .expect("r"),
+            None
+        );
+        assert_eq!(
+            s.resync_token("T1", &h.code(5000), &h.code(5001))
+                .await
+                .expect("r"),
+            Some(5002)
+        );
+        assert_eq!(check(5002).await, "accepted token:T1");
+        assert!(matches!(
+            s.resync_token("T2", "1", "2").await,
+            Err(StorageError::NotHotp(_))
+        ));
+    }
+
+    /// All or nothing, naming the serials already present.
+    pub async fn import(s: &dyn EnrolmentStore) {
+        s.import_tokens(two_tokens(), 1).await.expect("import");
+        let mut more = two_tokens();
+        more[1].serial = "T3".into();
+        match s.import_tokens(more, 2).await {
+            Err(StorageError::DuplicateSerials(d)) => assert_eq!(d, vec!["T1".to_string()]),
+            other => panic!("expected duplicates, got {other:?}"),
+        }
+        assert!(
+            matches!(
+                s.assign_token("T3", "bob", 3).await,
+                Err(StorageError::UnknownToken(_))
+            ),
+            "T3 rolled back"
+        );
+        let mut weak = two_tokens();
+        weak[0].secret.truncate(10);
+        weak[0].serial = "T4".into();
+        assert!(matches!(
+            s.import_tokens(weak, 4).await,
+            Err(StorageError::WeakSecret { .. })
+        ));
+    }
+
+    /// Reset removes everything of one user and nothing of another.
+    pub async fn reset(s: &dyn EnrolmentStore) {
+        s.import_tokens(two_tokens(), 1).await.expect("import");
+        s.assign_token("T1", "alice", 2).await.expect("assign");
+        s.assign_token("T2", "bob", 2).await.expect("assign");
+        s.set_sms_number("alice", 0, "+46701234567", 3)
+            .await
+            .expect("sms");
+        s.add_totp_device("alice", "Jobbmobil", RFC, 4)
+            .await
+            .expect("totp");
+        s.add_totp_device("bob", "Mobil", RFC, 4)
+            .await
+            .expect("totp");
+        let had = s.reset_user("alice").await.expect("reset");
+        assert_eq!((had.sms.len(), had.totp.len(), had.tokens.len()), (1, 1, 1));
+        assert!(s.enrolments("alice").await.expect("e").is_empty());
+        let bob = s.enrolments("bob").await.expect("e");
+        assert_eq!((bob.totp.len(), bob.tokens.len()), (1, 1));
+        s.assign_token("T1", "carol", 5)
+            .await
+            .expect("T1 is free again");
+    }
+}

@@ -227,6 +227,46 @@ impl Runtime {
             .map_err(|e| format!("{}: {e}", e.reason()))
     }
 
+    /// E-mail the user that their enrolments changed; `what` names the
+    /// language-file text describing the change.
+    pub async fn notify_change(
+        &self,
+        to: &str,
+        display_name: &str,
+        what: &str,
+        lang: Lang,
+    ) -> Result<String, String> {
+        let ctx = minijinja::context! {
+            what => self.pages.t(lang, what),
+            portal_host => self.config.portal_host.as_str(),
+            brand_title => self.config.branding.title.get(lang),
+            display_name => display_name,
+            when => crate::audit::timestamp(crate::clock::Clock::now_ms(&crate::clock::SystemClock)),
+        };
+        let l = lang.code();
+        let text = self
+            .pages
+            .render_text(&format!("email/notice.{l}.txt"), ctx.clone())
+            .map_err(|e| format!("template: {e}"))?;
+        let html = self
+            .pages
+            .render_text(&format!("email/notice.{l}.html"), ctx)
+            .map_err(|e| format!("template: {e}"))?;
+        let (subject, body) = split_subject(&text);
+        let msg = EmailMessage {
+            to: to.to_owned(),
+            to_name: Some(display_name.to_owned()).filter(|n| !n.is_empty()),
+            subject: subject.unwrap_or("portvakt").to_owned(),
+            text: body.to_owned(),
+            html: Some(html),
+        };
+        self.notifier
+            .send_email(&msg)
+            .await
+            .map(|d| d.provider)
+            .map_err(|e| format!("{}: {e}", e.reason()))
+    }
+
     /// The realm a service belongs to (its first), else the first realm.
     pub fn realm_for(&self, service_realms: &[String]) -> &Arc<Realm> {
         service_realms
@@ -298,6 +338,8 @@ pub struct Gateway {
     pub store: Arc<dyn EnrolmentStore>,
     /// Pending one-time codes.
     pub challenges: Challenges,
+    /// Enrolments waiting for their confirming code.
+    pub enrolling: crate::enrolment::Enrolling,
 }
 
 impl Gateway {
@@ -311,6 +353,7 @@ impl Gateway {
             ids: RequestIds::default(),
             store,
             challenges: Challenges::new(),
+            enrolling: Default::default(),
         }
     }
 

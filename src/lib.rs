@@ -25,6 +25,7 @@
 //! - [`factors`]: second factors: codes, authenticator apps, hardware tokens.
 //! - [`notify`]: SMS over HTTP, e-mail over SMTP, the demo outbox.
 //! - [`storage`]: durable enrolments (SQLite), seeds encrypted at rest.
+//! - [`enrolment`]: enrolments waiting for their confirming code.
 //! - [`admin`]: admin commands (tokens, devices, enrolments).
 //! - [`demo`]: `portvakt demo`; [`whoami`]: the echo upstream.
 
@@ -36,6 +37,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod directory;
+pub mod enrolment;
 pub mod factors;
 pub mod gateway;
 pub mod net;

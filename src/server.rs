@@ -264,6 +264,7 @@ impl Sweeper {
         }
         gw.handoffs.sweep(now);
         gw.challenges.sweep(now);
+        gw.enrolling.sweep(now);
         rt.regulator.sweep(now);
         rt.basic_cache.sweep(now);
     }

@@ -7,6 +7,7 @@ what=${1:-test}
 pkgs="cmake pkg-config build-essential"          # cmake: pingora's zlib-ng (libz-ng-sys)
 if [ "$what" = test ]; then
   pkgs="$pkgs openssl curl systemd"              # openssl: dev certificates; systemd: systemd-analyze verify
+  pkgs="$pkgs oathtool python3-aiosmtpd"         # an independent TOTP implementation; a real SMTP server for the tests
 fi
 missing=$(for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done | tr '\n' ' ')
 if [ -z "${missing// /}" ]; then exit 0; fi

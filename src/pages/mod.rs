@@ -9,13 +9,21 @@
 //! - [`logout`]: handoff to service hosts, logout everywhere.
 //! - [`portal`]: the portal front page.
 //! - [`second`]: the second step of login and step-up (one-time codes).
+//! - [`account`]: self-service rules (internal only, recent password, notices).
+//! - [`sms_numbers`]: "Mina SMS-nummer".
+//! - [`authenticator`]: "Mina inställningar" and connecting an authenticator app.
+//! - [`qr`]: QR codes as PNG data URIs.
 //! - [`templates`]: minijinja templates and language files.
 
+pub mod account;
+pub mod authenticator;
 pub mod login;
 pub mod logout;
 pub mod portal;
+pub mod qr;
 pub mod reply;
 pub mod second;
+pub mod sms_numbers;
 pub mod templates;
 
 use std::net::IpAddr;
@@ -134,6 +142,26 @@ pub async fn handle(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         "/.portvakt/code" if on_portal && is_get => second::code_form(rt, req),
         "/.portvakt/code" if on_portal && is_post => second::code_submit(gw, rt, req).await,
         "/.portvakt/second" | "/.portvakt/code" if on_portal => method_not_allowed(rt, req),
+        "/.portvakt/reauth" if on_portal && is_get => account::reauth_form(rt, req),
+        "/.portvakt/reauth" if on_portal && is_post => account::reauth_submit(gw, rt, req).await,
+        sms_numbers::PATH if on_portal && is_get => sms_numbers::show(gw, rt, req).await,
+        sms_numbers::PATH if on_portal && is_post => sms_numbers::submit(gw, rt, req).await,
+        authenticator::PATH if on_portal && is_get => authenticator::settings(gw, rt, req).await,
+        authenticator::PATH if on_portal && is_post => {
+            authenticator::settings_submit(gw, rt, req).await
+        }
+        authenticator::ENROL_PATH if on_portal && is_get => authenticator::enrol(gw, rt, req),
+        authenticator::ENROL_PATH if on_portal && is_post => {
+            authenticator::enrol_submit(gw, rt, req).await
+        }
+        "/.portvakt/reauth"
+        | sms_numbers::PATH
+        | authenticator::PATH
+        | authenticator::ENROL_PATH
+            if on_portal =>
+        {
+            method_not_allowed(rt, req)
+        }
         "/.portvakt/handoff" if is_get => logout::handoff(gw, rt, req).await,
         "/.portvakt/logout" if is_get => logout::confirm(rt, req),
         "/.portvakt/logout" if is_post => logout::submit(gw, rt, req).await,

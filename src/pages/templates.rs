@@ -56,6 +56,33 @@ const EMBEDDED: &[(&str, &str)] = &[
         "email/code.en.html",
         include_str!("../../html/email/code.en.html"),
     ),
+    (
+        "email/notice.sv.txt",
+        include_str!("../../html/email/notice.sv.txt"),
+    ),
+    (
+        "email/notice.en.txt",
+        include_str!("../../html/email/notice.en.txt"),
+    ),
+    (
+        "email/notice.sv.html",
+        include_str!("../../html/email/notice.sv.html"),
+    ),
+    (
+        "email/notice.en.html",
+        include_str!("../../html/email/notice.en.html"),
+    ),
+    ("reauth.html", include_str!("../../html/reauth.html")),
+    ("sms.html", include_str!("../../html/sms.html")),
+    (
+        "sms_confirm.html",
+        include_str!("../../html/sms_confirm.html"),
+    ),
+    ("settings.html", include_str!("../../html/settings.html")),
+    (
+        "authenticator.html",
+        include_str!("../../html/authenticator.html"),
+    ),
 ];
 
 /// Templates, strings and static assets for one configuration.
@@ -112,22 +139,13 @@ impl Pages {
         });
         // Optional context values (`error`, `notice`, `link`) may be absent.
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
-        for name in [
-            "base.html",
-            "login.html",
-            "message.html",
-            "logout.html",
-            "portal.html",
-            "second.html",
-            "code.html",
-            "theme.css",
-            "sms/code.sv.txt",
-            "sms/code.en.txt",
-            "email/code.sv.txt",
-            "email/code.en.txt",
-            "email/code.sv.html",
-            "email/code.en.html",
-        ] {
+        // Every template must parse at load time, so a broken file is refused by
+        // check-config and by a reload instead of failing on first use.
+        let templates = EMBEDDED
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| !n.starts_with("lang/") && !n.starts_with("static/"));
+        for name in templates {
             env.get_template(name)
                 .map_err(|e| problem(name, format!("template error: {e:#}")))?;
         }

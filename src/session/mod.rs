@@ -253,6 +253,28 @@ impl Session {
         s
     }
 
+    /// The same session with the password entered again at `now_ms` (for
+    /// self-service changes, which need a recent password).
+    pub fn with_password_at(&self, now_ms: u64) -> Session {
+        let mut s = Session::new(
+            NewSession {
+                user: self.user.clone(),
+                realm: self.realm.clone(),
+                groups: self.groups.clone(),
+                email: self.email.clone(),
+                display_name: self.display_name.clone(),
+                auth_level: self.auth_level,
+                methods: self.methods.clone(),
+                internal: self.internal_at_login,
+                ip: self.ip_at_login,
+            },
+            now_ms,
+        );
+        s.created_ms = self.created_ms;
+        s.password_at_ms = now_ms;
+        s
+    }
+
     /// Last real use.
     pub fn last_seen_ms(&self) -> u64 {
         self.last_seen_ms.load(Ordering::Relaxed)

@@ -1,0 +1,320 @@
+//! Unit tests of [`super`]: the code alphabet and normalisation, and the
+//! challenge rules (validity, tries, resends, budgets, sweeping).
+
+use super::*;
+
+const IP: &str = "192.0.2.1";
+const MIN: u64 = 60_000;
+
+fn ip() -> IpAddr {
+    IP.parse().unwrap()
+}
+
+fn key(n: u8) -> [u8; 32] {
+    [n; 32]
+}
+
+/// A wrong code of the right shape: differs from `code` in its first character.
+fn wrong(code: &str) -> String {
+    let first = if code.starts_with('A') { 'B' } else { 'A' };
+    format!("{first}{}", &code[1..])
+}
+
+fn challenges() -> Challenges {
+    Challenges::new()
+}
+
+fn rules() -> CodeRules {
+    CodeRules::default()
+}
+
+#[test]
+fn default_codes_have_at_least_twenty_bits() {
+    assert!(entropy_bits(CodeRules::default().length) >= 20.0);
+    assert!(entropy_bits(6) > 29.0);
+}
+
+#[test]
+fn codes_use_only_the_unambiguous_alphabet() {
+    for b in b"0O1IL" {
+        assert!(!ALPHABET.contains(b), "{} is ambiguous", char::from(*b));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..200 {
+        let code = generate(6);
+        assert_eq!(code.len(), 6);
+        assert!(code.bytes().all(|b| ALPHABET.contains(&b)), "{code}");
+        seen.insert(code);
+    }
+    // 200 draws from ~887 million: a repeat means the generator is broken.
+    assert_eq!(seen.len(), 200);
+}
+
+#[test]
+fn channels_round_trip_by_name() {
+    for c in [Channel::Sms, Channel::Email] {
+        assert_eq!(Channel::parse(c.as_str()), Some(c));
+    }
+    assert_eq!(Channel::parse("totp"), None);
+}
+
+#[test]
+fn normalising_drops_spaces_and_dashes_and_upper_cases() {
+    assert_eq!(normalise(" ab3-k7 p\t"), "AB3K7P");
+    assert_eq!(normalise(" - "), "");
+}
+
+#[test]
+fn the_right_code_is_accepted_once_in_any_case() {
+    let c = challenges();
+    let code = c
+        .issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+        .unwrap();
+    let typed = format!("{}-{}", &code[..3], &code[3..]).to_lowercase();
+    assert_eq!(
+        c.verify(key(1), &typed, 1000),
+        CodeVerdict::Accepted {
+            channel: Channel::Sms
+        }
+    );
+    assert_eq!(c.verify(key(1), &code, 2000), CodeVerdict::NoChallenge);
+}
+
+#[test]
+fn a_code_is_bound_to_its_key() {
+    let c = challenges();
+    let code = c
+        .issue(key(1), "alice", ip(), Channel::Email, 0, &rules())
+        .unwrap();
+    assert_eq!(c.verify(key(2), &code, 1), CodeVerdict::NoChallenge);
+    assert!(matches!(
+        c.verify(key(1), &code, 2),
+        CodeVerdict::Accepted { .. }
+    ));
+}
+
+#[test]
+fn a_code_expires_after_five_minutes() {
+    let c = challenges();
+    let code = c
+        .issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+        .unwrap();
+    assert_eq!(c.verify(key(1), &code, 5 * MIN), CodeVerdict::Expired);
+    assert_eq!(
+        c.verify(key(1), &code, 5 * MIN + 1),
+        CodeVerdict::NoChallenge
+    );
+
+    let code = c
+        .issue(key(2), "bob", ip(), Channel::Sms, 0, &rules())
+        .unwrap();
+    assert!(matches!(
+        c.verify(key(2), &code, 5 * MIN - 1),
+        CodeVerdict::Accepted { .. }
+    ));
+}
+
+#[test]
+fn three_wrong_tries_kill_the_code() {
+    let c = challenges();
+    let code = c
+        .issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+        .unwrap();
+    let bad = wrong(&code);
+    assert_eq!(
+        c.verify(key(1), &bad, 1),
+        CodeVerdict::Wrong { tries_left: 2 }
+    );
+    assert_eq!(
+        c.verify(key(1), &bad, 2),
+        CodeVerdict::Wrong { tries_left: 1 }
+    );
+    assert_eq!(c.verify(key(1), &bad, 3), CodeVerdict::TooManyTries);
+    // Even the right code is refused now.
+    assert_eq!(c.verify(key(1), &code, 4), CodeVerdict::TooManyTries);
+    // A new code (after the cooldown) has its own three tries.
+    let code = c
+        .issue(key(1), "alice", ip(), Channel::Sms, MIN, &rules())
+        .unwrap();
+    assert_eq!(
+        c.verify(key(1), &wrong(&code), MIN + 1),
+        CodeVerdict::Wrong { tries_left: 2 }
+    );
+    assert!(matches!(
+        c.verify(key(1), &code, MIN + 2),
+        CodeVerdict::Accepted { .. }
+    ));
+}
+
+#[test]
+fn an_empty_entry_costs_no_try() {
+    let c = challenges();
+    c.issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+        .unwrap();
+    assert_eq!(
+        c.verify(key(1), " - ", 1),
+        CodeVerdict::Wrong { tries_left: 3 }
+    );
+    assert_eq!(
+        c.verify(key(1), "", 2),
+        CodeVerdict::Wrong { tries_left: 3 }
+    );
+}
+
+#[test]
+fn resending_waits_thirty_seconds() {
+    let c = challenges();
+    c.issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+        .unwrap();
+    assert_eq!(
+        c.issue(key(1), "alice", ip(), Channel::Sms, 10_500, &rules()),
+        Err(Refusal::Cooldown { wait_secs: 20 })
+    );
+    assert_eq!(c.resend_wait_secs(&key(1), 29_999), 1);
+    assert_eq!(c.resend_wait_secs(&key(1), 30_000), 0);
+    assert!(c
+        .issue(key(1), "alice", ip(), Channel::Sms, 30_000, &rules())
+        .is_ok());
+    // Another login of the same user is not held up by this one's cooldown.
+    assert!(c
+        .issue(key(2), "alice", ip(), Channel::Sms, 30_001, &rules())
+        .is_ok());
+}
+
+#[test]
+fn a_resend_replaces_the_code_but_keeps_the_failures() {
+    let c = challenges();
+    let first = c
+        .issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+        .unwrap();
+    c.verify(key(1), &wrong(&first), 1);
+    c.verify(key(1), &wrong(&first), 2);
+    let second = c
+        .issue(key(1), "alice", ip(), Channel::Email, 30_000, &rules())
+        .unwrap();
+    if first != second {
+        assert_eq!(c.verify(key(1), &first, 30_001), CodeVerdict::TooManyTries);
+    } else {
+        // One in 887 million: the same code twice; it is simply right.
+        assert!(matches!(
+            c.verify(key(1), &first, 30_001),
+            CodeVerdict::Accepted { .. }
+        ));
+    }
+}
+
+#[test]
+fn a_resend_gets_the_new_validity_and_channel() {
+    let c = challenges();
+    c.issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+        .unwrap();
+    let code = c
+        .issue(key(1), "alice", ip(), Channel::Email, 4 * MIN, &rules())
+        .unwrap();
+    assert_eq!(
+        c.verify(key(1), &code, 8 * MIN),
+        CodeVerdict::Accepted {
+            channel: Channel::Email
+        }
+    );
+}
+
+#[test]
+fn five_codes_per_user_per_hour_across_logins() {
+    let c = challenges();
+    for i in 0..5u8 {
+        let now = u64::from(i) * MIN;
+        assert!(c
+            .issue(key(i), "alice", ip(), Channel::Sms, now, &rules())
+            .is_ok());
+    }
+    assert_eq!(
+        c.issue(key(9), "alice", ip(), Channel::Sms, 10 * MIN, &rules()),
+        Err(Refusal::UserBudget)
+    );
+    // Another user from the same IP is fine; the refusal used no budget.
+    assert!(c
+        .issue(key(10), "bob", ip(), Channel::Sms, 10 * MIN, &rules())
+        .is_ok());
+    // The first code leaves the window an hour after it was issued.
+    assert!(c
+        .issue(key(9), "alice", ip(), Channel::Sms, 60 * MIN, &rules())
+        .is_ok());
+    assert_eq!(
+        c.issue(key(11), "alice", ip(), Channel::Sms, 60 * MIN + 1, &rules()),
+        Err(Refusal::UserBudget)
+    );
+}
+
+#[test]
+fn resends_count_against_the_user_budget() {
+    let c = challenges();
+    for i in 0..5u64 {
+        assert!(c
+            .issue(key(1), "alice", ip(), Channel::Sms, i * 30_000, &rules())
+            .is_ok());
+    }
+    assert_eq!(
+        c.issue(key(1), "alice", ip(), Channel::Sms, 150_000, &rules()),
+        Err(Refusal::UserBudget)
+    );
+    // Sweeping does not forget the budget either.
+    c.sweep(160_000);
+    assert_eq!(
+        c.issue(key(2), "alice", ip(), Channel::Sms, 170_000, &rules()),
+        Err(Refusal::UserBudget)
+    );
+}
+
+#[test]
+fn twenty_codes_per_ip_per_hour_whoever_asks() {
+    let c = challenges();
+    for i in 0..20u8 {
+        let user = format!("user{i}");
+        assert!(c
+            .issue(key(i), &user, ip(), Channel::Sms, 0, &rules())
+            .is_ok());
+    }
+    assert_eq!(
+        c.issue(key(20), "someone", ip(), Channel::Sms, 1, &rules()),
+        Err(Refusal::IpBudget)
+    );
+    let other: IpAddr = "192.0.2.2".parse().unwrap();
+    assert!(c
+        .issue(key(21), "someone", other, Channel::Sms, 2, &rules())
+        .is_ok());
+}
+
+#[test]
+fn sweeping_drops_old_challenges_only() {
+    let c = challenges();
+    c.issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+        .unwrap();
+    c.issue(key(2), "bob", ip(), Channel::Sms, 4 * MIN, &rules())
+        .unwrap();
+    c.sweep(5 * MIN);
+    assert_eq!(c.pending_count(), 1);
+    c.sweep(9 * MIN);
+    assert_eq!(c.pending_count(), 0);
+}
+
+#[test]
+fn a_code_keeps_the_rules_it_was_issued_under() {
+    let c = challenges();
+    let code = c
+        .issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+        .unwrap();
+    let strict = CodeRules {
+        validity: Duration::from_secs(60),
+        max_tries: 1,
+        ..rules()
+    };
+    let newer = c
+        .issue(key(2), "bob", ip(), Channel::Sms, 0, &strict)
+        .unwrap();
+    assert_eq!(c.verify(key(2), &newer, 60_000), CodeVerdict::Expired);
+    assert_eq!(
+        c.verify(key(1), &wrong(&code), 60_000),
+        CodeVerdict::Wrong { tries_left: 2 }
+    );
+}

@@ -1,0 +1,274 @@
+//! The shared contract tests of [`EnrolmentStore`]: behaviour every backend
+//! must show. Each backend's tests call these with a fresh, empty store.
+
+use super::*;
+use crate::factors::token::Hotp;
+use crate::factors::totp::{code_at, PERIOD};
+
+/// The RFC 4226 / 6238 test secret.
+pub const RFC: &[u8] = b"12345678901234567890";
+/// A fixed "now" in Unix seconds.
+pub const NOW: u64 = 1_700_000_000;
+
+/// An HOTP token and a TOTP token with the RFC secret.
+pub fn two_tokens() -> Vec<TokenRecord> {
+    let t = |serial: &str, digits, mode| TokenRecord {
+        serial: serial.into(),
+        secret: RFC.to_vec(),
+        digits,
+        mode,
+    };
+    vec![
+        t("T1", 6, TokenMode::Hotp { counter: 0 }),
+        t("T2", 8, TokenMode::Totp { period: 60 }),
+    ]
+}
+
+fn by(v: &Verify) -> String {
+    match v {
+        Verify::Accepted { by, resynced } => {
+            format!("accepted {by}{}", if *resynced { " resynced" } else { "" })
+        }
+        Verify::Replay { by } => format!("replay {by}"),
+        Verify::NeedsNextCode { by } => format!("next {by}"),
+        Verify::Rejected => "rejected".into(),
+    }
+}
+
+/// At most two numbers, E.164 only, replace and remove.
+pub async fn sms(s: &dyn EnrolmentStore) {
+    s.set_sms_number("alice", 1, "+46701234567", 5)
+        .await
+        .expect("set 1");
+    s.set_sms_number("alice", 0, "+46709999999", 6)
+        .await
+        .expect("set 0");
+    assert!(matches!(
+        s.set_sms_number("alice", 2, "+46701111111", 7).await,
+        Err(StorageError::InvalidPosition(2))
+    ));
+    assert!(matches!(
+        s.set_sms_number("alice", 0, "0701234567", 7).await,
+        Err(StorageError::InvalidNumber(_))
+    ));
+    s.set_sms_number("alice", 0, "+46708888888", 8)
+        .await
+        .expect("replace");
+    let n = s.sms_numbers("alice").await.expect("list");
+    let got: Vec<(u8, &str, u64)> = n
+        .iter()
+        .map(|n| (n.position, n.e164.as_str(), n.added_ms))
+        .collect();
+    assert_eq!(got, vec![(0, "+46708888888", 8), (1, "+46701234567", 5)]);
+    assert!(s.remove_sms_number("alice", 1).await.expect("remove"));
+    assert!(!s.remove_sms_number("alice", 1).await.expect("remove again"));
+    assert!(s.sms_numbers("bob").await.expect("none").is_empty());
+}
+
+/// ±1 step, ±2 rejected, replays rejected, devices independent.
+pub async fn totp(s: &dyn EnrolmentStore) {
+    assert!(matches!(
+        s.add_totp_device("alice", "short", &[1; 16], 1).await,
+        Err(StorageError::WeakSecret { bits: 128, .. })
+    ));
+    assert!(matches!(
+        s.add_totp_device("alice", "", RFC, 1).await,
+        Err(StorageError::InvalidDescription)
+    ));
+    let one = s
+        .add_totp_device("alice", "Jobbmobil", RFC, 1)
+        .await
+        .expect("add");
+    let two = s
+        .add_totp_device("alice", "Surfplatta", &[5; 20], 2)
+        .await
+        .expect("add");
+    assert!(two > one);
+    let step = NOW / PERIOD;
+    let check = |code: String| async move {
+        by(&s.verify_totp("alice", &code, NOW).await.expect("verify"))
+    };
+    assert_eq!(check(code_at(RFC, step - 2)).await, "rejected");
+    assert_eq!(check(code_at(RFC, step + 2)).await, "rejected");
+    assert_eq!(
+        check(code_at(RFC, step - 1)).await,
+        format!("accepted totp:{one}")
+    );
+    assert_eq!(
+        check(code_at(RFC, step - 1)).await,
+        format!("replay totp:{one}")
+    );
+    assert_eq!(
+        check(code_at(RFC, step)).await,
+        format!("accepted totp:{one}")
+    );
+    assert_eq!(
+        check(code_at(RFC, step + 1)).await,
+        format!("accepted totp:{one}")
+    );
+    assert_eq!(
+        check(code_at(RFC, step)).await,
+        format!("replay totp:{one}")
+    );
+    assert_eq!(
+        check(code_at(&[5; 20], step)).await,
+        format!("accepted totp:{two}")
+    );
+    assert_eq!(check("abc".into()).await, "rejected");
+    let code = code_at(RFC, step);
+    assert_eq!(
+        by(&s.verify_totp("bob", &code, NOW).await.expect("bob")),
+        "rejected"
+    );
+    let devices = s.totp_devices("alice").await.expect("list");
+    assert_eq!(devices[0].description, "Jobbmobil");
+    assert_eq!(devices[0].last_used_secs, Some((step + 1) * PERIOD));
+    assert!(!s.remove_totp_device("bob", one).await.expect("not bob's"));
+    assert!(s.remove_totp_device("alice", one).await.expect("remove"));
+    assert_eq!(s.totp_devices("alice").await.expect("list").len(), 1);
+}
+
+/// HOTP window, replay, far code → next code → resync; TOTP tokens.
+pub async fn tokens(s: &dyn EnrolmentStore) {
+    assert_eq!(s.import_tokens(two_tokens(), 1).await.expect("import"), 2);
+    assert_eq!(
+        by(&s.verify_token("alice", "755224", NOW).await.expect("v")),
+        "rejected"
+    );
+    s.assign_token("T1", "alice", 2).await.expect("assign");
+    s.assign_token("T1", "alice", 2)
+        .await
+        .expect("same user again");
+    s.assign_token("T2", "alice", 3).await.expect("assign");
+    assert!(matches!(
+        s.assign_token("T1", "bob", 4).await,
+        Err(StorageError::AlreadyAssigned { .. })
+    ));
+    assert!(matches!(
+        s.assign_token("T9", "bob", 4).await,
+        Err(StorageError::UnknownToken(_))
+    ));
+    let h = Hotp::new(RFC, 6);
+    let check = |c: u64| {
+        let code = h.code(c);
+        async move { by(&s.verify_token("alice", &code, NOW).await.expect("verify")) }
+    };
+    assert_eq!(check(0).await, "accepted token:T1");
+    assert_eq!(check(0).await, "replay token:T1");
+    assert_eq!(
+        check(10).await,
+        "accepted token:T1",
+        "counter 1 + 9 is in the window"
+    );
+    assert_eq!(check(5).await, "replay token:T1");
+    assert_eq!(
+        check(21).await,
+        "next token:T1",
+        "counter 11 + 10 is beyond it"
+    );
+    assert_eq!(check(22).await, "accepted token:T1 resynced");
+    assert_eq!(check(22).await, "replay token:T1");
+    assert_eq!(check(200).await, "next token:T1");
+    assert_eq!(
+        check(202).await,
+        "next token:T1",
+        "not consecutive: no resync"
+    );
+    assert_eq!(check(204).await, "next token:T1");
+    assert_eq!(check(205).await, "accepted token:T1 resynced");
+    let t2 = Hotp::new(RFC, 8).code(NOW / 60);
+    assert_eq!(
+        by(&s.verify_token("alice", &t2, NOW).await.expect("v")),
+        "accepted token:T2"
+    );
+    assert_eq!(
+        by(&s.verify_token("alice", &t2, NOW).await.expect("v")),
+        "replay token:T2"
+    );
+    let info = s.tokens_of("alice").await.expect("list");
+    let got: Vec<_> = info
+        .iter()
+        .map(|t| (t.serial.as_str(), t.kind, t.digits, t.period))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("T1", TokenKind::Hotp, 6, None),
+            ("T2", TokenKind::Totp, 8, Some(60))
+        ]
+    );
+    assert!(s.unassign_token("T2").await.expect("unassign"));
+    assert!(!s.unassign_token("T2").await.expect("again"));
+    let t2 = Hotp::new(RFC, 8).code(NOW / 60 + 1);
+    assert_eq!(
+        by(&s.verify_token("alice", &t2, NOW).await.expect("v")),
+        "rejected"
+    );
+    // Admin resync: two consecutive codes far ahead.
+    assert_eq!(
+        s.resync_token("T1", &h.code(5000), &h.code(5002))
+            .await
+            .expect("r"),
+        None
+    );
+    assert_eq!(
+        s.resync_token("T1", &h.code(5000), &h.code(5001))
+            .await
+            .expect("r"),
+        Some(5002)
+    );
+    assert_eq!(check(5002).await, "accepted token:T1");
+    assert!(matches!(
+        s.resync_token("T2", "1", "2").await,
+        Err(StorageError::NotHotp(_))
+    ));
+}
+
+/// All or nothing, naming the serials already present.
+pub async fn import(s: &dyn EnrolmentStore) {
+    s.import_tokens(two_tokens(), 1).await.expect("import");
+    let mut more = two_tokens();
+    more[1].serial = "T3".into();
+    match s.import_tokens(more, 2).await {
+        Err(StorageError::DuplicateSerials(d)) => assert_eq!(d, vec!["T1".to_string()]),
+        other => panic!("expected duplicates, got {other:?}"),
+    }
+    assert!(
+        matches!(
+            s.assign_token("T3", "bob", 3).await,
+            Err(StorageError::UnknownToken(_))
+        ),
+        "T3 rolled back"
+    );
+    let mut weak = two_tokens();
+    weak[0].secret.truncate(10);
+    weak[0].serial = "T4".into();
+    assert!(matches!(
+        s.import_tokens(weak, 4).await,
+        Err(StorageError::WeakSecret { .. })
+    ));
+}
+
+/// Reset removes everything of one user and nothing of another.
+pub async fn reset(s: &dyn EnrolmentStore) {
+    s.import_tokens(two_tokens(), 1).await.expect("import");
+    s.assign_token("T1", "alice", 2).await.expect("assign");
+    s.assign_token("T2", "bob", 2).await.expect("assign");
+    s.set_sms_number("alice", 0, "+46701234567", 3)
+        .await
+        .expect("sms");
+    s.add_totp_device("alice", "Jobbmobil", RFC, 4)
+        .await
+        .expect("totp");
+    s.add_totp_device("bob", "Mobil", RFC, 4)
+        .await
+        .expect("totp");
+    let had = s.reset_user("alice").await.expect("reset");
+    assert_eq!((had.sms.len(), had.totp.len(), had.tokens.len()), (1, 1, 1));
+    assert!(s.enrolments("alice").await.expect("e").is_empty());
+    let bob = s.enrolments("bob").await.expect("e");
+    assert_eq!((bob.totp.len(), bob.tokens.len()), (1, 1));
+    s.assign_token("T1", "carol", 5)
+        .await
+        .expect("T1 is free again");
+}

@@ -196,11 +196,12 @@ impl Admin {
     pub fn remove_sms(&self, user: &str, position: u8) -> Result<String, AdminError> {
         if !self.run(self.store.remove_sms_number(user, position))? {
             return Err(AdminError::NotFound(format!(
-                "{user} has no SMS number in position {position}"
+                "{user} has no SMS number {}",
+                position + 1
             )));
         }
         tracing::info!(action = "sms_remove", user, position, "admin");
-        Ok(format!("removed SMS number {position} of {user}"))
+        Ok(format!("removed SMS number {} of {user}", position + 1))
     }
 
     /// `reset USER`: remove numbers and devices, unassign tokens.
@@ -246,7 +247,8 @@ fn describe(e: &Enrolments) -> String {
     for n in &e.sms {
         out.push(format!(
             "  sms    {}  {}  added {}",
-            n.position,
+            // Shown 1-based, as `enrolments remove-sms` takes it.
+            n.position + 1,
             n.e164,
             when(n.added_ms)
         ));

@@ -151,9 +151,40 @@ pub enum EnrolmentAction {
     },
 }
 
+impl TokenAction {
+    fn audit(&self) -> (&'static str, Option<&str>) {
+        match self {
+            TokenAction::Import { .. } => ("token_import", None),
+            TokenAction::Assign { user, .. } => ("token_assign", Some(user)),
+            TokenAction::Unassign { .. } => ("token_unassign", None),
+            TokenAction::Resync { .. } => ("token_resync", None),
+        }
+    }
+}
+
+impl TotpAction {
+    fn audit(&self) -> (&'static str, Option<&str>) {
+        match self {
+            TotpAction::Add { user, .. } => ("totp_add", Some(user)),
+            TotpAction::Remove { user, .. } => ("totp_remove", Some(user)),
+        }
+    }
+}
+
+impl EnrolmentAction {
+    fn audit(&self) -> (&'static str, Option<&str>) {
+        match self {
+            EnrolmentAction::List { user } => ("enrolments_list", Some(user)),
+            EnrolmentAction::RemoveSms { user, .. } => ("sms_remove", Some(user)),
+            EnrolmentAction::Reset { user } => ("reset_user", Some(user)),
+        }
+    }
+}
+
 /// Run an admin action against the storage of the config at `config`.
 fn admin(
     config: Option<PathBuf>,
+    what: (&str, Option<&str>),
     act: impl FnOnce(
         &crate::admin::Admin,
         &crate::config::Config,
@@ -171,6 +202,30 @@ fn admin(
         }
     };
     let result = crate::admin::Admin::from_config(&cfg).and_then(|a| act(&a, &cfg));
+    // Every admin action is an auth-log event, like the users' own changes.
+    let (action, user) = what;
+    let event = crate::audit::AuthEvent {
+        time: crate::audit::timestamp(crate::clock::Clock::now_ms(&crate::clock::SystemClock)),
+        event: "admin",
+        result: if result.is_ok() { "success" } else { "failure" },
+        reason: action,
+        user,
+        realm: None,
+        client_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        network: "internal",
+        method: Some("cli"),
+        request_id: "",
+        session: None,
+        host: None,
+        destination: None,
+        provider: std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .ok()
+            .map(|u| format!("operator {u}")),
+    };
+    if let Err(e) = crate::audit::append_now(&cfg.auth_log, &event) {
+        eprintln!("portvakt: cannot write the auth log: {e}");
+    }
     match result {
         Ok(text) => {
             println!("{text}");
@@ -213,32 +268,34 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Demo { listen, state } => crate::demo::run(listen, state),
         Command::HashPassword => hash_password(),
-        Command::Token { config, action } => admin(config, |a, _| match action {
-            TokenAction::Import { file } => a.token_import(&file),
-            TokenAction::Assign { serial, user } => a.token_assign(&serial, &user),
-            TokenAction::Unassign { serial } => a.token_unassign(&serial),
+        Command::Token { config, action } => admin(config, action.audit(), |a, _| match &action {
+            TokenAction::Import { file } => a.token_import(file),
+            TokenAction::Assign { serial, user } => a.token_assign(serial, user),
+            TokenAction::Unassign { serial } => a.token_unassign(serial),
             TokenAction::Resync {
                 serial,
                 code1,
                 code2,
-            } => a.token_resync(&serial, &code1, &code2),
+            } => a.token_resync(serial, code1, code2),
         }),
-        Command::Totp { config, action } => admin(config, |a, cfg| match action {
+        Command::Totp { config, action } => admin(config, action.audit(), |a, cfg| match &action {
             TotpAction::Add { user, description } => {
-                a.totp_add(&user, &description, &cfg.codes.issuer)
+                a.totp_add(user, description, &cfg.codes.issuer)
             }
-            TotpAction::Remove { user, id } => a.remove_totp(&user, id),
+            TotpAction::Remove { user, id } => a.remove_totp(user, *id),
         }),
-        Command::Enrolments { config, action } => admin(config, |a, _| match action {
-            EnrolmentAction::List { user } => a.enrolments_list(&user),
-            EnrolmentAction::RemoveSms { user, position } => match position {
-                1 | 2 => a.remove_sms(&user, position - 1),
-                _ => Err(crate::admin::AdminError::NotFound(format!(
-                    "position {position}: use 1 or 2"
-                ))),
-            },
-            EnrolmentAction::Reset { user } => a.reset_user(&user),
-        }),
+        Command::Enrolments { config, action } => {
+            admin(config, action.audit(), |a, _| match &action {
+                EnrolmentAction::List { user } => a.enrolments_list(user),
+                EnrolmentAction::RemoveSms { user, position } => match position {
+                    1 | 2 => a.remove_sms(user, position - 1),
+                    _ => Err(crate::admin::AdminError::NotFound(format!(
+                        "position {position}: use 1 or 2"
+                    ))),
+                },
+                EnrolmentAction::Reset { user } => a.reset_user(user),
+            })
+        }
         Command::Whoami { listen } => match crate::whoami::run_blocking(listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

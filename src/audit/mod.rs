@@ -14,6 +14,30 @@ pub use writer::LogWriter;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Append one event synchronously (for short-lived CLI commands, which exit
+/// before a background writer would flush).
+pub fn append_now<T: serde::Serialize>(
+    target: &crate::config::model::LogTarget,
+    event: &T,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut line = serde_json::to_vec(event).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    match target {
+        crate::config::model::LogTarget::Stdout => std::io::stdout().write_all(&line),
+        crate::config::model::LogTarget::File(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?
+                .write_all(&line)
+        }
+    }
+}
+
 /// RFC 3339 UTC timestamp with milliseconds.
 pub fn timestamp(ms: u64) -> String {
     match jiff::Timestamp::from_millisecond(ms as i64) {

@@ -31,6 +31,11 @@ pub fn service_at(host: &str, path: &str, policy: Policy) -> Service {
         basic_auth: false,
         preserve_host: true,
         headers: IdentityHeaderNames::default(),
+        networks: vec![],
+        methods: vec![],
+        hours: None,
+        description: None,
+        icon: None,
     }
 }
 

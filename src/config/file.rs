@@ -214,6 +214,8 @@ pub struct Pages {
     pub templates: Option<String>,
     /// Language when the browser asks for none we have: `sv` (default) or `en`.
     pub default_language: Option<Lang>,
+    /// IANA zone for times shown on pages (default `Europe/Stockholm`).
+    pub time_zone: Option<String>,
 }
 
 /// `sessions:`
@@ -358,6 +360,8 @@ pub struct Realm {
     /// Login methods offered per location.
     #[serde(default)]
     pub methods: Methods,
+    /// Help text on the landing page, e.g. who belongs to this group.
+    pub help: Option<Localized>,
 }
 
 /// `realms[].methods:` — what the login page offers on and off the internal
@@ -433,6 +437,51 @@ pub struct Service {
     /// Upstream timeouts.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Only clients in these networks may use it.
+    #[serde(default)]
+    pub networks: Vec<IpNet>,
+    /// The login must have used one of these methods (e.g. `[totp, token]`).
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Opening hours; always open without.
+    pub hours: Option<Hours>,
+    /// One line on the portal page.
+    pub description: Option<Localized>,
+    /// An icon file (SVG/PNG) for the portal page.
+    pub icon: Option<String>,
+}
+
+/// `services[].hours:` — one window written inline (`days`, `from`, `to`)
+/// and/or a list of `windows`, in `zone`, with optional `holidays`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hours {
+    /// IANA time zone, default `Europe/Stockholm`.
+    pub zone: Option<String>,
+    /// Days of the inline window: `mon-fri`, `sat,sun`, `daily`.
+    pub days: Option<String>,
+    /// Opening time `HH:MM` of the inline window.
+    pub from: Option<String>,
+    /// Closing time `HH:MM` of the inline window.
+    pub to: Option<String>,
+    /// More windows.
+    #[serde(default)]
+    pub windows: Vec<HourWindow>,
+    /// Dates (`YYYY-MM-DD`) closed all day.
+    #[serde(default)]
+    pub holidays: Vec<String>,
+}
+
+/// One entry of `hours.windows`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HourWindow {
+    /// `mon-fri`, `sat`, …
+    pub days: String,
+    /// `HH:MM`.
+    pub from: String,
+    /// `HH:MM`.
+    pub to: String,
 }
 
 /// `services[].upstream_tls:`

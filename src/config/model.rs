@@ -32,6 +32,8 @@ pub struct Config {
     pub templates_dir: Option<PathBuf>,
     /// Language when the browser states none we have.
     pub default_lang: Lang,
+    /// Zone for times shown on pages.
+    pub time_zone: jiff::tz::TimeZone,
     /// Peers whose forwarding headers are believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Session idle timeout.
@@ -157,6 +159,8 @@ pub struct Realm {
     pub internal_networks: Vec<IpNet>,
     /// Directory settings.
     pub directory: DirectoryConfig,
+    /// Help text on the landing page (which group to pick).
+    pub help: Option<Localized>,
     /// Methods offered on the internal networks (password first).
     pub internal_methods: Vec<crate::session::Method>,
     /// Methods offered elsewhere.
@@ -219,6 +223,16 @@ pub struct Service {
     pub preserve_host: bool,
     /// Identity header names.
     pub headers: IdentityHeaderNames,
+    /// Client networks allowed (empty: any).
+    pub networks: Vec<IpNet>,
+    /// Methods of which the login must have used one (empty: any).
+    pub methods: Vec<crate::session::Method>,
+    /// Opening hours (none: always open).
+    pub hours: Option<crate::policy::hours::Hours>,
+    /// Description on the portal.
+    pub description: Option<Localized>,
+    /// Icon file shown on the portal.
+    pub icon: Option<PathBuf>,
 }
 
 /// How to reach a service's upstream.

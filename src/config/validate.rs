@@ -137,6 +137,14 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         p
     });
 
+    let zone_name = f.pages.time_zone.as_deref().unwrap_or("Europe/Stockholm");
+    let time_zone = jiff::tz::TimeZone::get(zone_name).unwrap_or_else(|_| {
+        c.problem(
+            "pages.time_zone",
+            format!("{zone_name:?} is not an IANA time zone like Europe/Stockholm"),
+        );
+        jiff::tz::TimeZone::UTC
+    });
     let idle_timeout = f.sessions.idle_timeout.0;
     let max_lifetime = f.sessions.max_lifetime.0;
     if idle_timeout.is_zero() {
@@ -259,6 +267,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         branding,
         templates_dir,
         default_lang: f.pages.default_language.unwrap_or_default(),
+        time_zone,
         trusted_proxies: f.trusted_proxies,
         idle_timeout,
         max_lifetime,
@@ -358,6 +367,7 @@ fn realms(c: &mut Checker, list: &[file::Realm]) -> Vec<Arc<Realm>> {
         let internal_methods = methods("internal", &r.methods.internal);
         let external_methods = methods("external", &r.methods.external);
         out.push(Arc::new(Realm {
+            help: r.help.clone(),
             internal_methods,
             external_methods,
             id: r.id.clone(),
@@ -430,6 +440,18 @@ fn services(c: &mut Checker, list: &[file::Service], realm_ids: &[&str]) -> Vec<
         }
         let upstream = upstream(c, &key, s);
         let headers = identity_headers(c, &key, s);
+        let mut methods = Vec::new();
+        for (j, m) in s.methods.iter().enumerate() {
+            match crate::session::Method::parse(m) {
+                Some(m) => methods.push(m),
+                None => c.problem(
+                    &format!("{key}.methods[{j}]"),
+                    format!("{m:?} is not a method; use password, sms, email, totp or token"),
+                ),
+            }
+        }
+        let hours = s.hours.as_ref().and_then(|h| hours(c, &key, h));
+        let icon = s.icon.as_ref().map(|i| c.existing_file(&k("icon"), i));
         if s.basic_auth && policy == Policy::Bypass {
             c.problem(
                 &k("basic_auth"),
@@ -449,6 +471,11 @@ fn services(c: &mut Checker, list: &[file::Service], realm_ids: &[&str]) -> Vec<
             basic_auth: s.basic_auth,
             preserve_host: s.preserve_host.unwrap_or(true),
             headers,
+            networks: s.networks.iter().map(|n| n.trunc()).collect(),
+            methods,
+            hours,
+            description: s.description.clone(),
+            icon,
         }));
     }
     out
@@ -571,4 +598,71 @@ fn identity_headers(c: &mut Checker, key: &str, s: &file::Service) -> IdentityHe
         *slot = name;
     }
     names
+}
+
+fn hours(c: &mut Checker, key: &str, h: &file::Hours) -> Option<crate::policy::hours::Hours> {
+    use crate::policy::hours::{parse_days, parse_time, Hours, Window};
+    let key = format!("{key}.hours");
+    let zone_name = h.zone.as_deref().unwrap_or("Europe/Stockholm");
+    let zone = match jiff::tz::TimeZone::get(zone_name) {
+        Ok(z) => Some(z),
+        Err(_) => {
+            c.problem(
+                &format!("{key}.zone"),
+                format!("{zone_name:?} is not an IANA time zone like Europe/Stockholm"),
+            );
+            None
+        }
+    };
+    let mut windows = Vec::new();
+    let mut window = |c: &mut Checker, wkey: &str, days: &str, from: &str, to: &str| {
+        let d = parse_days(days)
+            .map_err(|e| c.problem(&format!("{wkey}.days"), e))
+            .ok();
+        let f = parse_time(from)
+            .map_err(|e| c.problem(&format!("{wkey}.from"), e))
+            .ok();
+        let t = parse_time(to)
+            .map_err(|e| c.problem(&format!("{wkey}.to"), e))
+            .ok();
+        if let (Some(days), Some(from), Some(to)) = (d, f, t) {
+            if from == to {
+                c.problem(
+                    &format!("{wkey}.to"),
+                    "a window must not open and close at the same time",
+                );
+            }
+            windows.push(Window {
+                days,
+                from,
+                to: if to == 1440 { 0 } else { to },
+            });
+        }
+    };
+    match (&h.days, &h.from, &h.to) {
+        (Some(d), Some(f), Some(t)) => window(c, &key, d, f, t),
+        (None, None, None) => {}
+        _ => c.problem(&key, "an inline window needs days, from and to"),
+    }
+    for (i, w) in h.windows.iter().enumerate() {
+        window(c, &format!("{key}.windows[{i}]"), &w.days, &w.from, &w.to);
+    }
+    if windows.is_empty() {
+        c.problem(&key, "give at least one window (days, from, to)");
+    }
+    let mut holidays = Vec::new();
+    for (i, d) in h.holidays.iter().enumerate() {
+        match d.parse::<jiff::civil::Date>() {
+            Ok(d) => holidays.push(d),
+            Err(_) => c.problem(
+                &format!("{key}.holidays[{i}]"),
+                format!("{d:?} is not a date like 2026-12-24"),
+            ),
+        }
+    }
+    Some(Hours {
+        zone: zone?,
+        windows,
+        holidays,
+    })
 }

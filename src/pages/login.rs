@@ -74,12 +74,18 @@ fn form(
     let realm = choose_realm(rt, realm_hint, &rd);
     let p = &rt.pages;
     let lang = req.lang;
-    let realms: Vec<_> = rt
-        .config
-        .realms
-        .iter()
-        .map(|r| context! { id => r.id.as_str(), title => r.title.get(lang) })
-        .collect();
+    // Offer a choice only when nothing decided the realm: no `realm=` from
+    // the landing page, and no target service of exactly one realm.
+    let candidates = realm_candidates(rt, &rd);
+    let decided = realm_hint.and_then(|h| rt.config.realm(h)).is_some() || candidates.len() < 2;
+    let realms: Vec<_> = if decided {
+        Vec::new()
+    } else {
+        candidates
+            .iter()
+            .map(|r| context! { id => r.id.as_str(), title => r.title.get(lang) })
+            .collect()
+    };
     let internal = realm.is_internal(req.client_ip);
     let methods: Vec<_> = login_methods(realm, internal)
         .into_iter()
@@ -141,6 +147,25 @@ fn choose_realm<'a>(rt: &'a Runtime, hint: Option<&str>, rd: &str) -> &'a Arc<Re
     match from_target {
         Some(r) => rt.config.realm(&r.id).unwrap_or(&rt.config.realms[0]),
         None => &rt.config.realms[0],
+    }
+}
+
+/// The realms a login for `rd` may be in: the target service's realms, or all.
+fn realm_candidates<'a>(rt: &'a Runtime, rd: &str) -> Vec<&'a Arc<Realm>> {
+    let service = verify_target(rt, rd).and_then(|t| {
+        let path = url::Url::parse(&t.url).ok()?.path().to_owned();
+        match rt.router.route(&t.host, &path) {
+            crate::routing::Route::Service(s) => Some(s),
+            _ => None,
+        }
+    });
+    match service {
+        Some(s) if !s.realms.is_empty() => s
+            .realms
+            .iter()
+            .filter_map(|id| rt.config.realm(id))
+            .collect(),
+        _ => rt.config.realms.iter().collect(),
     }
 }
 

@@ -17,6 +17,7 @@
 
 pub mod account;
 pub mod authenticator;
+pub mod closed;
 pub mod login;
 pub mod logout;
 pub mod portal;
@@ -34,6 +35,7 @@ use crate::gateway::{Gateway, Runtime};
 use crate::session::{Session, SessionId};
 use crate::signing::Purpose;
 
+pub use closed::page as closed;
 pub use reply::Reply;
 
 /// Reserved path prefix on every host.
@@ -176,6 +178,9 @@ pub async fn handle(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             Reply::asset(rt.pages.logo.0.clone(), rt.pages.logo.1)
         }
         "/" if on_portal && is_get => portal::front(rt, req),
+        p if is_get && p.starts_with("/.portvakt/assets/icons/") => {
+            icon(rt, req, &p["/.portvakt/assets/icons/".len()..])
+        }
         _ => message(rt, req, 404, "not_found_heading", "not_found_text"),
     }
 }
@@ -203,6 +208,29 @@ pub fn message_with(
         link => link.map(|(href, label)| minijinja::context! { href => href, label => p.t(lang, label) }),
     };
     Reply::html(status, p.render("message.html", lang, request_id, ctx))
+}
+
+/// A service's icon, by service index.
+fn icon(rt: &Runtime, req: &Req<'_>, index: &str) -> Reply {
+    let icon = index
+        .parse::<usize>()
+        .ok()
+        .and_then(|i| rt.config.services.get(i))
+        .and_then(|s| s.icon.as_ref());
+    match icon.and_then(|path| std::fs::read(path).ok().map(|b| (path, b))) {
+        Some((path, bytes)) => {
+            let kind = if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+            {
+                "image/png"
+            } else {
+                "image/svg+xml"
+            };
+            Reply::asset(std::sync::Arc::from(bytes), kind)
+        }
+        None => message(rt, req, 404, "not_found_heading", "not_found_text"),
+    }
 }
 
 fn method_not_allowed(rt: &Runtime, req: &Req<'_>) -> Reply {

@@ -83,6 +83,7 @@ const EMBEDDED: &[(&str, &str)] = &[
         "authenticator.html",
         include_str!("../../html/authenticator.html"),
     ),
+    ("landing.html", include_str!("../../html/landing.html")),
 ];
 
 /// Templates, strings and static assets for one configuration.

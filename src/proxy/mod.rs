@@ -16,6 +16,7 @@
 //!          logging                     one access-log line (audit::access)
 //! ```
 
+mod answer;
 mod ctx;
 pub mod identity;
 mod respond;
@@ -38,7 +39,7 @@ use crate::config::model::Service;
 use crate::directory::Verdict;
 use crate::gateway::{Gateway, Runtime};
 use crate::pages::{self, Reply, Req, SessionState, MAX_FORM_BYTES};
-use crate::policy::{decide, Decision, DenyReason, Policy};
+use crate::policy::{decide_at, Conditions, Policy};
 use crate::routing::{normalise_host, Route};
 use crate::session::cookie;
 use crate::session::{Method, NewSession, Session as UserSession, SessionId};
@@ -124,67 +125,17 @@ impl ProxyHttp for Proxy {
             }
         }
 
-        let decision = decide(&service, ctx.internal, identity.as_deref());
+        let conditions = Conditions {
+            internal: ctx.internal,
+            client_ip: Some(ctx.client_ip),
+            // Only services with opening hours pay for reading the clock.
+            now: service.hours.as_ref().map(|_| jiff::Timestamp::now()),
+        };
+        let decision = decide_at(&service, &conditions, identity.as_deref());
         ctx.decision = decision.as_str();
         ctx.reason = decision.reason();
-        match decision {
-            Decision::Allow => {
-                ctx.session = identity;
-                Ok(false)
-            }
-            Decision::Login => {
-                let reply = if service.basic_auth && ctx.internal && !wants_html(session) {
-                    self.basic_challenge(session, ctx, &rt)
-                } else {
-                    let here = self.here(session, ctx);
-                    let ended = matches!(state, SessionState::Ended);
-                    if ended {
-                        ctx.reason = "session_ended";
-                    }
-                    let url =
-                        pages::login_url(&rt, &ctx.port_suffix, &here, ended.then_some("expired"));
-                    let mut r = Reply::redirect(302, &url);
-                    if ended {
-                        r = r.cookie(cookie::clear(cookie::SESSION));
-                    }
-                    r
-                };
-                self.reply(session, ctx, &rt, reply.decision("login")).await
-            }
-            Decision::StepUp => {
-                // A stored session whose realm offers a second factor here is
-                // sent to the second step and comes back; otherwise explain.
-                let can_step_up = !ctx.used_basic
-                    && identity
-                        .as_ref()
-                        .and_then(|s| rt.config.realm(&s.realm))
-                        .is_some_and(|r| r.second_factors(ctx.internal).next().is_some());
-                let reply = if can_step_up {
-                    let here = self.here(session, ctx);
-                    let rd = pages::return_token(&rt, &here);
-                    Reply::redirect(
-                        302,
-                        &format!(
-                            "https://{}{}/.portvakt/second?rd={rd}",
-                            rt.config.portal_host, ctx.port_suffix
-                        ),
-                    )
-                } else {
-                    self.message(session, ctx, &rt, 403, "step_up_heading", "step_up_text")
-                };
-                self.reply(session, ctx, &rt, reply.decision("step_up"))
-                    .await
-            }
-            Decision::Deny(why) => {
-                let (h, t) = match why {
-                    DenyReason::Policy => ("forbidden_heading", "forbidden_text"),
-                    DenyReason::Groups => ("groups_heading", "groups_text"),
-                    DenyReason::Realm => ("realm_heading", "realm_text"),
-                };
-                let reply = self.message(session, ctx, &rt, 403, h, t);
-                self.reply(session, ctx, &rt, reply.decision("deny")).await
-            }
-        }
+        self.answer(session, ctx, &rt, &service, &state, identity, decision)
+            .await
     }
 
     async fn upstream_peer(
@@ -614,6 +565,11 @@ impl Proxy {
         }
         ctx.reason = reply.decision;
         self.reply(session, ctx, rt, reply).await
+    }
+
+    /// The page language for this request.
+    fn lang(&self, session: &Session, rt: &Runtime) -> crate::config::types::Lang {
+        rt.pages.lang(accept_language(session))
     }
 
     fn message(

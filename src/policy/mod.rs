@@ -1,6 +1,8 @@
 //! Policy: given a service, the client's network and the session (if any),
 //! decide whether the request may pass. Evaluated on every request.
 
+pub mod hours;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -85,6 +87,8 @@ pub enum Decision {
     StepUp,
     /// Refused.
     Deny(DenyReason),
+    /// Outside the service's opening hours.
+    Closed,
 }
 
 /// Why a request was refused.
@@ -96,6 +100,10 @@ pub enum DenyReason {
     Realm,
     /// The user lacks the required groups.
     Groups,
+    /// The client's network is not one the service allows.
+    Network,
+    /// The login did not use a method the service asks for.
+    Method,
 }
 
 impl Decision {
@@ -106,6 +114,7 @@ impl Decision {
             Decision::Login => "login",
             Decision::StepUp => "step_up",
             Decision::Deny(_) => "deny",
+            Decision::Closed => "closed",
         }
     }
 
@@ -118,6 +127,9 @@ impl Decision {
             Decision::Deny(DenyReason::Policy) => "policy_deny",
             Decision::Deny(DenyReason::Realm) => "wrong_realm",
             Decision::Deny(DenyReason::Groups) => "missing_group",
+            Decision::Deny(DenyReason::Network) => "network",
+            Decision::Deny(DenyReason::Method) => "method",
+            Decision::Closed => "outside_opening_hours",
         }
     }
 }
@@ -125,11 +137,49 @@ impl Decision {
 /// Decide for `service`, a client that is `internal` to the session's (or the
 /// service's) realm, and the session if there is one.
 pub fn decide(service: &Service, internal: bool, session: Option<&Session>) -> Decision {
-    match service.policy {
-        Policy::Bypass => return Decision::Allow,
-        Policy::Deny => return Decision::Deny(DenyReason::Policy),
-        _ => {}
+    decide_at(
+        service,
+        &Conditions {
+            internal,
+            client_ip: None,
+            now: None,
+        },
+        session,
+    )
+}
+
+/// Where and when a request is made, for the rules that depend on it.
+#[derive(Debug, Clone, Copy)]
+pub struct Conditions {
+    /// Internal to the relevant realm.
+    pub internal: bool,
+    /// The client address (for `networks:`); `None` skips that rule.
+    pub client_ip: Option<std::net::IpAddr>,
+    /// The time (for opening hours); `None` skips that rule.
+    pub now: Option<jiff::Timestamp>,
+}
+
+/// Decide with every rule: policy, networks and opening hours first (they
+/// hold for everyone, logged in or not), then realm, groups, level, methods.
+/// The first rule that fails decides, like Authelia's rule order.
+pub fn decide_at(service: &Service, c: &Conditions, session: Option<&Session>) -> Decision {
+    if service.policy == Policy::Deny {
+        return Decision::Deny(DenyReason::Policy);
     }
+    if let Some(ip) = c.client_ip {
+        if !service.networks.is_empty() && !crate::net::in_networks(&service.networks, ip) {
+            return Decision::Deny(DenyReason::Network);
+        }
+    }
+    if let (Some(hours), Some(now)) = (&service.hours, c.now) {
+        if !hours.is_open(now) {
+            return Decision::Closed;
+        }
+    }
+    if service.policy == Policy::Bypass {
+        return Decision::Allow;
+    }
+    let internal = c.internal;
     let Some(session) = session else {
         return Decision::Login;
     };
@@ -141,6 +191,9 @@ pub fn decide(service: &Service, internal: bool, session: Option<&Session>) -> D
     }
     if session.auth_level < service.policy.required_level(internal) {
         return Decision::StepUp;
+    }
+    if !service.methods.is_empty() && !session.methods.iter().any(|m| service.methods.contains(m)) {
+        return Decision::Deny(DenyReason::Method);
     }
     Decision::Allow
 }
@@ -160,6 +213,7 @@ fn groups_match(service: &Service, groups: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::Method;
     use crate::testutil::{service_with, session_with};
 
     #[test]
@@ -204,5 +258,65 @@ mod tests {
         let svc = service_with(Policy::TwoFactor, &[], false);
         let one = session_with(1, &[]);
         assert_eq!(decide(&svc, true, Some(&one)), Decision::StepUp);
+    }
+
+    #[test]
+    fn networks_hours_and_methods_are_checked_for_everyone() {
+        use crate::policy::hours::{parse_days, Hours, Window};
+        let mut svc = service_with(Policy::OneFactor, &[], false);
+        svc.networks = vec!["10.0.0.0/8".parse().unwrap()];
+        let outside = Conditions {
+            internal: true,
+            client_ip: Some("192.0.2.1".parse().unwrap()),
+            now: None,
+        };
+        let inside = Conditions {
+            internal: true,
+            client_ip: Some("10.1.2.3".parse().unwrap()),
+            now: None,
+        };
+        let s = session_with(1, &[]);
+        assert_eq!(
+            decide_at(&svc, &outside, Some(&s)),
+            Decision::Deny(DenyReason::Network)
+        );
+        assert_eq!(
+            decide_at(&svc, &outside, None),
+            Decision::Deny(DenyReason::Network),
+            "before any login"
+        );
+        assert_eq!(decide_at(&svc, &inside, Some(&s)), Decision::Allow);
+
+        svc.hours = Some(Hours {
+            zone: jiff::tz::TimeZone::get("Europe/Stockholm").unwrap(),
+            windows: vec![Window {
+                days: parse_days("mon-fri").unwrap(),
+                from: 6 * 60,
+                to: 20 * 60,
+            }],
+            holidays: vec![],
+        });
+        let sunday = Conditions {
+            now: Some("2026-11-29T12:00:00Z".parse().unwrap()),
+            ..inside
+        };
+        let monday = Conditions {
+            now: Some("2026-11-30T12:00:00Z".parse().unwrap()),
+            ..inside
+        };
+        assert_eq!(
+            decide_at(&svc, &sunday, None),
+            Decision::Closed,
+            "closed before login"
+        );
+        assert_eq!(decide_at(&svc, &monday, Some(&s)), Decision::Allow);
+
+        svc.methods = vec![Method::Totp, Method::Token];
+        assert_eq!(
+            decide_at(&svc, &monday, Some(&s)),
+            Decision::Deny(DenyReason::Method)
+        );
+        let with_app = session_with(2, &[]).with_second_factor(Method::Totp, 0);
+        assert_eq!(decide_at(&svc, &monday, Some(&with_app)), Decision::Allow);
     }
 }

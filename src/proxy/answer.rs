@@ -1,0 +1,93 @@
+//! What the proxy answers for each policy decision: pass upstream, send to
+//! login, step up, or a branded refusal or "closed" page.
+
+use std::sync::Arc;
+
+use super::{wants_html, Ctx, Proxy};
+use crate::config::model::Service;
+use crate::gateway::Runtime;
+use crate::pages::{self, Reply, SessionState};
+use crate::policy::{Decision, DenyReason};
+use crate::session::cookie;
+use crate::session::Session as UserSession;
+use pingora::proxy::Session;
+
+impl Proxy {
+    /// Act on `decision` for this request; `Ok(false)` lets it go upstream.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        rt: &Runtime,
+        service: &Service,
+        state: &SessionState,
+        identity: Option<Arc<UserSession>>,
+        decision: Decision,
+    ) -> pingora::Result<bool> {
+        match decision {
+            Decision::Allow => {
+                ctx.session = identity;
+                Ok(false)
+            }
+            Decision::Login => {
+                let reply = if service.basic_auth && ctx.internal && !wants_html(session) {
+                    self.basic_challenge(session, ctx, rt)
+                } else {
+                    let here = self.here(session, ctx);
+                    let ended = matches!(state, SessionState::Ended);
+                    if ended {
+                        ctx.reason = "session_ended";
+                    }
+                    let url =
+                        pages::login_url(rt, &ctx.port_suffix, &here, ended.then_some("expired"));
+                    let mut r = Reply::redirect(302, &url);
+                    if ended {
+                        r = r.cookie(cookie::clear(cookie::SESSION));
+                    }
+                    r
+                };
+                self.reply(session, ctx, rt, reply.decision("login")).await
+            }
+            Decision::StepUp => {
+                // A stored session whose realm offers a second factor here is
+                // sent to the second step and comes back; otherwise explain.
+                let can_step_up = !ctx.used_basic
+                    && identity
+                        .as_ref()
+                        .and_then(|s| rt.config.realm(&s.realm))
+                        .is_some_and(|r| r.second_factors(ctx.internal).next().is_some());
+                let reply = if can_step_up {
+                    let here = self.here(session, ctx);
+                    let rd = pages::return_token(rt, &here);
+                    Reply::redirect(
+                        302,
+                        &format!(
+                            "https://{}{}/.portvakt/second?rd={rd}",
+                            rt.config.portal_host, ctx.port_suffix
+                        ),
+                    )
+                } else {
+                    self.message(session, ctx, rt, 403, "step_up_heading", "step_up_text")
+                };
+                self.reply(session, ctx, rt, reply.decision("step_up"))
+                    .await
+            }
+            Decision::Deny(why) => {
+                let (h, t) = match why {
+                    DenyReason::Policy => ("forbidden_heading", "forbidden_text"),
+                    DenyReason::Groups => ("groups_heading", "groups_text"),
+                    DenyReason::Realm => ("realm_heading", "realm_text"),
+                    DenyReason::Network => ("network_heading", "network_text"),
+                    DenyReason::Method => ("method_heading", "method_text"),
+                };
+                let reply = self.message(session, ctx, rt, 403, h, t);
+                self.reply(session, ctx, rt, reply.decision("deny")).await
+            }
+            Decision::Closed => {
+                let reply = pages::closed(rt, self.lang(session, rt), &ctx.request_id, service);
+                self.reply(session, ctx, rt, reply.decision("closed")).await
+            }
+        }
+    }
+}

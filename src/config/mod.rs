@@ -4,12 +4,14 @@
 //! - [`file`]: the serde shape users write.
 //! - [`types`]: durations, languages, localised text.
 //! - [`locate`]: key path → line/column, for checks made after parsing.
+//! - `services`: validation of `services:` (upstreams, rules, hours).
 //! - [`validate`]: file shape → [`model::Config`], collecting all problems.
 //! - [`model`]: the validated configuration the program runs on.
 
 pub mod file;
 pub mod locate;
 pub mod model;
+mod services;
 pub mod types;
 pub mod validate;
 

@@ -89,6 +89,18 @@ impl Runtime {
                     }
                     Err(mut p) => problems.append(&mut p),
                 },
+                DirectoryConfig::Ldap {
+                    config: l,
+                    base_dir,
+                } => match crate::directory::ldap::LdapDirectory::new(l, base_dir) {
+                    Ok(d) => {
+                        directories.insert(realm.id.clone(), Arc::new(d));
+                    }
+                    Err(list) => problems.extend(list.into_iter().map(|(k, m)| {
+                        let key = format!("realms.{}.directory.ldap.{k}", realm.id);
+                        Problem::new(&config.source, None, &key, m)
+                    })),
+                },
             }
         }
         if !problems.is_empty() {

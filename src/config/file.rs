@@ -399,6 +399,8 @@ impl Default for Methods {
 pub struct Directory {
     /// A `users.yaml` file, relative to the config file.
     pub file: Option<String>,
+    /// An LDAP server or Active Directory.
+    pub ldap: Option<crate::directory::ldap::LdapConfig>,
 }
 
 /// One entry of `services:`.

@@ -194,6 +194,13 @@ impl Realm {
 pub enum DirectoryConfig {
     /// A `users.yaml` file.
     File(PathBuf),
+    /// LDAP / Active Directory; relative paths resolve against `base_dir`.
+    Ldap {
+        /// Settings as written.
+        config: Box<crate::directory::ldap::LdapConfig>,
+        /// The config file's directory.
+        base_dir: PathBuf,
+    },
 }
 
 /// A published upstream.

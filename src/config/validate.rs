@@ -335,12 +335,27 @@ fn realms(c: &mut Checker, list: &[file::Realm]) -> Vec<Arc<Realm>> {
                 format!("realm {:?} is defined twice", r.id),
             );
         }
-        let directory = match &r.directory.file {
-            Some(f) => DirectoryConfig::File(c.existing_file(&format!("{key}.directory.file"), f)),
-            None => {
+        let directory = match (&r.directory.file, &r.directory.ldap) {
+            (Some(f), None) => {
+                DirectoryConfig::File(c.existing_file(&format!("{key}.directory.file"), f))
+            }
+            (None, Some(l)) => {
+                // Check it now (files, URL, filter) so check-config catches it;
+                // connecting waits for the first login.
+                if let Err(list) = crate::directory::ldap::LdapDirectory::new(l, &c.base) {
+                    for (k, m) in list {
+                        c.problem(&format!("{key}.directory.ldap.{k}"), m);
+                    }
+                }
+                DirectoryConfig::Ldap {
+                    config: Box::new(l.clone()),
+                    base_dir: c.base.clone(),
+                }
+            }
+            _ => {
                 c.problem(
                     &format!("{key}.directory"),
-                    "name a directory, e.g. `file: users.yaml`",
+                    "name one directory: `file: users.yaml` or `ldap: {…}`",
                 );
                 DirectoryConfig::File(PathBuf::new())
             }

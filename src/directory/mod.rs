@@ -2,6 +2,7 @@
 //! from. A YAML file now; LDAP / Active Directory is one more module later.
 
 pub mod file;
+pub mod ldap;
 
 use async_trait::async_trait;
 

@@ -144,6 +144,15 @@ pub async fn reauth_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     ev.method = Some("password");
     ev.session = Some(id.key().short());
     gw.audit(rt, ev);
+    if reason == Some("directory_unavailable") {
+        return message(
+            rt,
+            req,
+            503,
+            "directory_down_heading",
+            "directory_down_text",
+        );
+    }
     if reason.is_some() {
         if blocked.is_none() {
             rt.regulator.failed(&session.user, req.client_ip, now);

@@ -241,7 +241,13 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
                 req.request_id,
             );
             gw.audit(rt, ev);
-            return message(rt, req, 503, "unavailable_heading", "unavailable_text");
+            return message(
+                rt,
+                req,
+                503,
+                "directory_down_heading",
+                "directory_down_text",
+            );
         }
     };
     if let Some(block) = blocked {

@@ -4,20 +4,27 @@
 //! two-factor session. The same pages serve step-up: a one-factor session
 //! that needs two factors is only asked for the second one.
 
+//!
+//! - `send`: issuing a code and sending it by SMS or e-mail.
+//! - `verify`: checking a typed code against the method's verifier.
+//! - `render`: the method choice page and the code entry page.
+
+mod render;
+mod send;
+mod verify;
+
 use std::sync::Arc;
 
-use minijinja::context;
-
-use super::{message, session_csrf, verify_target, Reply, Req, SessionState, Target};
+use super::{message, verify_target, Reply, Req, SessionState, Target};
 use crate::config::model::Realm;
-use crate::factors::code::{Channel, CodeVerdict, Refusal};
 use crate::gateway::{Gateway, Runtime};
-use crate::notify::{mask_email, mask_phone};
 use crate::policy::Policy;
 use crate::session::cookie;
 use crate::session::{Method, Session, SessionId};
 use crate::signing::Purpose;
-use crate::storage::Verify;
+use render::{choice_page, code_page};
+use send::send_code;
+use verify::{verify, Outcome};
 
 /// A way to receive or make a code: a method and, for SMS, which number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,160 +162,6 @@ pub async fn start(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn send_code(
-    gw: &Gateway,
-    rt: &Runtime,
-    req: &Req<'_>,
-    id: &SessionId,
-    session: &Arc<Session>,
-    rd: &str,
-    choice: Choice,
-    internal: bool,
-) -> Reply {
-    let destination = match choice.method {
-        Method::Sms => {
-            let numbers = gw
-                .store
-                .sms_numbers(&session.user)
-                .await
-                .unwrap_or_default();
-            let wanted = choice.number.unwrap_or(0);
-            numbers
-                .into_iter()
-                .find(|n| n.position == wanted)
-                .map(|n| n.e164)
-        }
-        _ => Some(session.email.clone()).filter(|e| !e.is_empty()),
-    };
-    let Some(destination) = destination else {
-        return choice_page(
-            gw,
-            rt,
-            req,
-            id,
-            session,
-            rd,
-            None,
-            Some("error_no_method"),
-            400,
-        )
-        .await;
-    };
-    let masked = match choice.method {
-        Method::Sms => mask_phone(&destination, &rt.config.codes.default_country),
-        _ => mask_email(&destination),
-    };
-    let channel = choice.method.as_str();
-    let code_channel = if choice.method == Method::Sms {
-        Channel::Sms
-    } else {
-        Channel::Email
-    };
-    let now = gw.clock.now_ms();
-    let key = id.key().0;
-    // Budgets count per realm and user: the same name may exist in two realms.
-    let budget_user = format!("{}/{}", session.realm, session.user);
-    let code = match gw.challenges.issue(
-        key,
-        &budget_user,
-        req.client_ip,
-        code_channel,
-        now,
-        &rt.code_rules,
-    ) {
-        Ok(code) => code,
-        Err(refusal) => {
-            let (reason, error) = match refusal {
-                Refusal::Cooldown { wait_secs } => (
-                    "cooldown",
-                    rt.pages
-                        .t(req.lang, "error_cooldown")
-                        .replace("{seconds}", &wait_secs.to_string()),
-                ),
-                Refusal::UserBudget => (
-                    "user_budget",
-                    rt.pages.t(req.lang, "error_budget").to_owned(),
-                ),
-                Refusal::IpBudget => ("ip_budget", rt.pages.t(req.lang, "error_budget").to_owned()),
-            };
-            let mut ev = gw.event(
-                "code_sent",
-                "failure",
-                reason,
-                Some(&session.user),
-                Some(&session.realm),
-                req.client_ip,
-                internal,
-                req.request_id,
-            );
-            ev.method = Some(channel);
-            ev.destination = Some(masked);
-            gw.audit(rt, ev);
-            return code_page(rt, req, id, rd, choice, Some(error), None, 429);
-        }
-    };
-    let minutes = (rt.config.codes.validity.as_secs() / 60).max(1);
-    let result = rt
-        .notify_code(
-            choice.method,
-            &destination,
-            &code,
-            minutes,
-            &session.display_name,
-            req.lang,
-        )
-        .await;
-    let mut ev = gw.event(
-        "code_sent",
-        if result.is_ok() { "success" } else { "failure" },
-        "",
-        Some(&session.user),
-        Some(&session.realm),
-        req.client_ip,
-        internal,
-        req.request_id,
-    );
-    ev.method = Some(channel);
-    ev.destination = Some(masked.clone());
-    let provider = match &result {
-        Ok(d) => d.clone(),
-        Err(e) => e.clone(),
-    };
-    ev.reason = if result.is_ok() {
-        "sent"
-    } else {
-        "delivery_failed"
-    };
-    ev.provider = Some(provider);
-    gw.audit(rt, ev);
-    match result {
-        Ok(_) => {
-            let notice = rt
-                .pages
-                .t(req.lang, "code_sent")
-                .replace("{to}", &masked)
-                .replace("{minutes}", &minutes.to_string());
-            code_page(rt, req, id, rd, choice, None, Some(notice), 200)
-        }
-        Err(_) => {
-            gw.challenges.forget(&key);
-            choice_page(
-                gw,
-                rt,
-                req,
-                id,
-                session,
-                rd,
-                Some(choice),
-                Some("error_send"),
-                502,
-            )
-            .await
-        }
-    }
-}
-
 /// GET /.portvakt/code
 pub fn code_form(rt: &Runtime, req: &Req<'_>) -> Reply {
     let SessionState::Valid(id, _) = &req.session else {
@@ -438,55 +291,6 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         .cookie(cookie::set(cookie::SESSION, new_id.as_str(), None))
 }
 
-enum Outcome {
-    Accepted,
-    Wrong,
-    Dead(&'static str),
-    Replay,
-    NeedsNext,
-    Unavailable,
-}
-
-async fn verify(
-    gw: &Gateway,
-    id: &SessionId,
-    session: &Session,
-    choice: Choice,
-    input: &str,
-    now_ms: u64,
-) -> Outcome {
-    match choice.method {
-        Method::Sms | Method::Email => match gw.challenges.verify(id.key().0, input, now_ms) {
-            CodeVerdict::Accepted { .. } => Outcome::Accepted,
-            CodeVerdict::Wrong { .. } => Outcome::Wrong,
-            CodeVerdict::Expired => Outcome::Dead("expired"),
-            CodeVerdict::TooManyTries => Outcome::Dead("too_many_tries"),
-            CodeVerdict::NoChallenge => Outcome::Dead("no_code_sent"),
-        },
-        Method::Totp | Method::Token => {
-            let secs = now_ms / 1000;
-            let result = if choice.method == Method::Totp {
-                gw.store.verify_totp(&session.user, input, secs).await
-            } else {
-                gw.store.verify_token(&session.user, input, secs).await
-            };
-            match result {
-                Ok(v) => match v {
-                    Verify::Accepted { .. } => Outcome::Accepted,
-                    Verify::Replay { .. } => Outcome::Replay,
-                    Verify::NeedsNextCode { .. } => Outcome::NeedsNext,
-                    Verify::Rejected => Outcome::Wrong,
-                },
-                Err(e) => {
-                    tracing::error!(error = %e, "enrolment storage failed");
-                    Outcome::Unavailable
-                }
-            }
-        }
-        Method::Password => Outcome::Wrong,
-    }
-}
-
 fn csrf_ok(rt: &Runtime, req: &Req<'_>, id: &SessionId) -> bool {
     rt.signer.csrf_ok(
         Purpose::SessionCsrf,
@@ -498,153 +302,4 @@ fn csrf_ok(rt: &Runtime, req: &Req<'_>, id: &SessionId) -> bool {
 fn not_logged_in(rt: &Runtime, req: &Req<'_>) -> Reply {
     let here = format!("{}/", req.portal_origin(rt));
     Reply::redirect(302, &super::login_url(rt, req.port_suffix, &here, None))
-}
-
-/// The method choice page.
-#[allow(clippy::too_many_arguments)]
-async fn choice_page(
-    gw: &Gateway,
-    rt: &Runtime,
-    req: &Req<'_>,
-    id: &SessionId,
-    session: &Session,
-    rd: &str,
-    selected: Option<Choice>,
-    error: Option<&str>,
-    status: u16,
-) -> Reply {
-    let lang = req.lang;
-    let p = &rt.pages;
-    let Some(realm) = rt.config.realm(&session.realm) else {
-        return message(rt, req, 403, "step_up_heading", "step_up_text");
-    };
-    let internal = realm.is_internal(req.client_ip);
-    let mut options = Vec::new();
-    for method in realm.second_factors(internal) {
-        let label = p.t(lang, &format!("method_{}", method.as_str())).to_owned();
-        let hint = p
-            .t(lang, &format!("method_{}_hint", method.as_str()))
-            .to_owned();
-        let reason = p.t(lang, &format!("no_{}", method.as_str())).to_owned();
-        let option = |value: String, detail: String, available: bool| {
-            context! { value => value, label => label.clone(), detail => detail, available => available, reason => reason.clone() }
-        };
-        match method {
-            Method::Sms => {
-                let numbers = gw
-                    .store
-                    .sms_numbers(&session.user)
-                    .await
-                    .unwrap_or_default();
-                if numbers.is_empty() {
-                    options.push(option("sms".into(), hint.clone(), false));
-                }
-                for n in numbers {
-                    let to = p.t(lang, "sms_to").replace(
-                        "{number}",
-                        &mask_phone(&n.e164, &rt.config.codes.default_country),
-                    );
-                    options.push(option(
-                        Choice {
-                            method,
-                            number: Some(n.position),
-                        }
-                        .value(),
-                        to,
-                        true,
-                    ));
-                }
-            }
-            Method::Email => {
-                let ok = !session.email.is_empty();
-                let detail = if ok {
-                    mask_email(&session.email)
-                } else {
-                    hint.clone()
-                };
-                options.push(option("email".into(), detail, ok));
-            }
-            Method::Totp => {
-                let devices = gw
-                    .store
-                    .totp_devices(&session.user)
-                    .await
-                    .unwrap_or_default();
-                let detail = if devices.is_empty() {
-                    hint.clone()
-                } else {
-                    devices
-                        .iter()
-                        .map(|d| d.description.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                options.push(option("totp".into(), detail, !devices.is_empty()));
-            }
-            Method::Token => {
-                let tokens = gw.store.tokens_of(&session.user).await.unwrap_or_default();
-                options.push(option("token".into(), hint.clone(), !tokens.is_empty()));
-            }
-            Method::Password => {}
-        }
-    }
-    if options.is_empty() {
-        return message(rt, req, 403, "step_up_heading", "no_second_methods");
-    }
-    // Off the network the code is part of every login (seed); inside, the
-    // user is here because a service asks for more than the password.
-    let intro = if internal {
-        "second_intro_stepup"
-    } else {
-        "second_intro"
-    };
-    let ctx = context! {
-        action => "/.portvakt/second",
-        csrf => session_csrf(rt, id),
-        rd => rd,
-        heading => p.t(lang, "second_heading"),
-        intro => p.t(lang, intro),
-        error => error.map(|k| p.t(lang, k)),
-        options => options,
-        selected => selected.map(Choice::value).unwrap_or_default(),
-    };
-    Reply::html(status, p.render("second.html", lang, req.request_id, ctx))
-}
-
-/// The code entry page.
-#[allow(clippy::too_many_arguments)]
-fn code_page(
-    rt: &Runtime,
-    req: &Req<'_>,
-    id: &SessionId,
-    rd: &str,
-    choice: Choice,
-    error: Option<String>,
-    notice: Option<String>,
-    status: u16,
-) -> Reply {
-    let p = &rt.pages;
-    let lang = req.lang;
-    let m = choice.method.as_str();
-    let sent = matches!(choice.method, Method::Sms | Method::Email);
-    let intro = match choice.method {
-        Method::Totp => "code_intro_totp",
-        Method::Token => "code_intro_token",
-        _ => "code_intro_sent",
-    };
-    let ctx = context! {
-        action => "/.portvakt/code",
-        csrf => session_csrf(rt, id),
-        rd => rd,
-        method => choice.value(),
-        heading => p.t(lang, &format!("code_heading_{m}")),
-        label => p.t(lang, &format!("code_label_{m}")),
-        intro => p.t(lang, intro),
-        error => error,
-        notice => notice,
-        resend => sent,
-        numeric => !sent,
-        other_href => second_url(req, rt, rd),
-    };
-    Reply::html(status, p.render("code.html", lang, req.request_id, ctx))
 }

@@ -4,22 +4,37 @@
 //!  request ──▶ request_filter ─────────────────────────────────────────────┐
 //!              │ net::client_ip         who is the client (trusted proxies) │
 //!              │ routing::Router        host + longest prefix → service     │
-//!              │ pages::handle          /.portvakt/… and the portal host ───┼─▶ our reply, stop
-//!              │ session lookup         cookie → store (idle/lifetime)      │
+//!              │ pages → pages::handle  /.portvakt/… and the portal host ───┼─▶ our reply, stop
+//!              │ session                cookie → store (idle/lifetime)      │
 //!              │ basic                  Basic credentials (internal only)   │
-//!              │ policy::decide         allow │ login │ step-up │ deny ─────┼─▶ redirect/page, stop
+//!              │ policy::decide         allow │ login │ step-up │ deny      │
+//!              │ answer                 act on the decision ────────────────┼─▶ redirect/page, stop
 //!              ▼                                                           │
 //!          upstream_peer               the service's prebuilt HttpPeer     │
 //!          upstream_request_filter     identity::prepare (strip, add, XFF) │
 //!          response_filter             HSTS; upstream may not set our cookies
-//!          fail_to_proxy               branded 502/504 page
+//!          fail_to_proxy               branded 502/504 page (respond)
 //!          logging                     one access-log line (audit::access)
 //! ```
+//!
+//! Modules of the proxy (all but `identity` private, each adding to `impl Proxy`
+//! where it acts on a request):
+//!
+//! - `answer`: what to send for each policy decision.
+//! - `basic`: `Authorization: Basic` for internal clients, and its challenge.
+//! - `ctx`: the per-request context [`Ctx`].
+//! - [`identity`]: the identity headers sent upstream.
+//! - `pages`: serving our own pages (`/.portvakt/…`, the portal host).
+//! - `respond`: writing our replies with the security headers.
+//! - `session`: the session cookie → the session store (expiry, idle clock).
 
 mod answer;
+mod basic;
 mod ctx;
 pub mod identity;
+mod pages;
 mod respond;
+mod session;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -34,15 +49,11 @@ use pingora::{Error, ErrorSource, ErrorType};
 pub use ctx::Ctx;
 
 use crate::audit::AccessRecord;
-use crate::basic::{self, BasicCache};
-use crate::config::model::Service;
-use crate::directory::Verdict;
 use crate::gateway::{Gateway, Runtime};
-use crate::pages::{self, Reply, Req, SessionState, MAX_FORM_BYTES};
+use crate::pages::{Reply, SessionState};
 use crate::policy::{decide_at, Conditions, Policy};
 use crate::routing::{normalise_host, Route};
-use crate::session::cookie;
-use crate::session::{Method, NewSession, Session as UserSession, SessionId};
+use basic::BasicOutcome;
 
 /// The pingora service implementation.
 #[derive(Debug, Clone)]
@@ -50,9 +61,6 @@ pub struct Proxy {
     /// Shared gateway state.
     pub gw: Arc<Gateway>,
 }
-
-/// How often the idle clock of a session is written back (coalescing).
-const TOUCH_GRANULARITY_MS: u64 = 5_000;
 
 #[async_trait]
 impl ProxyHttp for Proxy {
@@ -69,7 +77,7 @@ impl ProxyHttp for Proxy {
         self.identify_client(session, ctx, &rt);
 
         let path = session.req_header().uri.path();
-        if path.starts_with(pages::PREFIX) {
+        if path.starts_with(crate::pages::PREFIX) {
             return self.serve_page(session, ctx, &rt).await;
         }
         let route = rt.router.route(&ctx.host, path);
@@ -299,12 +307,6 @@ impl ProxyHttp for Proxy {
     }
 }
 
-enum BasicOutcome {
-    Identity(Arc<UserSession>),
-    Refused,
-    Absent,
-}
-
 impl Proxy {
     /// Client address, host and port, from the connection and headers.
     fn identify_client(&self, session: &Session, ctx: &mut Ctx, rt: &Runtime) {
@@ -341,141 +343,6 @@ impl Proxy {
         };
     }
 
-    /// The session named by the cookie, checking expiry and refreshing the idle clock.
-    async fn session_state(&self, session: &Session, rt: &Runtime) -> SessionState {
-        let Some(id) = session
-            .req_header()
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| cookie::find(c, cookie::SESSION))
-            .and_then(SessionId::from_cookie)
-        else {
-            return SessionState::None;
-        };
-        let key = id.key();
-        let Some(s) = self.gw.sessions.get(&key).await else {
-            return SessionState::Ended;
-        };
-        let now = self.gw.clock.now_ms();
-        let cfg = &rt.config;
-        if let Some(why) = s.expired(
-            now,
-            cfg.idle_timeout.as_millis() as u64,
-            cfg.max_lifetime.as_millis() as u64,
-        ) {
-            self.gw.sessions.remove(&key).await;
-            let internal = cfg
-                .realm(&s.realm)
-                .is_some_and(|r| r.is_internal(s.ip_at_login));
-            let reason = match why {
-                crate::session::Expiry::Idle => "idle",
-                crate::session::Expiry::Lifetime => "lifetime",
-            };
-            let mut ev = self.gw.event(
-                "expired",
-                "info",
-                reason,
-                Some(&s.user),
-                Some(&s.realm),
-                s.ip_at_login,
-                internal,
-                "",
-            );
-            ev.session = Some(key.short());
-            self.gw.audit(rt, ev);
-            return SessionState::Ended;
-        }
-        if s.touch(
-            now,
-            TOUCH_GRANULARITY_MS.min(cfg.idle_timeout.as_millis() as u64 / 4),
-        ) {
-            self.gw.sessions.touched(&key, &s).await;
-        }
-        SessionState::Valid(id, s)
-    }
-
-    /// Identity from `Authorization: Basic` (internal clients, services that allow it).
-    async fn basic_identity(
-        &self,
-        session: &Session,
-        ctx: &Ctx,
-        rt: &Runtime,
-        service: &Service,
-    ) -> BasicOutcome {
-        let Some(creds) = session
-            .req_header()
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| basic::parse(v.as_bytes()))
-        else {
-            return BasicOutcome::Absent;
-        };
-        let realm = rt.realm_for(&service.realms).clone();
-        let now = self.gw.clock.now_ms();
-        let key = BasicCache::key(&rt.signer, &realm.id, &creds);
-        if let Some(s) = rt.basic_cache.get(&key, now) {
-            return BasicOutcome::Identity(s);
-        }
-        let Some(directory) = rt.directories.get(&realm.id) else {
-            return BasicOutcome::Refused;
-        };
-        let blocked = rt.regulator.check(&creds.user, ctx.client_ip, now);
-        let verdict = directory.check(&creds.user, &creds.password).await;
-        let audit = |result: &str, reason: &str| {
-            let mut ev = self.gw.event(
-                "login",
-                result,
-                reason,
-                Some(&creds.user),
-                Some(&realm.id),
-                ctx.client_ip,
-                ctx.internal,
-                &ctx.request_id,
-            );
-            ev.method = Some("basic");
-            ev.host = Some(&ctx.host);
-            self.gw.audit(rt, ev);
-        };
-        match (blocked, verdict) {
-            (Some(block), _) => {
-                audit("failure", block.reason());
-                BasicOutcome::Refused
-            }
-            (None, Ok(Verdict::Valid(user))) => {
-                rt.regulator.succeeded(&user.username);
-                audit("success", "ok");
-                let s = Arc::new(UserSession::new(
-                    NewSession {
-                        user: user.username,
-                        realm: realm.id.clone(),
-                        groups: user.groups,
-                        email: user.email,
-                        display_name: user.display_name,
-                        auth_level: 1,
-                        methods: vec![Method::Password],
-                        internal: true,
-                        ip: ctx.client_ip,
-                    },
-                    now,
-                ));
-                rt.basic_cache.put(key, s.clone(), now);
-                BasicOutcome::Identity(s)
-            }
-            (None, Ok(other)) => {
-                rt.regulator.failed(&creds.user, ctx.client_ip, now);
-                audit("failure", other.reason());
-                BasicOutcome::Refused
-            }
-            (None, Err(e)) => {
-                tracing::error!(error = %e, "directory failed during Basic authentication");
-                audit("failure", "directory_unavailable");
-                BasicOutcome::Refused
-            }
-        }
-    }
-
     /// The absolute URL of this request, to come back to after a login.
     fn here(&self, session: &Session, ctx: &Ctx) -> String {
         let pq = session
@@ -485,86 +352,6 @@ impl Proxy {
             .map(|p| p.as_str())
             .unwrap_or("/");
         format!("https://{}{}{}", ctx.host, ctx.port_suffix, pq)
-    }
-
-    fn basic_challenge(&self, session: &Session, ctx: &Ctx, rt: &Runtime) -> Reply {
-        let lang = rt.pages.lang(accept_language(session));
-        let realm = rt.pages.t(lang, "basic_realm").replace(['"', '\\'], "");
-        pages::message_with(
-            rt,
-            lang,
-            &ctx.request_id,
-            401,
-            "forbidden_heading",
-            "forbidden_text",
-            None,
-        )
-        .header(
-            header::WWW_AUTHENTICATE,
-            &format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
-        )
-        .decision("login")
-    }
-
-    /// Serve one of our pages (any host's `/.portvakt/…`, or the portal host).
-    async fn serve_page(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        rt: &Arc<Runtime>,
-    ) -> pingora::Result<bool> {
-        ctx.decision = "page";
-        let state = self.session_state(session, rt).await;
-        if let Some(s) = state.session() {
-            ctx.internal = rt
-                .config
-                .realm(&s.realm)
-                .is_some_and(|r| r.is_internal(ctx.client_ip));
-            ctx.session = Some(s.clone());
-        } else {
-            ctx.internal = rt.config.realms[0].is_internal(ctx.client_ip);
-        }
-        let form = if session.req_header().method == http::Method::POST {
-            match read_form(session).await {
-                Ok(form) => form,
-                Err(status) => {
-                    let (h, t) = if status == 413 {
-                        ("too_large_heading", "too_large_text")
-                    } else {
-                        ("bad_request_heading", "bad_request_text")
-                    };
-                    let reply = self.message(session, ctx, rt, status, h, t);
-                    ctx.reason = "bad_form";
-                    return self.reply(session, ctx, rt, reply).await;
-                }
-            }
-        } else {
-            Vec::new()
-        };
-        let req_header = session.req_header();
-        let cookie_header = req_header
-            .headers
-            .get(header::COOKIE)
-            .and_then(|v| v.to_str().ok());
-        let req = Req {
-            method: &req_header.method,
-            host: &ctx.host,
-            port_suffix: &ctx.port_suffix,
-            path: req_header.uri.path(),
-            query: req_header.uri.query(),
-            cookie: cookie_header,
-            lang: rt.pages.lang(accept_language(session)),
-            client_ip: ctx.client_ip,
-            request_id: &ctx.request_id,
-            session: state,
-            form,
-        };
-        let reply = pages::handle(&self.gw, rt, &req).await;
-        if reply.decision == "logout" {
-            ctx.session = None;
-        }
-        ctx.reason = reply.decision;
-        self.reply(session, ctx, rt, reply).await
     }
 
     /// The page language for this request.
@@ -582,7 +369,7 @@ impl Proxy {
         text: &str,
     ) -> Reply {
         let lang = rt.pages.lang(accept_language(session));
-        pages::message_with(rt, lang, &ctx.request_id, status, heading, text, None)
+        crate::pages::message_with(rt, lang, &ctx.request_id, status, heading, text, None)
     }
 
     async fn reply(
@@ -616,34 +403,6 @@ fn wants_html(session: &Session) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"))
-}
-
-/// Read an `application/x-www-form-urlencoded` body of at most
-/// [`MAX_FORM_BYTES`]; the error is the status to answer.
-async fn read_form(session: &mut Session) -> Result<Vec<(String, String)>, u16> {
-    let declared = session
-        .req_header()
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_FORM_BYTES) {
-        return Err(413);
-    }
-    let mut body = Vec::new();
-    loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_FORM_BYTES {
-                    return Err(413);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => break,
-            Err(_) => return Err(400),
-        }
-    }
-    Ok(form_urlencoded::parse(&body).into_owned().collect())
 }
 
 fn http_version(v: http::Version) -> &'static str {

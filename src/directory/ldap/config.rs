@@ -80,7 +80,8 @@ pub struct LdapConfig {
     /// Limit for each operation (bind, search) on an open connection.
     #[serde(default = "five_seconds")]
     pub timeout: Duration,
-    /// Idle service-account connections kept open for the next login.
+    /// Idle connections kept open for the next login, of each kind
+    /// (service-account searches; user binds).
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
 }
@@ -139,7 +140,8 @@ impl LdapConfig {
     }
 }
 
-/// The validated configuration.
+/// The validated configuration: the fields of [`LdapConfig`] checked, files
+/// read (the password), TLS prepared and durations unwrapped.
 pub(super) struct Settings {
     /// As configured; ldap3 parses it again when connecting.
     pub url: String,
@@ -171,17 +173,21 @@ pub(super) fn validate(c: &LdapConfig, base_dir: &Path) -> Result<Settings, Vec<
     let mut problems: Vec<(String, String)> = Vec::new();
     let mut problem = |key: &str, msg: String| problems.push((key.to_owned(), msg));
 
+    // `None` when the URL is wrong: TLS settings cannot be judged then.
     let tls_wanted = match check_url(&c.url, c.starttls) {
-        Ok(tls) => tls,
+        Ok(tls) => Some(tls),
         Err(msg) => {
             problem("url", msg);
-            true
+            None
         }
     };
-    if c.ca_file.is_some() && !tls_wanted {
-        problem("ca_file", "is used only with ldaps:// or starttls: true".into());
+    if c.ca_file.is_some() && tls_wanted == Some(false) {
+        problem(
+            "ca_file",
+            "is used only with ldaps:// or starttls: true".into(),
+        );
     }
-    let tls = if tls_wanted {
+    let tls = if tls_wanted == Some(true) {
         let ca = c.ca_file.as_ref().map(|p| base_dir.join(p));
         match tls::client_config(ca.as_deref(), c.verify) {
             Ok(cfg) => Some(cfg),
@@ -193,7 +199,7 @@ pub(super) fn validate(c: &LdapConfig, base_dir: &Path) -> Result<Settings, Vec<
     } else {
         None
     };
-    if !c.verify {
+    if !c.verify && tls_wanted == Some(true) {
         tracing::warn!(
             url = %c.url,
             "directory.ldap.verify is false: the LDAP server's certificate is not checked"
@@ -214,7 +220,10 @@ pub(super) fn validate(c: &LdapConfig, base_dir: &Path) -> Result<Settings, Vec<
     };
 
     if !c.user_filter.contains(USERNAME_PLACEHOLDER) {
-        problem("user_filter", format!("must contain {USERNAME_PLACEHOLDER}"));
+        problem(
+            "user_filter",
+            format!("must contain {USERNAME_PLACEHOLDER}"),
+        );
     } else if ldap3::parse_filter(c.user_filter.replace(USERNAME_PLACEHOLDER, "x")).is_err() {
         problem(
             "user_filter",
@@ -233,7 +242,10 @@ pub(super) fn validate(c: &LdapConfig, base_dir: &Path) -> Result<Settings, Vec<
             problem(key, format!("{value:?} is not an attribute name"));
         }
     }
-    for (key, d) in [("connect_timeout", c.connect_timeout), ("timeout", c.timeout)] {
+    for (key, d) in [
+        ("connect_timeout", c.connect_timeout),
+        ("timeout", c.timeout),
+    ] {
         if d.0.is_zero() {
             problem(key, "must be longer than zero".into());
         }
@@ -279,9 +291,9 @@ fn check_url(text: &str, starttls: bool) -> Result<bool, String> {
         return Err("must not hold credentials; use bind_dn and bind_password_file".into());
     }
     match url.scheme() {
-        "ldaps" if starttls => Err(
-            "starttls is for ldap:// URLs; ldaps:// is TLS from the first byte".into(),
-        ),
+        "ldaps" if starttls => {
+            Err("starttls is for ldap:// URLs; ldaps:// is TLS from the first byte".into())
+        }
         "ldaps" => Ok(true),
         "ldap" if starttls => Ok(true),
         "ldap" if is_loopback(&host) => Ok(false),
@@ -295,7 +307,13 @@ fn check_url(text: &str, starttls: bool) -> Result<bool, String> {
 
 fn is_loopback(host: &url::Host<&str>) -> bool {
     match host {
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        // `ldap:` is not a scheme the URL standard knows, so its hosts stay
+        // text, IPv4 addresses included.
+        url::Host::Domain(d) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
         url::Host::Ipv4(ip) => ip.is_loopback(),
         url::Host::Ipv6(ip) => ip.is_loopback(),
     }
@@ -340,7 +358,9 @@ mod tests {
     #[test]
     fn accepts_a_minimal_config_and_reads_the_password() {
         let (dir, c) = setup();
-        let s = validate(&c, dir.path()).map_err(|p| format!("{p:?}")).unwrap();
+        let s = validate(&c, dir.path())
+            .map_err(|p| format!("{p:?}"))
+            .unwrap();
         assert_eq!(s.bind_password, "s3cret");
         assert!(s.tls.is_none());
         assert_eq!(s.timeout, std::time::Duration::from_secs(5));
@@ -351,7 +371,10 @@ mod tests {
     fn deserializes_with_defaults_and_refuses_unknown_keys() {
         let yaml = "url: ldaps://dc1.example.org\nbind_dn: cn=x\nbind_password_file: pw\nbase_dn: dc=x\ntimeout: 1s\n";
         let c: LdapConfig = serde_norway::from_str(yaml).unwrap();
-        assert_eq!(c.user_filter, "(&(objectClass=person)(sAMAccountName={username}))");
+        assert_eq!(
+            c.user_filter,
+            "(&(objectClass=person)(sAMAccountName={username}))"
+        );
         assert_eq!(c.group_attribute, "memberOf");
         assert!(c.verify && !c.starttls && !c.nested_groups);
         assert_eq!(c.timeout, Duration::from_secs(1));
@@ -365,6 +388,7 @@ mod tests {
         assert_eq!(check_url("ldaps://dc1.example.org", false), Ok(true));
         assert_eq!(check_url("ldap://dc1.example.org:389", true), Ok(true));
         assert_eq!(check_url("ldap://localhost:3890", false), Ok(false));
+        assert_eq!(check_url("ldap://127.0.0.1:389", false), Ok(false));
         assert_eq!(check_url("ldap://[::1]:3890/", false), Ok(false));
         for bad in [
             ("ldap://dc1.example.org", false),
@@ -390,7 +414,15 @@ mod tests {
         c.pool_size = 0;
         c.base_dn = " ".into();
         let got = keys(validate(&c, dir.path()));
-        for want in ["url", "bind_password_file", "user_filter", "mail_attribute", "timeout", "pool_size", "base_dn"] {
+        for want in [
+            "url",
+            "bind_password_file",
+            "user_filter",
+            "mail_attribute",
+            "timeout",
+            "pool_size",
+            "base_dn",
+        ] {
             assert!(got.iter().any(|k| k == want), "{want} missing in {got:?}");
         }
 
@@ -404,7 +436,10 @@ mod tests {
         let (dir, mut c) = setup();
         std::fs::write(dir.path().join("pw"), "\n").unwrap();
         c.ca_file = Some("ca.pem".into());
-        assert_eq!(keys(validate(&c, dir.path())), ["ca_file", "bind_password_file"]);
+        assert_eq!(
+            keys(validate(&c, dir.path())),
+            ["ca_file", "bind_password_file"]
+        );
     }
 
     #[test]

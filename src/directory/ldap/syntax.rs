@@ -180,7 +180,10 @@ mod tests {
         assert_eq!(escape_filter_value("Örjan"), "\\c3\\96rjan");
         assert_eq!(escape_filter_value("tab\t"), "tab\\09");
         // The RFC's own example.
-        assert_eq!(escape_filter_value("Lu\u{010d}i\u{0107}"), "Lu\\c4\\8di\\c4\\87");
+        assert_eq!(
+            escape_filter_value("Lu\u{010d}i\u{0107}"),
+            "Lu\\c4\\8di\\c4\\87"
+        );
     }
 
     #[test]
@@ -194,7 +197,10 @@ mod tests {
             user_filter(t, "alice)(uid=*"),
             "(&(objectClass=inetOrgPerson)(uid=alice\\29\\28uid=\\2a))"
         );
-        assert_eq!(user_filter("(|(a={username})(b={username}))", "*"), "(|(a=\\2a)(b=\\2a))");
+        assert_eq!(
+            user_filter("(|(a={username})(b={username}))", "*"),
+            "(|(a=\\2a)(b=\\2a))"
+        );
         for name in ["*", "alice)(uid=*", "x\\", "(", "Örjan"] {
             let f = user_filter(t, name);
             assert!(ldap3::parse_filter(&f).is_ok(), "{f}");
@@ -214,8 +220,14 @@ mod tests {
     #[test]
     fn takes_the_cn_from_a_group_dn() {
         let cn = |dn| first_rdn_value(dn, "cn");
-        assert_eq!(cn("cn=staff,ou=groups,dc=example,dc=org").as_deref(), Some("staff"));
-        assert_eq!(cn("CN=lon-users,OU=Groups,DC=x").as_deref(), Some("lon-users"));
+        assert_eq!(
+            cn("cn=staff,ou=groups,dc=example,dc=org").as_deref(),
+            Some("staff")
+        );
+        assert_eq!(
+            cn("CN=lon-users,OU=Groups,DC=x").as_deref(),
+            Some("lon-users")
+        );
         assert_eq!(cn("CN=Smith\\, John,OU=x").as_deref(), Some("Smith, John"));
         assert_eq!(cn("cn=L\\C3\\B6n,ou=x").as_deref(), Some("Lön"));
         assert_eq!(cn("cn = spaced ,ou=x").as_deref(), Some("spaced"));
@@ -225,7 +237,10 @@ mod tests {
         assert_eq!(cn("garbage"), None);
         assert_eq!(cn("cn=bad\\"), None);
         assert_eq!(cn("cn=,dc=x"), None);
-        assert_eq!(first_rdn_value("uid=bob,dc=x", "UID").as_deref(), Some("bob"));
+        assert_eq!(
+            first_rdn_value("uid=bob,dc=x", "UID").as_deref(),
+            Some("bob")
+        );
     }
 
     #[test]
@@ -233,19 +248,43 @@ mod tests {
         let ad = |code: &str| {
             format!("80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data {code}, v4563")
         };
-        assert_eq!(verdict_for_invalid_credentials(&ad("52e")), Verdict::WrongPassword);
-        assert_eq!(verdict_for_invalid_credentials(&ad("533")), Verdict::Disabled);
-        assert_eq!(verdict_for_invalid_credentials(&ad("775")), Verdict::Disabled);
-        assert_eq!(verdict_for_invalid_credentials(&ad("701")), Verdict::Disabled);
-        assert_eq!(verdict_for_invalid_credentials(&ad("532")), Verdict::Disabled);
+        assert_eq!(
+            verdict_for_invalid_credentials(&ad("52e")),
+            Verdict::WrongPassword
+        );
+        assert_eq!(
+            verdict_for_invalid_credentials(&ad("533")),
+            Verdict::Disabled
+        );
+        assert_eq!(
+            verdict_for_invalid_credentials(&ad("775")),
+            Verdict::Disabled
+        );
+        assert_eq!(
+            verdict_for_invalid_credentials(&ad("701")),
+            Verdict::Disabled
+        );
+        assert_eq!(
+            verdict_for_invalid_credentials(&ad("532")),
+            Verdict::Disabled
+        );
         assert_eq!(verdict_for_invalid_credentials(""), Verdict::WrongPassword);
         // OpenLDAP says nothing about why.
-        assert_eq!(verdict_for_invalid_credentials("Invalid credentials"), Verdict::WrongPassword);
+        assert_eq!(
+            verdict_for_invalid_credentials("Invalid credentials"),
+            Verdict::WrongPassword
+        );
     }
 
     #[test]
     fn recognises_attribute_names() {
-        for ok in ["mail", "displayName", "sAMAccountName", "userCertificate;binary", "2.5.4.3"] {
+        for ok in [
+            "mail",
+            "displayName",
+            "sAMAccountName",
+            "userCertificate;binary",
+            "2.5.4.3",
+        ] {
             assert!(is_attribute_name(ok), "{ok}");
         }
         for bad in ["", "-x", "mail,cn", "dis play", "(cn)"] {

@@ -1,0 +1,128 @@
+//! Basic authentication for the proxy: `Authorization: Basic` credentials
+//! from internal clients on services that allow them (checked against the
+//! realm's directory, throttled, cached), and the 401 challenge.
+
+use std::sync::Arc;
+
+use http::header;
+use pingora::proxy::Session;
+
+use super::{accept_language, Ctx, Proxy};
+use crate::basic::{self, BasicCache};
+use crate::config::model::Service;
+use crate::directory::Verdict;
+use crate::gateway::Runtime;
+use crate::pages::{self, Reply};
+use crate::session::{Method, NewSession, Session as UserSession};
+
+/// What the `Authorization` header gave.
+pub(super) enum BasicOutcome {
+    /// Valid credentials: a one-factor identity (possibly cached).
+    Identity(Arc<UserSession>),
+    /// Credentials were sent but refused (wrong, throttled, no directory).
+    Refused,
+    /// No Basic credentials on the request.
+    Absent,
+}
+
+impl Proxy {
+    /// Identity from `Authorization: Basic` (internal clients, services that allow it).
+    pub(super) async fn basic_identity(
+        &self,
+        session: &Session,
+        ctx: &Ctx,
+        rt: &Runtime,
+        service: &Service,
+    ) -> BasicOutcome {
+        let Some(creds) = session
+            .req_header()
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| basic::parse(v.as_bytes()))
+        else {
+            return BasicOutcome::Absent;
+        };
+        let realm = rt.realm_for(&service.realms).clone();
+        let now = self.gw.clock.now_ms();
+        let key = BasicCache::key(&rt.signer, &realm.id, &creds);
+        if let Some(s) = rt.basic_cache.get(&key, now) {
+            return BasicOutcome::Identity(s);
+        }
+        let Some(directory) = rt.directories.get(&realm.id) else {
+            return BasicOutcome::Refused;
+        };
+        let blocked = rt.regulator.check(&creds.user, ctx.client_ip, now);
+        let verdict = directory.check(&creds.user, &creds.password).await;
+        let audit = |result: &str, reason: &str| {
+            let mut ev = self.gw.event(
+                "login",
+                result,
+                reason,
+                Some(&creds.user),
+                Some(&realm.id),
+                ctx.client_ip,
+                ctx.internal,
+                &ctx.request_id,
+            );
+            ev.method = Some("basic");
+            ev.host = Some(&ctx.host);
+            self.gw.audit(rt, ev);
+        };
+        match (blocked, verdict) {
+            (Some(block), _) => {
+                audit("failure", block.reason());
+                BasicOutcome::Refused
+            }
+            (None, Ok(Verdict::Valid(user))) => {
+                rt.regulator.succeeded(&user.username);
+                audit("success", "ok");
+                let s = Arc::new(UserSession::new(
+                    NewSession {
+                        user: user.username,
+                        realm: realm.id.clone(),
+                        groups: user.groups,
+                        email: user.email,
+                        display_name: user.display_name,
+                        auth_level: 1,
+                        methods: vec![Method::Password],
+                        internal: true,
+                        ip: ctx.client_ip,
+                    },
+                    now,
+                ));
+                rt.basic_cache.put(key, s.clone(), now);
+                BasicOutcome::Identity(s)
+            }
+            (None, Ok(other)) => {
+                rt.regulator.failed(&creds.user, ctx.client_ip, now);
+                audit("failure", other.reason());
+                BasicOutcome::Refused
+            }
+            (None, Err(e)) => {
+                tracing::error!(error = %e, "directory failed during Basic authentication");
+                audit("failure", "directory_unavailable");
+                BasicOutcome::Refused
+            }
+        }
+    }
+
+    /// The 401 answer asking for Basic credentials, with a branded page body.
+    pub(super) fn basic_challenge(&self, session: &Session, ctx: &Ctx, rt: &Runtime) -> Reply {
+        let lang = rt.pages.lang(accept_language(session));
+        let realm = rt.pages.t(lang, "basic_realm").replace(['"', '\\'], "");
+        pages::message_with(
+            rt,
+            lang,
+            &ctx.request_id,
+            401,
+            "forbidden_heading",
+            "forbidden_text",
+            None,
+        )
+        .header(
+            header::WWW_AUTHENTICATE,
+            &format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
+        )
+        .decision("login")
+    }
+}

@@ -45,7 +45,17 @@ pub fn guard<'a>(gw: &Gateway, rt: &'a Runtime, req: &'a Req<'_>) -> Result<Allo
         return Err(message(rt, req, 403, "forbidden_heading", "forbidden_text"));
     };
     if !realm.is_internal(req.client_ip) {
-        return Err(message(rt, req, 403, "offsite_heading", "offsite_text").decision("deny"));
+        let portal = format!("{}/", req.portal_origin(rt));
+        let page = super::message_with(
+            rt,
+            req.lang,
+            req.request_id,
+            403,
+            "offsite_heading",
+            "offsite_text",
+            Some((&portal, "back_to_portal")),
+        );
+        return Err(page.decision("deny"));
     }
     if req.method == http::Method::POST
         && !rt.signer.csrf_ok(

@@ -30,7 +30,12 @@ pub(super) async fn choice_page(
     };
     let internal = realm.is_internal(req.client_ip);
     let mut options = Vec::new();
-    for method in realm.second_factors(internal) {
+    // "SMS-kod" chosen on the login page with two numbers: offer just the numbers.
+    let only_sms = selected.is_some_and(|c| c.method == Method::Sms && c.number.is_none());
+    for method in realm
+        .second_factors(internal)
+        .filter(|m| !only_sms || *m == Method::Sms)
+    {
         let label = p.t(lang, &format!("method_{}", method.as_str())).to_owned();
         let hint = p
             .t(lang, &format!("method_{}_hint", method.as_str()))

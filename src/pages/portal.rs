@@ -39,12 +39,13 @@ pub fn front(rt: &Runtime, req: &Req<'_>) -> Reply {
                 now,
             };
             let closed_now = match decide_at(s, &at(Some(now)), Some(session)) {
-                Decision::Allow => false,
+                Decision::Allow => None,
                 // Listed as closed only if it would be open to this user.
-                Decision::Closed => decide_at(s, &at(None), Some(session)) == Decision::Allow,
+                Decision::Closed if decide_at(s, &at(None), Some(session)) == Decision::Allow => {
+                    Some(closed::opens(s, lang))
+                }
                 _ => return None,
-            }
-            .then(|| closed::opens(s, lang));
+            };
             let path = if s.path == "/" { "/" } else { s.path.as_str() };
             Some(context! {
                 name => s.name.as_str(),

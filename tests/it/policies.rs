@@ -1,6 +1,7 @@
 //! Policies: deny, bypass, one and two factors, two factors off-network,
 //! group conditions.
 
+use crate::support::enrol::*;
 use crate::support::expect::*;
 use crate::support::*;
 
@@ -45,14 +46,23 @@ async fn a_denied_service_shows_a_branded_refusal() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_two_factor_service_refuses_a_one_factor_session() {
+async fn a_two_factor_service_sends_a_one_factor_session_to_the_second_step() {
     let upstream = Upstream::start().await;
     let gw = gateway(&upstream).await;
     let browser = gw.client();
 
     browser.must_login("https://app.test/", &ALICE).await;
     let journey = browser.follow("https://two.test/").await;
-    assert_refused(&journey, "two_factor with a password-only session");
+    assert!(
+        journey.hops.iter().any(is_sent_to_second),
+        "two_factor with a password-only session should lead to the second step:\n{}",
+        journey.describe()
+    );
+    assert_branded(&journey.end, 200);
+    // At the office the token is the second factor; alice has none, and is told so.
+    let choice = ChoicePage::parse(journey.end);
+    let token = choice.option("token");
+    assert!(token.disabled && token.reason.is_some(), "{token:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,13 +79,53 @@ async fn an_internal_client_reaches_an_offsite_service_with_a_password() {
 async fn an_off_network_client_must_step_up_for_an_offsite_service() {
     let upstream = Upstream::start().await;
     let gw = gateway(&upstream).await;
+    let secret = totp_add(&gw, &ALICE, "Jobbmobil");
     let traveller = gw.offsite_client();
 
-    let journey = traveller.login("https://offsite.test/", &ALICE).await;
-    assert_refused(
-        &journey,
-        "two_factor_offsite from 127.0.0.2 after a password",
+    // The password alone leads to the second step, not to the service.
+    let posted = password_step(&traveller, "https://offsite.test/", &ALICE, None).await;
+    assert_sent_to_second(&posted, 303);
+    let choice = open_choice(&traveller, &posted).await;
+    let form = CodePage::parse(choose(&traveller, &choice, "totp").await);
+    let now = fresh_step_time().await;
+    let code = totp_code(&secret, now);
+    let who = arrive(
+        &traveller,
+        enter_code(&traveller, &form, &code).await,
+        &ALICE,
+    )
+    .await;
+    assert_eq!(who.one("remote-auth-methods"), Some("password,totp"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_second_factor_from_here_the_step_up_page_explains() {
+    let upstream = Upstream::start().await;
+    // The realm offers nothing but the password, inside and out.
+    let gw = GatewayConfig::new()
+        .service(Service::new("offsite.test", upstream.url()).policy("two_factor_offsite"))
+        .realm_methods(&["password"], &["password"])
+        .start()
+        .await;
+
+    // A session made at the office, used outside: nothing to step up with.
+    let at_office = gw.client();
+    at_office.must_login("https://offsite.test/", &ALICE).await;
+    let outside = gw.offsite_client_sharing(&at_office);
+    let journey = outside.follow("https://offsite.test/").await;
+    assert_refused(&journey, "no second factor offered off the network");
+    assert_branded(&journey.end, 403);
+    assert!(
+        journey.end.text().contains("inloggning i två steg"),
+        "the page says why: {}",
+        journey.describe()
     );
+
+    // Logging in from outside ends the same way.
+    let traveller = gw.offsite_client();
+    let journey = traveller.login("https://offsite.test/", &ALICE).await;
+    assert_refused(&journey, "no second factor offered off the network");
+    assert_branded(&journey.end, 403);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,7 +35,12 @@ pub(super) async fn verify(
 ) -> Outcome {
     match choice.method {
         Method::Sms | Method::Email => match gw.challenges.verify(id.key().0, input, now_ms) {
-            CodeVerdict::Accepted { .. } => Outcome::Accepted,
+            // A code proves only the channel it was sent through: an SMS
+            // code posted as "email" must not make an e-mail login.
+            CodeVerdict::Accepted { channel } if channel.as_str() == choice.method.as_str() => {
+                Outcome::Accepted
+            }
+            CodeVerdict::Accepted { .. } => Outcome::Dead("wrong_channel"),
             CodeVerdict::Wrong { .. } => Outcome::Wrong,
             CodeVerdict::Expired => Outcome::Dead("expired"),
             CodeVerdict::TooManyTries => Outcome::Dead("too_many_tries"),

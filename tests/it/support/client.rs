@@ -25,6 +25,7 @@ pub struct ClientOptions {
     http2: bool,
     tls_info: bool,
     headers: Vec<(String, String)>,
+    jar: Option<Arc<Jar>>,
 }
 
 impl ClientOptions {
@@ -49,6 +50,13 @@ impl ClientOptions {
     /// Send this header with every request.
     pub fn header(mut self, name: &str, value: &str) -> ClientOptions {
         self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Keep cookies in this jar (e.g. [`Client::jar`] of another client: one
+    /// browser that moves from the office network to a café).
+    pub fn cookie_jar(mut self, jar: Arc<Jar>) -> ClientOptions {
+        self.jar = Some(jar);
         self
     }
 }
@@ -113,7 +121,7 @@ pub fn test_hosts() -> Vec<&'static str> {
 
 impl Client {
     pub fn new(gateway: SocketAddr, ca_pem: &str, options: ClientOptions) -> Client {
-        let jar = Arc::new(Jar::default());
+        let jar = options.jar.clone().unwrap_or_default();
         let mut headers = HeaderMap::new();
         headers.insert("accept", HeaderValue::from_static(BROWSER_ACCEPT));
         for (name, value) in &options.headers {
@@ -147,6 +155,11 @@ impl Client {
             http: builder.build().expect("build reqwest client"),
             jar,
         }
+    }
+
+    /// This client's cookie jar, to share with another client.
+    pub fn jar(&self) -> Arc<Jar> {
+        self.jar.clone()
     }
 
     /// The reqwest client, for what the helpers do not cover.

@@ -100,6 +100,8 @@ pub struct GatewayConfig {
     certificates: Vec<&'static str>,
     extra_yaml: String,
     pki: Option<Pki>,
+    /// `realms[0].methods` (internal, external); None: the gateway's defaults.
+    realm_methods: Option<(Vec<String>, Vec<String>)>,
 }
 
 impl Default for GatewayConfig {
@@ -116,6 +118,7 @@ impl Default for GatewayConfig {
             certificates: vec!["main", "second"],
             extra_yaml: String::new(),
             pki: None,
+            realm_methods: None,
         }
     }
 }
@@ -173,6 +176,14 @@ impl GatewayConfig {
         self
     }
 
+    /// `realms[0].methods`: what the realm offers on its internal networks
+    /// and elsewhere (default: `[password, token]` and `[sms, email, totp, token]`).
+    pub fn realm_methods(mut self, internal: &[&str], external: &[&str]) -> GatewayConfig {
+        let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
+        self.realm_methods = Some((list(internal), list(external)));
+        self
+    }
+
     /// Use this PKI instead of the process-wide one.
     pub fn pki(mut self, pki: &Pki) -> GatewayConfig {
         self.pki = Some(pki.clone());
@@ -222,6 +233,13 @@ impl GatewayConfig {
             "realms:\n  - id: staff\n    title: {{ sv: \"Övriga anställda\", en: \"Other staff\" }}\n    internal_networks: [{}]\n    directory:\n      file: users.yaml\n",
             self.internal_networks.join(", ")
         ));
+        if let Some((internal, external)) = &self.realm_methods {
+            y.push_str(&format!(
+                "    methods:\n      internal: [{}]\n      external: [{}]\n",
+                internal.join(", "),
+                external.join(", ")
+            ));
+        }
         if self.services.is_empty() {
             y.push_str("services: []\n");
         } else {
@@ -265,54 +283,28 @@ impl Gateway {
         rand::thread_rng().fill_bytes(&mut key);
         std::fs::write(dir.path().join("secret.key"), key).expect("write secret.key");
 
-        let mut last = String::new();
-        for _attempt in 0..3 {
-            let https = free_addr();
-            let http = config.http_listener.then(free_addr);
-            let config_path = dir.path().join(CONFIG_FILE);
-            std::fs::write(&config_path, config.render(https, http)).expect("write config");
-            let stdout = std::fs::File::create(dir.path().join("stdout.log")).expect("stdout.log");
-            let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr.log");
-            let mut child = Command::new(super::portvakt_bin())
-                .arg("serve")
-                .arg("--config")
-                .arg(&config_path)
-                .env("RUST_BACKTRACE", "1")
-                .stdin(Stdio::null())
-                .stdout(stdout)
-                .stderr(stderr)
-                .spawn()
-                .expect("spawn portvakt serve");
-            let mut ready = tcp_ready(https, &mut child, Duration::from_secs(30)).await;
-            if let (Readiness::Listening, Some(http)) = (&ready, http) {
-                ready = tcp_ready(http, &mut child, Duration::from_secs(10)).await;
-            }
-            let logs = read_logs(dir.path());
-            match ready {
-                Readiness::Listening => {
-                    return Gateway {
-                        dir,
-                        child,
-                        https,
-                        http,
-                        pki,
-                        config,
-                    };
-                }
-                Readiness::Exited(status) if logs.to_ascii_lowercase().contains("in use") => {
-                    last = format!("exited ({status}), port taken:\n{logs}");
-                }
-                Readiness::Exited(status) => {
-                    panic!("portvakt serve exited before listening ({status}):\n{logs}");
-                }
-                Readiness::TimedOut => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("portvakt serve did not listen on {https} within 30 s:\n{logs}");
-                }
-            }
+        let (child, https, http) = spawn(dir.path(), &config).await;
+        Gateway {
+            dir,
+            child,
+            https,
+            http,
+            pki,
+            config,
         }
-        panic!("portvakt serve could not start in 3 tries: {last}");
+    }
+
+    /// Stop the process the hard way (SIGKILL, like a crash or a power cut)
+    /// and start it again with the same config, directory, database and key,
+    /// on new free ports. Clients made before talk to the old ports: make new
+    /// ones. Logs are appended to.
+    pub async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, https, http) = spawn(self.dir.path(), &self.config).await;
+        self.child = child;
+        self.https = https;
+        self.http = http;
     }
 
     /// The HTTPS listener.
@@ -359,6 +351,16 @@ impl Gateway {
     /// A client whose source address is 127.0.0.2 (off the internal network).
     pub fn offsite_client(&self) -> Client {
         self.client_with(ClientOptions::default().source_ip(IpAddr::from([127, 0, 0, 2])))
+    }
+
+    /// A client on 127.0.0.2 (off-network) that shares `other`'s cookies:
+    /// the same browser, taken out of the office.
+    pub fn offsite_client_sharing(&self, other: &Client) -> Client {
+        self.client_with(
+            ClientOptions::default()
+                .source_ip(IpAddr::from([127, 0, 0, 2]))
+                .cookie_jar(other.jar()),
+        )
     }
 
     /// The config as built.
@@ -434,6 +436,55 @@ impl Gateway {
         let path = self.dir.path().join("auth.jsonl");
         wait_json_lines(&path, what, done).await
     }
+}
+
+/// Write the config for free ports and start `portvakt serve` in `dir`; wait
+/// (at most 30 s) until it listens. Tries other ports if one was taken.
+async fn spawn(dir: &Path, config: &GatewayConfig) -> (Child, SocketAddr, Option<SocketAddr>) {
+    let mut last = String::new();
+    for _attempt in 0..3 {
+        let https = free_addr();
+        let http = config.http_listener.then(free_addr);
+        let config_path = dir.join(CONFIG_FILE);
+        std::fs::write(&config_path, config.render(https, http)).expect("write config");
+        let log = |name: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+        };
+        let mut child = Command::new(super::portvakt_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(log("stdout.log"))
+            .stderr(log("stderr.log"))
+            .spawn()
+            .expect("spawn portvakt serve");
+        let mut ready = tcp_ready(https, &mut child, Duration::from_secs(30)).await;
+        if let (Readiness::Listening, Some(http)) = (&ready, http) {
+            ready = tcp_ready(http, &mut child, Duration::from_secs(10)).await;
+        }
+        let logs = read_logs(dir);
+        match ready {
+            Readiness::Listening => return (child, https, http),
+            Readiness::Exited(status) if logs.to_ascii_lowercase().contains("in use") => {
+                last = format!("exited ({status}), port taken:\n{logs}");
+            }
+            Readiness::Exited(status) => {
+                panic!("portvakt serve exited before listening ({status}):\n{logs}");
+            }
+            Readiness::TimedOut => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("portvakt serve did not listen on {https} within 30 s:\n{logs}");
+            }
+        }
+    }
+    panic!("portvakt serve could not start in 3 tries: {last}");
 }
 
 async fn wait_json_lines(path: &Path, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {

@@ -9,15 +9,25 @@
 //! - `page`     — a fully read response with small helpers for assertions.
 //! - `expect`   — assertions several features share (branded pages, redirects, cookies).
 //! - `wait`     — bounded waiting: free ports, TCP readiness, polling.
+//! - `smtp`     — a real SMTP server (aiosmtpd) as a child process; received mail.
+//! - `sms`      — a stand-in HTTP SMS provider that records requests, answers 200/500 or stalls.
+//! - `enrol`    — enrolments (SMS numbers, authenticator devices, tokens),
+//!   TOTP/HOTP codes, and the second step of login as a browser does it.
 
 // Not every test module uses every helper.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod client;
+pub mod enrol;
 pub mod expect;
+pub mod forwarder;
 pub mod gateway;
 pub mod page;
 pub mod pki;
+pub mod slapd;
+pub mod sms;
+pub mod smtp;
 pub mod upstream;
 pub mod users;
 pub mod wait;

@@ -400,6 +400,32 @@ impl Gateway {
         }
     }
 
+    /// Audit a session that ended by itself (seen on a request, or swept).
+    pub fn audit_expired(
+        &self,
+        rt: &Runtime,
+        s: &crate::session::Session,
+        why: crate::session::Expiry,
+        key: Option<crate::session::SessionKey>,
+    ) {
+        let internal = rt
+            .config
+            .realm(&s.realm)
+            .is_some_and(|r| r.is_internal(s.ip_at_login));
+        let mut ev = self.event(
+            "expired",
+            "info",
+            why.reason(),
+            Some(&s.user),
+            Some(&s.realm),
+            s.ip_at_login,
+            internal,
+            "",
+        );
+        ev.session = key.map(|k| k.short());
+        self.audit(rt, ev);
+    }
+
     /// A fresh auth event skeleton.
     #[allow(clippy::too_many_arguments)]
     pub fn event<'a>(

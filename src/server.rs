@@ -239,28 +239,14 @@ impl Sweeper {
             )
             .await;
         for s in removed {
-            let internal = cfg
-                .realm(&s.realm)
-                .is_some_and(|r| r.is_internal(s.ip_at_login));
-            let reason = match s.expired(
-                now,
-                cfg.idle_timeout.as_millis() as u64,
-                cfg.max_lifetime.as_millis() as u64,
-            ) {
-                Some(crate::session::Expiry::Lifetime) => "lifetime",
-                _ => "idle",
-            };
-            let ev = gw.event(
-                "expired",
-                "info",
-                reason,
-                Some(&s.user),
-                Some(&s.realm),
-                s.ip_at_login,
-                internal,
-                "",
-            );
-            gw.audit(&rt, ev);
+            let why = s
+                .expired(
+                    now,
+                    cfg.idle_timeout.as_millis() as u64,
+                    cfg.max_lifetime.as_millis() as u64,
+                )
+                .unwrap_or(crate::session::Expiry::Idle);
+            gw.audit_expired(&rt, &s, why, None);
         }
         gw.handoffs.sweep(now);
         gw.challenges.sweep(now);

@@ -182,6 +182,12 @@ pub async fn reauth_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     Reply::redirect(303, &to)
 }
 
+/// The answer when the enrolment storage fails: logged, and a calm page.
+pub fn storage_failed(rt: &Runtime, req: &Req<'_>, e: crate::storage::StorageError) -> Reply {
+    tracing::error!(error = %e, "enrolment storage failed");
+    message(rt, req, 503, "unavailable_heading", "unavailable_text")
+}
+
 /// Audit a change and tell the user by e-mail ("a new authenticator was added …").
 pub async fn changed(
     gw: &Gateway,

@@ -5,7 +5,7 @@
 
 use minijinja::context;
 
-use super::account::{changed, guard, Allowed};
+use super::account::{changed, guard, storage_failed, Allowed};
 use super::{qr, session_csrf, Reply, Req};
 use crate::enrolment::Pending;
 use crate::factors::token::Hotp;
@@ -134,11 +134,6 @@ pub async fn enrol_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         }
         _ => step_one(rt, req, &a, 400, None, ""),
     }
-}
-
-fn storage_failed(rt: &Runtime, req: &Req<'_>, e: crate::storage::StorageError) -> Reply {
-    tracing::error!(error = %e, "enrolment storage failed");
-    super::message(rt, req, 503, "unavailable_heading", "unavailable_text")
 }
 
 async fn settings_page(

@@ -5,7 +5,7 @@
 use minijinja::context;
 use sha2::{Digest, Sha256};
 
-use super::account::{changed, guard, Allowed};
+use super::account::{changed, guard, storage_failed, Allowed};
 use super::{session_csrf, Reply, Req};
 use crate::enrolment::Pending;
 use crate::factors::code::{Channel, CodeVerdict};
@@ -186,11 +186,6 @@ fn challenge_key(a: &Allowed<'_>) -> [u8; 32] {
     h.update(b"portvakt/sms-enrolment\0");
     h.update(a.id.key().0);
     h.finalize().into()
-}
-
-fn storage_failed(rt: &Runtime, req: &Req<'_>, e: crate::storage::StorageError) -> Reply {
-    tracing::error!(error = %e, "enrolment storage failed");
-    super::message(rt, req, 503, "unavailable_heading", "unavailable_text")
 }
 
 async fn page(

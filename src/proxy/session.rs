@@ -39,25 +39,7 @@ impl Proxy {
             cfg.max_lifetime.as_millis() as u64,
         ) {
             self.gw.sessions.remove(&key).await;
-            let internal = cfg
-                .realm(&s.realm)
-                .is_some_and(|r| r.is_internal(s.ip_at_login));
-            let reason = match why {
-                crate::session::Expiry::Idle => "idle",
-                crate::session::Expiry::Lifetime => "lifetime",
-            };
-            let mut ev = self.gw.event(
-                "expired",
-                "info",
-                reason,
-                Some(&s.user),
-                Some(&s.realm),
-                s.ip_at_login,
-                internal,
-                "",
-            );
-            ev.session = Some(key.short());
-            self.gw.audit(rt, ev);
+            self.gw.audit_expired(rt, &s, why, Some(key));
             return SessionState::Ended;
         }
         if s.touch(

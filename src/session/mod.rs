@@ -234,6 +234,23 @@ impl Session {
         if !methods.contains(&method) {
             methods.push(method);
         }
+        self.renewed(2, methods, self.password_at_ms, now_ms)
+    }
+
+    /// The same session with the password entered again at `now_ms` (for
+    /// self-service changes, which need a recent password).
+    pub fn with_password_at(&self, now_ms: u64) -> Session {
+        self.renewed(self.auth_level, self.methods.clone(), now_ms, now_ms)
+    }
+
+    /// A copy with a new level, methods and password time; login time kept.
+    fn renewed(
+        &self,
+        auth_level: u8,
+        methods: Vec<Method>,
+        password_at_ms: u64,
+        now_ms: u64,
+    ) -> Session {
         let mut s = Session::new(
             NewSession {
                 user: self.user.clone(),
@@ -241,7 +258,7 @@ impl Session {
                 groups: self.groups.clone(),
                 email: self.email.clone(),
                 display_name: self.display_name.clone(),
-                auth_level: 2,
+                auth_level,
                 methods,
                 internal: self.internal_at_login,
                 ip: self.ip_at_login,
@@ -249,29 +266,7 @@ impl Session {
             now_ms,
         );
         s.created_ms = self.created_ms;
-        s.password_at_ms = self.password_at_ms;
-        s
-    }
-
-    /// The same session with the password entered again at `now_ms` (for
-    /// self-service changes, which need a recent password).
-    pub fn with_password_at(&self, now_ms: u64) -> Session {
-        let mut s = Session::new(
-            NewSession {
-                user: self.user.clone(),
-                realm: self.realm.clone(),
-                groups: self.groups.clone(),
-                email: self.email.clone(),
-                display_name: self.display_name.clone(),
-                auth_level: self.auth_level,
-                methods: self.methods.clone(),
-                internal: self.internal_at_login,
-                ip: self.ip_at_login,
-            },
-            now_ms,
-        );
-        s.created_ms = self.created_ms;
-        s.password_at_ms = now_ms;
+        s.password_at_ms = password_at_ms;
         s
     }
 
@@ -311,6 +306,16 @@ pub enum Expiry {
     Idle,
     /// Older than the absolute lifetime.
     Lifetime,
+}
+
+impl Expiry {
+    /// Reason for the audit log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Expiry::Idle => "idle",
+            Expiry::Lifetime => "lifetime",
+        }
+    }
 }
 
 /// A header value from arbitrary text: ASCII printable stays, anything else

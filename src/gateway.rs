@@ -116,13 +116,16 @@ impl Runtime {
                 "bad value".into(),
             ))
         })?;
-        let open = |target, old: Option<(&crate::config::model::LogTarget, &LogWriter)>| match old {
-            Some((t, w)) if t == target => Ok(w.clone()),
-            _ => LogWriter::open(target),
+        let open = |target, old: Option<(&crate::config::model::LogTarget, &LogWriter)>, batch| {
+            match old {
+                Some((t, w)) if t == target => Ok(w.clone()),
+                _ => LogWriter::open(target, batch),
+            }
         };
         let access_log = open(
             &config.access_log,
             previous.map(|p| (&p.config.access_log, &p.access_log)),
+            true,
         )
         .map_err(|e| {
             fail(Problem::new(
@@ -135,6 +138,7 @@ impl Runtime {
         let auth_log = open(
             &config.auth_log,
             previous.map(|p| (&p.config.auth_log, &p.auth_log)),
+            false,
         )
         .map_err(|e| {
             fail(Problem::new(

@@ -28,7 +28,10 @@ pub struct LogWriter {
 
 impl LogWriter {
     /// Open `target` and start its writer thread.
-    pub fn open(target: &LogTarget) -> std::io::Result<LogWriter> {
+    /// With `batch`, the writer waits [`BATCH_INTERVAL`] between batches: for
+    /// the access log, written on every request. The auth log is written at
+    /// once, so a crash right after a login decision does not lose its line.
+    pub fn open(target: &LogTarget, batch: bool) -> std::io::Result<LogWriter> {
         let out: Box<dyn Write + Send> = match target {
             LogTarget::Stdout => Box::new(std::io::stdout()),
             LogTarget::File(path) => {
@@ -41,7 +44,7 @@ impl LogWriter {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("portvakt-log".into())
-            .spawn(move || run(rx, out))?;
+            .spawn(move || run(rx, out, batch))?;
         Ok(LogWriter {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
@@ -62,7 +65,7 @@ impl LogWriter {
     }
 }
 
-fn run(rx: Receiver<String>, out: Box<dyn Write + Send>) {
+fn run(rx: Receiver<String>, out: Box<dyn Write + Send>, batch: bool) {
     let mut out = BufWriter::new(out);
     while let Ok(line) = rx.recv() {
         let _ = out.write_all(line.as_bytes());
@@ -75,6 +78,8 @@ fn run(rx: Receiver<String>, out: Box<dyn Write + Send>) {
         if let Err(e) = out.flush() {
             eprintln!("portvakt: cannot write log: {e}");
         }
-        std::thread::sleep(BATCH_INTERVAL);
+        if batch {
+            std::thread::sleep(BATCH_INTERVAL);
+        }
     }
 }

@@ -88,11 +88,7 @@ fn reauth_page(rt: &Runtime, req: &Req<'_>, status: u16, error: Option<&str>) ->
         let here = format!("{}/", req.portal_origin(rt));
         return Reply::redirect(302, &super::login_url(rt, req.port_suffix, &here, None));
     };
-    let rd = req
-        .query_param("rd")
-        .or_else(|| req.field("rd").map(str::to_owned))
-        .filter(|rd| verify_target(rt, rd).is_some())
-        .unwrap_or_default();
+    let rd = super::carried_rd(rt, req);
     let ctx = context! {
         action => "/.portvakt/reauth",
         csrf => session_csrf(rt, id),

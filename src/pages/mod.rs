@@ -277,6 +277,16 @@ pub fn verify_target(rt: &Runtime, token: &str) -> Option<Target> {
         .then_some(Target { url, host })
 }
 
+/// The return token (`rd`) this request carries — form field, else query —
+/// kept only if it verifies; empty otherwise. Pages pass it on unchanged.
+pub fn carried_rd(rt: &Runtime, req: &Req<'_>) -> String {
+    req.field("rd")
+        .map(str::to_owned)
+        .or_else(|| req.query_param("rd"))
+        .filter(|rd| verify_target(rt, rd).is_some())
+        .unwrap_or_default()
+}
+
 /// The login URL for a request that needs one, returning to `here`.
 pub fn login_url(rt: &Runtime, req_port_suffix: &str, here: &str, notice: Option<&str>) -> String {
     let mut url = format!(

@@ -88,10 +88,7 @@ pub async fn choose(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let SessionState::Valid(id, session) = &req.session else {
         return not_logged_in(rt, req);
     };
-    let rd = req
-        .query_param("rd")
-        .filter(|rd| verify_target(rt, rd).is_some())
-        .unwrap_or_default();
+    let rd = super::carried_rd(rt, req);
     let selected = req.query_param("method").and_then(|m| Choice::parse(&m));
     choice_page(gw, rt, req, id, session, &rd, selected, None, 200).await
 }
@@ -104,11 +101,7 @@ pub async fn chosen(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     if !csrf_ok(rt, req, id) {
         return message(rt, req, 403, "csrf_heading", "csrf_text").decision("csrf");
     }
-    let rd = req
-        .field("rd")
-        .filter(|rd| verify_target(rt, rd).is_some())
-        .unwrap_or("")
-        .to_owned();
+    let rd = super::carried_rd(rt, req);
     let Some(choice) = req.field("method").and_then(Choice::parse) else {
         return choice_page(
             gw,
@@ -167,10 +160,7 @@ pub fn code_form(rt: &Runtime, req: &Req<'_>) -> Reply {
     let SessionState::Valid(id, _) = &req.session else {
         return not_logged_in(rt, req);
     };
-    let rd = req
-        .query_param("rd")
-        .filter(|rd| verify_target(rt, rd).is_some())
-        .unwrap_or_default();
+    let rd = super::carried_rd(rt, req);
     match req.query_param("method").and_then(|m| Choice::parse(&m)) {
         Some(choice) => code_page(rt, req, id, &rd, choice, None, None, 200),
         None => Reply::redirect(302, &second_url(req, rt, &rd)),
@@ -185,11 +175,7 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     if !csrf_ok(rt, req, id) {
         return message(rt, req, 403, "csrf_heading", "csrf_text").decision("csrf");
     }
-    let rd = req
-        .field("rd")
-        .filter(|rd| verify_target(rt, rd).is_some())
-        .unwrap_or("")
-        .to_owned();
+    let rd = super::carried_rd(rt, req);
     let Some(choice) = req.field("method").and_then(Choice::parse) else {
         return Reply::redirect(303, &second_url(req, rt, &rd));
     };

@@ -69,12 +69,27 @@ pub enum Command {
         #[command(subcommand)]
         action: EnrolmentAction,
     },
+    /// Audit logs: verify the auth log's hash chain, search and summarise both logs.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Run the built-in "whoami" upstream that echoes the request it receives as JSON.
     Whoami {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8081")]
         listen: SocketAddr,
     },
+}
+
+/// `portvakt audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Filter access and auth logs by user, realm, service, IP/CIDR, decision and time.
+    Query(crate::audit::query::QueryArgs),
+    /// Summarise a period: logins by method and location, failures, lockouts, refusals, services.
+    Report(crate::audit::report::ReportArgs),
 }
 
 /// `portvakt token …`
@@ -296,6 +311,10 @@ pub fn run(cli: Cli) -> ExitCode {
                 EnrolmentAction::Reset { user } => a.reset_user(user),
             })
         }
+        Command::Audit { action } => match action {
+            AuditAction::Query(args) => crate::audit::query::run(args),
+            AuditAction::Report(args) => crate::audit::report::run(args),
+        },
         Command::Whoami { listen } => match crate::whoami::run_blocking(listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

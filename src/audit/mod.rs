@@ -6,6 +6,9 @@
 
 pub mod access;
 pub mod auth;
+pub mod logread;
+pub mod query;
+pub mod report;
 mod writer;
 
 pub use access::AccessRecord;

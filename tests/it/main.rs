@@ -5,6 +5,7 @@
 mod support;
 
 mod audit;
+mod audit_cli;
 mod authenticator;
 mod bad_requests;
 mod basic_auth;

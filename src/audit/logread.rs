@@ -1,0 +1,1 @@
+//! Reading log files line by line for the audit commands. (Being written.)

@@ -1,0 +1,1 @@
+//! `portvakt audit query` and `portvakt audit report` on real and generated logs.

@@ -17,6 +17,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of the audit query's flags is no cost.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway with a configuration file (SIGHUP reloads it).
@@ -69,6 +71,15 @@ pub enum Command {
         #[command(subcommand)]
         action: EnrolmentAction,
     },
+    /// Sessions of the running gateway (through its admin listener): list, revoke.
+    Sessions {
+        /// The gateway's configuration (admin address and secret key).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        action: SessionAction,
+    },
     /// Audit logs: verify the auth log's hash chain, search and summarise both logs.
     Audit {
         /// What to do.
@@ -83,9 +94,42 @@ pub enum Command {
     },
 }
 
+/// `portvakt sessions …`
+#[derive(Debug, Subcommand)]
+pub enum SessionAction {
+    /// Live sessions: user, realm, IP, methods, idle time.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End sessions at once: every session of USER, or the one with this id
+    /// (the short id `sessions list` shows). The user meets the login page.
+    Revoke {
+        /// A user name, or a session id.
+        who: String,
+        /// Treat WHO as a session id even if it could be a user name.
+        #[arg(long)]
+        id: bool,
+    },
+}
+
 /// `portvakt audit …`
 #[derive(Debug, Subcommand)]
 pub enum AuditAction {
+    /// Verify the auth log's hash chain: report the first edited, missing,
+    /// reordered or truncated record with its line and exit 1.
+    Verify {
+        /// Auth log files, current and rotated, in any order (`.gz` is read too).
+        /// Default: the config's auth log and its rotated copies.
+        files: Vec<PathBuf>,
+        /// The gateway's configuration: its auth log and chain head file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// A chain head file to check the end against (records cut off the end).
+        #[arg(long)]
+        head: Option<PathBuf>,
+    },
     /// Filter access and auth logs by user, realm, service, IP/CIDR, decision and time.
     Query(crate::audit::query::QueryArgs),
     /// Summarise a period: logins by method and location, failures, lockouts, refusals, services.
@@ -238,7 +282,7 @@ fn admin(
             .ok()
             .map(|u| format!("operator {u}")),
     };
-    if let Err(e) = crate::audit::append_now(&cfg.auth_log, &event) {
+    if let Err(e) = crate::audit::append_now(&cfg.auth_log, &cfg.chain_head, &event) {
         eprintln!("portvakt: cannot write the auth log: {e}");
     }
     match result {
@@ -311,7 +355,13 @@ pub fn run(cli: Cli) -> ExitCode {
                 EnrolmentAction::Reset { user } => a.reset_user(user),
             })
         }
+        Command::Sessions { config, action } => crate::admin_listener::client::run(config, action),
         Command::Audit { action } => match action {
+            AuditAction::Verify {
+                files,
+                config,
+                head,
+            } => crate::audit::verify::run(files, config.as_deref(), head.as_deref()),
             AuditAction::Query(args) => crate::audit::query::run(args),
             AuditAction::Report(args) => crate::audit::report::run(args),
         },

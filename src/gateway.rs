@@ -116,17 +116,10 @@ impl Runtime {
                 "bad value".into(),
             ))
         })?;
-        let open = |target, old: Option<(&crate::config::model::LogTarget, &LogWriter)>, batch| {
-            match old {
-                Some((t, w)) if t == target => Ok(w.clone()),
-                _ => LogWriter::open(target, batch),
-            }
-        };
-        let access_log = open(
-            &config.access_log,
-            previous.map(|p| (&p.config.access_log, &p.access_log)),
-            true,
-        )
+        let access_log = match previous {
+            Some(p) if p.config.access_log == config.access_log => Ok(p.access_log.clone()),
+            _ => LogWriter::open(&config.access_log, true),
+        }
         .map_err(|e| {
             fail(Problem::new(
                 &config.source,
@@ -135,11 +128,17 @@ impl Runtime {
                 e.to_string(),
             ))
         })?;
-        let auth_log = open(
-            &config.auth_log,
-            previous.map(|p| (&p.config.auth_log, &p.auth_log)),
-            false,
-        )
+        // The chained writer is shared across reloads while the log and head
+        // stay the same: two writers on one chain would each hold a head.
+        let auth_log = match previous {
+            Some(p)
+                if p.config.auth_log == config.auth_log
+                    && p.config.chain_head == config.chain_head =>
+            {
+                Ok(p.auth_log.clone())
+            }
+            _ => LogWriter::open_chained(&config.auth_log, &config.chain_head),
+        }
         .map_err(|e| {
             fail(Problem::new(
                 &config.source,
@@ -356,6 +355,8 @@ pub struct Gateway {
     pub challenges: Challenges,
     /// Enrolments waiting for their confirming code.
     pub enrolling: crate::enrolment::Enrolling,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Gateway {
@@ -370,6 +371,7 @@ impl Gateway {
             store,
             challenges: Challenges::new(),
             enrolling: Default::default(),
+            metrics: crate::metrics::Metrics::new(),
         }
     }
 
@@ -398,6 +400,7 @@ impl Gateway {
 
     /// Write an auth event.
     pub fn audit(&self, rt: &Runtime, event: AuthEvent<'_>) {
+        self.metrics.auth_event(&event);
         match serde_json::to_string(&event) {
             Ok(line) => rt.auth_log.write(line),
             Err(e) => tracing::error!(error = %e, "cannot serialise auth event"),

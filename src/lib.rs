@@ -20,16 +20,19 @@
 //! - [`regulation`]: lockout after failures, per user and per IP.
 //! - [`signing`]: the secret key: return addresses, CSRF tokens.
 //! - [`pages`]: our own pages: login, handoff, logout, portal, errors.
-//! - [`audit`]: access log and auth events (JSON lines).
+//! - [`audit`]: access log and hash-chained auth events (JSON lines); `audit verify|query|report`.
 //! - [`clock`]: time as a seam for tests.
 //! - [`factors`]: second factors: codes, authenticator apps, hardware tokens.
 //! - [`notify`]: SMS over HTTP, e-mail over SMTP, the demo outbox.
 //! - [`storage`]: durable enrolments (SQLite), seeds encrypted at rest.
 //! - [`enrolment`]: enrolments waiting for their confirming code.
 //! - [`admin`]: admin commands (tokens, devices, enrolments).
+//! - [`admin_listener`]: `/healthz`, `/readyz`, `/metrics` and the sessions API.
+//! - [`metrics`]: Prometheus counters fed by the access and auth logs' hooks.
 //! - [`demo`]: `portvakt demo`; [`whoami`]: the echo upstream.
 
 pub mod admin;
+pub mod admin_listener;
 pub mod audit;
 pub mod basic;
 pub mod cli;
@@ -40,6 +43,7 @@ pub mod directory;
 pub mod enrolment;
 pub mod factors;
 pub mod gateway;
+pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod pages;

@@ -1,6 +1,6 @@
 //! Builds and runs the pingora server from our configuration: the HTTPS
-//! proxy service, the redirect-only HTTP listener, background sweeping and
-//! SIGHUP reloads.
+//! proxy service, the redirect-only HTTP listener, the admin listener,
+//! background sweeping, SIGHUP reloads and SIGUSR1 log reopening.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,10 +52,12 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
     let resolver = Arc::new(SniResolver::load(&config.certificates)?);
     let https_addr = config.https_addr;
     let http_addr = config.http_addr;
+    let admin_addr = config.admin_addr;
     let tuning = config.server.clone();
     let runtime = Runtime::build(config, None)?;
     let store = open_store(&runtime)?;
     let gateway = Arc::new(Gateway::new(runtime, clock::system(), store));
+    gateway.metrics.started(unix_now());
 
     let conf = ServerConf {
         threads: tuning.threads,
@@ -98,6 +100,14 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
         redirect.add_tcp(&addr.to_string());
         server.add_service(redirect);
     }
+    if let Some(addr) = admin_addr {
+        let mut admin = Service::new(
+            "portvakt admin".into(),
+            crate::admin_listener::AdminApp::new(gateway.clone()),
+        );
+        admin.add_tcp(&addr.to_string());
+        server.add_service(admin);
+    }
     server.add_service(background_service(
         "portvakt sweeper",
         Sweeper {
@@ -130,14 +140,23 @@ pub fn open_store(rt: &Runtime) -> Result<Arc<dyn crate::storage::EnrolmentStore
 }
 
 /// SIGHUP: re-read the config file; keep the old one on any error.
+/// SIGUSR1: reopen the log files (after logrotate moved them).
 fn install_reload(gw: Arc<Gateway>, resolver: Arc<SniResolver>) -> Result<(), StartError> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
-        .map_err(StartError::Signals)?;
+    use signal_hook::consts::{SIGHUP, SIGUSR1};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGHUP, SIGUSR1]).map_err(StartError::Signals)?;
     std::thread::Builder::new()
-        .name("portvakt-reload".into())
+        .name("portvakt-signals".into())
         .spawn(move || {
-            for _ in signals.forever() {
-                reload(&gw, &resolver);
+            for signal in signals.forever() {
+                if signal == SIGUSR1 {
+                    let rt = gw.runtime();
+                    rt.access_log.reopen();
+                    rt.auth_log.reopen();
+                    tracing::info!("log files reopened");
+                } else {
+                    reload(&gw, &resolver);
+                }
             }
         })
         .map_err(StartError::Signals)?;
@@ -156,6 +175,7 @@ pub fn reload(gw: &Gateway, resolver: &SniResolver) {
                 .map_err(|e| e.to_string())?;
             gw.reload().map_err(|e| e.to_string())
         });
+    gw.metrics.config_loaded(result.is_ok(), unix_now());
     match result {
         Ok(()) => tracing::info!(config = %source.display(), "configuration reloaded"),
         Err(e) => {
@@ -254,4 +274,11 @@ impl Sweeper {
         rt.regulator.sweep(now);
         rt.basic_cache.sweep(now);
     }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

@@ -61,6 +61,8 @@ pub enum Purpose {
     SessionCsrf,
     /// Cached Basic credentials.
     BasicCache,
+    /// The admin listener's sessions API token.
+    AdminApi,
 }
 
 impl Purpose {
@@ -70,6 +72,7 @@ impl Purpose {
             Purpose::LoginCsrf => b"portvakt/login-csrf/v1",
             Purpose::SessionCsrf => b"portvakt/session-csrf/v1",
             Purpose::BasicCache => b"portvakt/basic-cache/v1",
+            Purpose::AdminApi => b"portvakt/admin-api/v1",
         }
     }
 }

@@ -99,6 +99,15 @@ async fn connection(mut stream: TcpStream, conn: u64) -> std::io::Result<()> {
             .and_then(|s| s.parse().ok())
             .filter(|s| (200..600).contains(s))
             .unwrap_or(200);
+        // `/slow/MS…` answers after MS milliseconds (at most 10 s): an
+        // in-flight request for drain tests and latency demos.
+        if let Some(ms) = path
+            .strip_prefix("/slow/")
+            .map(|s| s.split(|c: char| !c.is_ascii_digit()).next().unwrap_or(""))
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(ms.min(10_000))).await;
+        }
         let body = serde_json::to_vec_pretty(&Echo {
             method: &method,
             path: &path,

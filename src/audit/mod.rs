@@ -6,9 +6,11 @@
 
 pub mod access;
 pub mod auth;
+pub mod chain;
 pub mod logread;
 pub mod query;
 pub mod report;
+pub mod verify;
 mod writer;
 
 pub use access::AccessRecord;
@@ -17,26 +19,31 @@ pub use writer::LogWriter;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Append one event synchronously (for short-lived CLI commands, which exit
-/// before a background writer would flush).
+/// Append one auth event synchronously, sealed into the hash chain (for
+/// short-lived CLI commands, which exit before a background writer would
+/// flush). The head file's lock keeps it from interleaving with the running
+/// gateway's writer. With the auth log on stdout (journald) the event goes
+/// to this command's stdout unchained: the gateway's stream is not ours to
+/// extend.
 pub fn append_now<T: serde::Serialize>(
     target: &crate::config::model::LogTarget,
+    chain_head: &std::path::Path,
     event: &T,
 ) -> std::io::Result<()> {
     use std::io::Write;
-    let mut line = serde_json::to_vec(event).map_err(std::io::Error::other)?;
-    line.push(b'\n');
+    let record = match serde_json::to_value(event).map_err(std::io::Error::other)? {
+        serde_json::Value::Object(m) => m,
+        _ => return Err(std::io::Error::other("an auth event must be a JSON object")),
+    };
     match target {
-        crate::config::model::LogTarget::Stdout => std::io::stdout().write_all(&line),
-        crate::config::model::LogTarget::File(path) => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?
-                .write_all(&line)
+        crate::config::model::LogTarget::Stdout => {
+            let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+            line.push(b'\n');
+            std::io::stdout().write_all(&line)
+        }
+        crate::config::model::LogTarget::File(_) => {
+            let now = timestamp(crate::clock::Clock::now_ms(&crate::clock::SystemClock));
+            chain::Appender::new(target, chain_head).append(vec![record], &now)
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -19,32 +20,79 @@ const QUEUE: usize = 65_536;
 /// it). Lines reach the file at most this much later.
 const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
+/// What the writer thread is asked to do.
+#[derive(Debug)]
+enum Msg {
+    /// Write one line (without newline).
+    Line(String),
+    /// Close and reopen the file (after logrotate moved it).
+    Reopen,
+}
+
+/// How lines reach their destination.
+enum Output {
+    /// As they come, to a file reopened on request, or to stdout.
+    Plain {
+        target: LogTarget,
+        out: BufWriter<Box<dyn Write + Send>>,
+    },
+    /// Sealed into the auth log's hash chain.
+    Chained(super::chain::Appender),
+}
+
 /// Handle to a log file or stdout.
 #[derive(Debug, Clone)]
 pub struct LogWriter {
-    tx: SyncSender<String>,
+    tx: SyncSender<Msg>,
     dropped: Arc<AtomicU64>,
 }
 
 impl LogWriter {
     /// Open `target` and start its writer thread.
     /// With `batch`, the writer waits [`BATCH_INTERVAL`] between batches: for
-    /// the access log, written on every request. The auth log is written at
-    /// once, so a crash right after a login decision does not lose its line.
+    /// the access log, written on every request.
     pub fn open(target: &LogTarget, batch: bool) -> std::io::Result<LogWriter> {
-        let out: Box<dyn Write + Send> = match target {
-            LogTarget::Stdout => Box::new(std::io::stdout()),
-            LogTarget::File(path) => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                Box::new(OpenOptions::new().create(true).append(true).open(path)?)
-            }
-        };
+        let out = BufWriter::new(open_target(target)?);
+        Self::start(
+            Output::Plain {
+                target: target.clone(),
+                out,
+            },
+            batch,
+        )
+    }
+
+    /// The auth log: every line (a JSON object) is sealed into the hash
+    /// chain whose head is kept in `head_path`, and written at once, so a
+    /// crash right after a login decision does not lose its line.
+    pub fn open_chained(target: &LogTarget, head_path: &Path) -> std::io::Result<LogWriter> {
+        // Check now that both files can be opened, so a bad path is reported
+        // at start-up (and by check-config), not at the first login; nothing
+        // is written until the first event.
+        if let LogTarget::File(_) = target {
+            drop(open_target(target)?);
+        }
+        if let Some(dir) = head_path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        drop(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(head_path)
+                .map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", head_path.display()))
+                })?,
+        );
+        let appender = super::chain::Appender::new(target, head_path);
+        Self::start(Output::Chained(appender), false)
+    }
+
+    fn start(output: Output, batch: bool) -> std::io::Result<LogWriter> {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("portvakt-log".into())
-            .spawn(move || run(rx, out, batch))?;
+            .spawn(move || run(rx, output, batch))?;
         Ok(LogWriter {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
@@ -53,7 +101,16 @@ impl LogWriter {
 
     /// Queue one line (without newline).
     pub fn write(&self, line: String) {
-        match self.tx.try_send(line) {
+        self.send(Msg::Line(line));
+    }
+
+    /// Reopen the file before the next line (SIGUSR1, after logrotate).
+    pub fn reopen(&self) {
+        self.send(Msg::Reopen);
+    }
+
+    fn send(&self, msg: Msg) {
+        match self.tx.try_send(msg) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -65,21 +122,89 @@ impl LogWriter {
     }
 }
 
-fn run(rx: Receiver<String>, out: Box<dyn Write + Send>, batch: bool) {
-    let mut out = BufWriter::new(out);
-    while let Ok(line) = rx.recv() {
-        let _ = out.write_all(line.as_bytes());
-        let _ = out.write_all(b"\n");
-        // Drain what is queued, then flush once: batches under load, prompt when idle.
-        while let Ok(line) = rx.try_recv() {
-            let _ = out.write_all(line.as_bytes());
-            let _ = out.write_all(b"\n");
+fn now() -> String {
+    super::timestamp(crate::clock::Clock::now_ms(&crate::clock::SystemClock))
+}
+
+fn open_target(target: &LogTarget) -> std::io::Result<Box<dyn Write + Send>> {
+    Ok(match target {
+        LogTarget::Stdout => Box::new(std::io::stdout()),
+        LogTarget::File(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            Box::new(OpenOptions::new().create(true).append(true).open(path)?)
         }
-        if let Err(e) = out.flush() {
+    })
+}
+
+fn run(rx: Receiver<Msg>, mut output: Output, batch: bool) {
+    let mut lines = Vec::new();
+    while let Ok(first) = rx.recv() {
+        // Take what is queued, then write once: batches under load, prompt when idle.
+        let mut reopen = false;
+        for msg in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            match msg {
+                Msg::Line(line) => lines.push(line),
+                Msg::Reopen => reopen = true,
+            }
+        }
+        // Lines queued before a reopen still belong to the old file.
+        if let Err(e) = output.write(&mut lines) {
             eprintln!("portvakt: cannot write log: {e}");
+        }
+        if reopen {
+            if let Err(e) = output.reopen() {
+                eprintln!("portvakt: cannot reopen log: {e}");
+            }
         }
         if batch {
             std::thread::sleep(BATCH_INTERVAL);
+        }
+    }
+}
+
+impl Output {
+    fn write(&mut self, lines: &mut Vec<String>) -> std::io::Result<()> {
+        match self {
+            Output::Plain { out, .. } => {
+                for line in lines.drain(..) {
+                    out.write_all(line.as_bytes())?;
+                    out.write_all(b"\n")?;
+                }
+                out.flush()
+            }
+            Output::Chained(appender) => {
+                if lines.is_empty() {
+                    return Ok(());
+                }
+                let records = lines
+                    .drain(..)
+                    .filter_map(|l| match serde_json::from_str(&l) {
+                        Ok(record) => Some(record),
+                        Err(e) => {
+                            eprintln!("portvakt: auth event is not a JSON object: {e}");
+                            None
+                        }
+                    })
+                    .collect();
+                appender.append(records, &now())
+            }
+        }
+    }
+
+    fn reopen(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Plain { target, out } => {
+                out.flush()?;
+                *out = BufWriter::new(open_target(target)?);
+                Ok(())
+            }
+            Output::Chained(appender) => {
+                // The new file gets its anchor with the next event.
+                appender.reopen();
+                Ok(())
+            }
         }
     }
 }

@@ -138,6 +138,9 @@ pub struct Listen {
     pub https: SocketAddr,
     /// Optional plain-HTTP listener that only redirects to HTTPS.
     pub http: Option<SocketAddr>,
+    /// Admin listener (`/healthz`, `/readyz`, `/metrics`, sessions API):
+    /// an address, or `off`. Default `127.0.0.1:9100`.
+    pub admin: Option<String>,
 }
 
 /// `tls:`
@@ -516,4 +519,7 @@ pub struct Audit {
     pub access_log: Option<String>,
     /// Authentication log: a file path, or `stdout`. Default stdout.
     pub auth_log: Option<String>,
+    /// Where the auth log's hash-chain head (last sequence number and hash)
+    /// is kept. Default `auth-chain.head` beside the storage file.
+    pub chain_head: Option<String>,
 }

@@ -20,6 +20,8 @@ pub struct Config {
     pub https_addr: SocketAddr,
     /// Optional redirect-only HTTP listener.
     pub http_addr: Option<SocketAddr>,
+    /// Admin listener (health, readiness, metrics, sessions API), if on.
+    pub admin_addr: Option<SocketAddr>,
     /// Certificates; the first is the default when SNI matches none.
     pub certificates: Vec<CertFiles>,
     /// Ready-made `Strict-Transport-Security` value.
@@ -54,6 +56,8 @@ pub struct Config {
     pub access_log: LogTarget,
     /// Auth log destination.
     pub auth_log: LogTarget,
+    /// The auth log's hash-chain head file.
+    pub chain_head: PathBuf,
     /// SQLite file with enrolments.
     pub storage_path: PathBuf,
     /// One-time code rules.

@@ -2,6 +2,7 @@
 //! its key path (like Authelia's validator) instead of stopping at the first.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -209,6 +210,34 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
     let access_log = log(&f.audit.access_log, &mut c);
     let auth_log = log(&f.audit.auth_log, &mut c);
     let storage_path = c.path(f.storage.as_deref().unwrap_or("portvakt.db"));
+    let admin_addr = match f.listen.admin.as_deref().map(str::trim) {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 9100))),
+        Some("off") | Some("none") | Some("false") => None,
+        Some(a) => match a.parse::<SocketAddr>() {
+            Ok(addr) if Some(addr) == Some(f.listen.https) || Some(addr) == f.listen.http => {
+                c.problem(
+                    "listen.admin",
+                    format!("{a} is already the https or http listener"),
+                );
+                None
+            }
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                c.problem(
+                    "listen.admin",
+                    format!("{a:?} is not an address like 127.0.0.1:9100 (or `off`)"),
+                );
+                None
+            }
+        },
+    };
+    let chain_head = match &f.audit.chain_head {
+        Some(p) => c.path(p),
+        None => storage_path
+            .parent()
+            .map(|d| d.join("auth-chain.head"))
+            .unwrap_or_else(|| PathBuf::from("auth-chain.head")),
+    };
     let codes = CodeSettings {
         length: f.codes.length,
         validity: f.codes.validity.0,
@@ -259,6 +288,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         source: path.to_path_buf(),
         https_addr: f.listen.https,
         http_addr: f.listen.http,
+        admin_addr,
         certificates,
         hsts,
         portal_host,
@@ -276,6 +306,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         services,
         access_log,
         auth_log,
+        chain_head,
         storage_path,
         codes,
         notify,

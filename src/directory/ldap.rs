@@ -219,6 +219,14 @@ impl LdapDirectory {
 
 #[async_trait]
 impl Directory for LdapDirectory {
+    async fn health(&self) -> Result<(), DirectoryError> {
+        // The service account's bind and a search under base_dn: what every
+        // login needs first. "1.1" asks for no attributes.
+        self.search("health check", "(objectClass=*)", vec!["1.1".into()], 1)
+            .await
+            .map(drop)
+    }
+
     async fn check(&self, username: &str, password: &str) -> Result<Verdict, DirectoryError> {
         if password.is_empty() {
             // Never sent: an empty password is an anonymous bind, which

@@ -59,4 +59,10 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     /// Check `password` for `username`. Must cost the same work whether or not
     /// the user exists.
     async fn check(&self, username: &str, password: &str) -> Result<Verdict, DirectoryError>;
+
+    /// Whether the directory can answer now (the admin listener's
+    /// `/readyz`). A file directory that loaded always can.
+    async fn health(&self) -> Result<(), DirectoryError> {
+        Ok(())
+    }
 }

@@ -300,6 +300,18 @@ impl ProxyHttp for Proxy {
                 .and_then(|v| v.to_str().ok()),
             error: e.map(|e| e.to_string()),
         };
+        let metrics = &self.gw.metrics;
+        metrics.request(
+            record.service,
+            status,
+            record.decision,
+            ctx.start.elapsed().as_secs_f64(),
+        );
+        if let (Some(service), Some(err)) = (record.service, e) {
+            if err.esource() == &ErrorSource::Upstream {
+                metrics.upstream_error(service);
+            }
+        }
         match serde_json::to_string(&record) {
             Ok(line) => rt.access_log.write(line),
             Err(err) => tracing::error!(error = %err, "cannot serialise access record"),

@@ -63,6 +63,18 @@ impl SessionStore for MemoryStore {
         removed
     }
 
+    async fn list(&self) -> Vec<(SessionKey, Arc<Session>)> {
+        self.shards
+            .iter()
+            .flat_map(|s| {
+                s.read()
+                    .iter()
+                    .map(|(k, v)| (*k, v.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     async fn len(&self) -> usize {
         self.shards.iter().map(|s| s.read().len()).sum()
     }

@@ -21,6 +21,8 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     async fn touched(&self, key: &SessionKey, session: &Session);
     /// Remove sessions expired at `now_ms`; returns the removed ones.
     async fn sweep(&self, now_ms: u64, idle_ms: u64, lifetime_ms: u64) -> Vec<Arc<Session>>;
+    /// Every session with its key (for `portvakt sessions list` and revoke).
+    async fn list(&self) -> Vec<(SessionKey, Arc<Session>)>;
     /// Number of live sessions.
     async fn len(&self) -> usize;
     /// Whether there are no sessions.

@@ -203,6 +203,8 @@ pub enum StorageError {
 /// directory's canonical ids and are case-sensitive.
 #[async_trait]
 pub trait EnrolmentStore: Send + Sync + std::fmt::Debug {
+    /// Whether the store answers a query now (the admin listener's `/readyz`).
+    async fn ping(&self) -> Result<(), StorageError>;
     /// The user's SMS numbers by position.
     async fn sms_numbers(&self, user: &str) -> Result<Vec<SmsNumber>, StorageError>;
     /// Register or replace the number in `position` (0 or 1).

@@ -83,8 +83,21 @@ async fn a_directory_that_is_down_gives_a_clear_page_and_an_audit_event() {
     let mut slapd = Slapd::start().await;
     let upstream = Upstream::start().await;
     let mut gw = gateway_with_directory(&slapd, &upstream).await;
+    let (status, body) = gw.admin_get("/readyz").await;
+    assert_eq!(status, 200, "ready with the directory up: {body}");
 
     slapd.stop();
+    // The load balancer's probe sees it first.
+    let (status, body) = gw.admin_get("/readyz").await;
+    assert_eq!(status, 503, "not ready with the directory down: {body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).expect("readyz is JSON");
+    assert_eq!(ready["checks"]["storage"], "ok", "{body}");
+    assert!(
+        ready["checks"]["directory:staff"]
+            .as_str()
+            .is_some_and(|c| c.contains("unavailable")),
+        "{body}"
+    );
     let started = std::time::Instant::now();
     let page = gw.client().login("https://app.test/", &ALICE).await.end;
     assert!(
@@ -121,5 +134,7 @@ async fn a_directory_that_is_down_gives_a_clear_page_and_an_audit_event() {
         },
     )
     .await;
+    let (status, body) = gw.admin_get("/readyz").await;
+    assert_eq!(status, 200, "ready again: {body}");
     gw.assert_alive();
 }

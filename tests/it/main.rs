@@ -5,6 +5,7 @@
 mod support;
 
 mod audit;
+mod audit_chain;
 mod audit_cli;
 mod authenticator;
 mod bad_requests;
@@ -21,6 +22,7 @@ mod ldap;
 mod ldap_gateway;
 mod login;
 mod open_redirect;
+mod operations;
 mod pages;
 mod policies;
 mod reload;

@@ -196,7 +196,7 @@ pub fn decode_secret(text: &str) -> Result<Vec<u8>, String> {
         decode_base32(&text[7..]).ok_or("secret is not valid base32")?
     } else if text.is_empty() {
         return Err("secret is empty".into());
-    } else if text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    } else if text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
         decode_hex(text).ok_or("secret is not valid hex")?
     } else {
         decode_base32(text)
@@ -213,7 +213,7 @@ pub fn decode_secret(text: &str) -> Result<Vec<u8>, String> {
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
     (0..text.len())

@@ -190,6 +190,17 @@ fn uint(v: i64) -> u64 {
 
 #[async_trait]
 impl EnrolmentStore for SqliteStore {
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.call(|c, _| {
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(drop)
+            .map_err(|e| StorageError::Backend(Box::new(e)))
+        })
+        .await
+    }
+
     async fn sms_numbers(&self, user: &str) -> Result<Vec<SmsNumber>, StorageError> {
         let user = user.to_string();
         self.call(move |c, _| read_sms(c, &user)).await

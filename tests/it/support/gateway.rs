@@ -195,13 +195,14 @@ impl GatewayConfig {
     }
 
     /// The YAML text for these listening addresses.
-    pub fn render(&self, https: SocketAddr, http: Option<SocketAddr>) -> String {
+    pub fn render(&self, https: SocketAddr, http: Option<SocketAddr>, admin: SocketAddr) -> String {
         let mut y = String::new();
         y.push_str("# Written by the portvakt integration tests.\n");
         y.push_str(&format!("listen:\n  https: \"{https}\"\n"));
         if let Some(http) = http {
             y.push_str(&format!("  http: \"{http}\"\n"));
         }
+        y.push_str(&format!("  admin: \"{admin}\"\n"));
         y.push_str("tls:\n  certificates:\n");
         for c in &self.certificates {
             y.push_str(&format!(
@@ -262,8 +263,11 @@ pub struct Gateway {
     child: Child,
     https: SocketAddr,
     http: Option<SocketAddr>,
+    admin: SocketAddr,
     pki: Pki,
     config: GatewayConfig,
+    /// Set when a test stopped the process on purpose (SIGTERM).
+    stopped: bool,
 }
 
 /// Name of the config file inside the gateway's directory.
@@ -283,14 +287,16 @@ impl Gateway {
         rand::thread_rng().fill_bytes(&mut key);
         std::fs::write(dir.path().join("secret.key"), key).expect("write secret.key");
 
-        let (child, https, http) = spawn(dir.path(), &config).await;
+        let (child, https, http, admin) = spawn(dir.path(), &config).await;
         Gateway {
             dir,
             child,
             https,
             http,
+            admin,
             pki,
             config,
+            stopped: false,
         }
     }
 
@@ -301,10 +307,11 @@ impl Gateway {
     pub async fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, https, http) = spawn(self.dir.path(), &self.config).await;
+        let (child, https, http, admin) = spawn(self.dir.path(), &self.config).await;
         self.child = child;
         self.https = https;
         self.http = http;
+        self.admin = admin;
     }
 
     /// The HTTPS listener.
@@ -314,6 +321,64 @@ impl Gateway {
 
     pub fn https_port(&self) -> u16 {
         self.https.port()
+    }
+
+    /// The admin listener (`/healthz`, `/readyz`, `/metrics`, sessions API).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// The process id (to send signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// GET `path` on the admin listener: status and body.
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let resp = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("admin client")
+            .get(format!("http://{}{path}", self.admin))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} on the admin listener: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    }
+
+    /// Run `portvakt ARGS… --config <this gateway's config>` and wait for it.
+    pub fn run_cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(super::portvakt_bin())
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run portvakt")
+    }
+
+    /// Send `signal` (e.g. "USR1", "TERM") to the gateway process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed: {status}");
+    }
+
+    /// Wait (at most `limit`) for the process to exit; its exit status.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.stopped = true;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// The plain-HTTP redirect listener, if configured.
@@ -381,7 +446,7 @@ impl Gateway {
     /// Change the config with the builder and write it (same ports; no reload).
     pub fn write_config(&mut self, change: impl FnOnce(GatewayConfig) -> GatewayConfig) {
         self.config = change(self.config.clone());
-        let text = self.config.render(self.https, self.http);
+        let text = self.config.render(self.https, self.http, self.admin);
         self.write_config_text(&text);
     }
 
@@ -440,13 +505,17 @@ impl Gateway {
 
 /// Write the config for free ports and start `portvakt serve` in `dir`; wait
 /// (at most 30 s) until it listens. Tries other ports if one was taken.
-async fn spawn(dir: &Path, config: &GatewayConfig) -> (Child, SocketAddr, Option<SocketAddr>) {
+async fn spawn(
+    dir: &Path,
+    config: &GatewayConfig,
+) -> (Child, SocketAddr, Option<SocketAddr>, SocketAddr) {
     let mut last = String::new();
     for _attempt in 0..3 {
         let https = free_addr();
         let http = config.http_listener.then(free_addr);
+        let admin = free_addr();
         let config_path = dir.join(CONFIG_FILE);
-        std::fs::write(&config_path, config.render(https, http)).expect("write config");
+        std::fs::write(&config_path, config.render(https, http, admin)).expect("write config");
         let log = |name: &str| {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -468,9 +537,12 @@ async fn spawn(dir: &Path, config: &GatewayConfig) -> (Child, SocketAddr, Option
         if let (Readiness::Listening, Some(http)) = (&ready, http) {
             ready = tcp_ready(http, &mut child, Duration::from_secs(10)).await;
         }
+        if let Readiness::Listening = &ready {
+            ready = tcp_ready(admin, &mut child, Duration::from_secs(10)).await;
+        }
         let logs = read_logs(dir);
         match ready {
-            Readiness::Listening => return (child, https, http),
+            Readiness::Listening => return (child, https, http, admin),
             Readiness::Exited(status) if logs.to_ascii_lowercase().contains("in use") => {
                 last = format!("exited ({status}), port taken:\n{logs}");
             }
@@ -515,7 +587,7 @@ impl Drop for Gateway {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if died && !std::thread::panicking() {
+        if died && !self.stopped && !std::thread::panicking() {
             panic!("the gateway process died during the test (see its logs above)");
         }
     }

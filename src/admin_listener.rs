@@ -1,0 +1,290 @@
+//! The admin listener (loopback by default): `/healthz`, `/readyz`,
+//! `/metrics` for monitoring, and the sessions API that
+//! `portvakt sessions list|revoke` calls.
+//!
+//! Health and metrics answer anyone who can reach the port (Prometheus
+//! scrapers carry no secrets). The sessions API needs the admin token,
+//! derived from the gateway's secret key ([`admin_token`]): whoever can read
+//! the key can already forge sessions, so the CLI needs no other secret.
+
+pub mod client;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::{Method, Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::gateway::Gateway;
+use crate::session::SessionKey;
+use crate::signing::{Purpose, Signer};
+
+/// How long `/readyz` waits for the store or a directory.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The bearer token of the sessions API for the gateway keyed by `signer`.
+pub fn admin_token(signer: &Signer) -> String {
+    crate::signing::b64(&signer.mac(Purpose::AdminApi, b"sessions"))
+}
+
+/// One session as `GET /sessions` lists it (never the secret id).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// Short hash of the session id (what the logs show; what revoke takes).
+    pub id: String,
+    /// User name.
+    pub user: String,
+    /// Realm id.
+    pub realm: String,
+    /// Client address at login.
+    pub ip: IpAddr,
+    /// `internal` or `external` at login.
+    pub network: String,
+    /// How the user proved who they are.
+    pub methods: Vec<String>,
+    /// 1 or 2.
+    pub auth_level: u8,
+    /// Login time, RFC 3339.
+    pub created: String,
+    /// Last request, RFC 3339.
+    pub last_seen: String,
+    /// Seconds since the last request.
+    pub idle_secs: u64,
+}
+
+/// What `POST /sessions/revoke` did.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Revoked {
+    /// The sessions ended (short ids).
+    pub revoked: Vec<String>,
+}
+
+/// The pingora app behind the admin listener.
+pub struct AdminApp {
+    gw: Arc<Gateway>,
+}
+
+impl AdminApp {
+    /// Serve `gw`'s health, metrics and sessions.
+    pub fn new(gw: Arc<Gateway>) -> AdminApp {
+        AdminApp { gw }
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let method = req.method.clone();
+        let path = req.uri.path().to_owned();
+        let query = req.uri.query().unwrap_or("").to_owned();
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let authorised = self.authorised(
+            req.headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        );
+        match (method, path.as_str()) {
+            (Method::GET | Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+            (Method::GET | Method::HEAD, "/readyz") => self.ready().await,
+            (Method::GET | Method::HEAD, "/metrics") => {
+                let n = self.gw.sessions.len().await;
+                reply(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    self.gw.metrics.render(n).into_bytes(),
+                )
+            }
+            (_, "/sessions") | (_, "/sessions/revoke") if !authorised => text(
+                StatusCode::UNAUTHORIZED,
+                "the sessions API needs `Authorization: Bearer <admin token>` (portvakt sessions … does this)\n",
+            ),
+            (Method::GET, "/sessions") => json(StatusCode::OK, &self.list().await),
+            (Method::POST, "/sessions/revoke") => self.revoke(&query, peer).await,
+            (_, "/healthz" | "/readyz" | "/metrics" | "/sessions" | "/sessions/revoke") => {
+                text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+            }
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "not found: /healthz, /readyz, /metrics, /sessions, /sessions/revoke\n",
+            ),
+        }
+    }
+}
+
+impl AdminApp {
+    fn authorised(&self, header: Option<&str>) -> bool {
+        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        let want = admin_token(&self.gw.runtime().signer);
+        want.len() == token.len() && bool::from(want.as_bytes().ct_eq(token.as_bytes()))
+    }
+
+    /// Ready when the configuration is loaded and the store and every
+    /// realm's directory answer.
+    async fn ready(&self) -> Response<Vec<u8>> {
+        let rt = self.gw.runtime();
+        let mut checks = BTreeMap::new();
+        checks.insert("config".to_owned(), "ok".to_owned());
+        let storage = tokio::time::timeout(CHECK_TIMEOUT, self.gw.store.ping()).await;
+        checks.insert(
+            "storage".to_owned(),
+            match storage {
+                Ok(Ok(())) => "ok".to_owned(),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {CHECK_TIMEOUT:?}"),
+            },
+        );
+        for (realm, dir) in &rt.directories {
+            let r = tokio::time::timeout(CHECK_TIMEOUT, dir.health()).await;
+            checks.insert(
+                format!("directory:{realm}"),
+                match r {
+                    Ok(Ok(())) => "ok".to_owned(),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => format!("no answer within {CHECK_TIMEOUT:?}"),
+                },
+            );
+        }
+        let ready = checks.values().all(|v| v == "ok");
+        if !ready {
+            tracing::warn!(?checks, "not ready");
+        }
+        let status = if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        json(
+            status,
+            &serde_json::json!({ "ready": ready, "checks": checks }),
+        )
+    }
+
+    async fn list(&self) -> Vec<SessionInfo> {
+        let rt = self.gw.runtime();
+        let now = self.gw.clock.now_ms();
+        let mut list: Vec<SessionInfo> = self
+            .gw
+            .sessions
+            .list()
+            .await
+            .into_iter()
+            .map(|(key, s)| {
+                let last = s.last_seen_ms();
+                SessionInfo {
+                    id: key.short(),
+                    user: s.user.clone(),
+                    realm: s.realm.clone(),
+                    ip: s.ip_at_login,
+                    network: crate::audit::auth::network(s.internal_at_login).to_owned(),
+                    methods: s.methods.iter().map(|m| m.as_str().to_owned()).collect(),
+                    auth_level: s.auth_level,
+                    created: crate::audit::timestamp(s.created_ms),
+                    last_seen: crate::audit::timestamp(last),
+                    idle_secs: now.saturating_sub(last) / 1000,
+                }
+            })
+            .collect();
+        // Sessions already past their idle time wait for the sweeper; an
+        // operator should not see them as live.
+        let idle = rt.config.idle_timeout.as_secs();
+        list.retain(|s| s.idle_secs < idle);
+        list.sort_by(|a, b| (&a.user, &a.created).cmp(&(&b.user, &b.created)));
+        list
+    }
+
+    /// `POST /sessions/revoke?user=NAME` or `?id=SHORTID`.
+    async fn revoke(&self, query: &str, peer: IpAddr) -> Response<Vec<u8>> {
+        let mut user = None;
+        let mut id = None;
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
+                "user" if !v.is_empty() => user = Some(v.into_owned()),
+                "id" if !v.is_empty() => id = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        if user.is_some() == id.is_some() {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of ?user=NAME or ?id=SESSION (the short id `sessions list` shows)\n",
+            );
+        }
+        let matching: Vec<(SessionKey, Arc<crate::session::Session>)> = self
+            .gw
+            .sessions
+            .list()
+            .await
+            .into_iter()
+            .filter(|(k, s)| match (&user, &id) {
+                (Some(u), _) => &s.user == u,
+                (_, Some(i)) => k.short() == *i,
+                _ => false,
+            })
+            .collect();
+        let rt = self.gw.runtime();
+        let mut revoked = Vec::new();
+        for (key, _) in matching {
+            if let Some(s) = self.gw.sessions.remove(&key).await {
+                let mut ev = self.gw.event(
+                    "session_revoked",
+                    "success",
+                    "admin",
+                    Some(&s.user),
+                    Some(&s.realm),
+                    peer,
+                    true,
+                    "",
+                );
+                ev.method = Some("admin_api");
+                ev.session = Some(key.short());
+                self.gw.audit(&rt, ev);
+                revoked.push(key.short());
+            }
+        }
+        if revoked.is_empty() {
+            return text(StatusCode::NOT_FOUND, "no such live session\n");
+        }
+        json(StatusCode::OK, &Revoked { revoked })
+    }
+}
+
+fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .header(http::header::CACHE_CONTROL, "no-store")
+        .body(body)
+        .unwrap_or_default()
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {
+    reply(
+        status,
+        "text/plain; charset=utf-8",
+        body.as_bytes().to_vec(),
+    )
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Vec<u8>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            reply(status, "application/json", body)
+        }
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
+    }
+}

@@ -1,0 +1,270 @@
+//! Prometheus metrics, served on the admin listener's `/metrics`.
+//!
+//! Requests are counted where the access-log line is written and
+//! authentication figures where auth events are written
+//! ([`Metrics::auth_event`]), so the metrics and the logs cannot disagree
+//! about what happened. Uses the `prometheus` crate (tikv/rust-prometheus):
+//! the text exposition format and process metrics without writing either.
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::audit::AuthEvent;
+
+/// Request latency buckets, seconds: from a cached page to a slow upstream.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Every metric the gateway exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    upstream_errors: IntCounterVec,
+    logins: IntCounterVec,
+    auth_events: IntCounterVec,
+    codes_sent: IntCounterVec,
+    lockouts: IntCounterVec,
+    sessions_revoked: IntCounterVec,
+    reloads: IntCounterVec,
+    last_reload: Gauge,
+    sessions: IntGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// What a metric definition that cannot fail (fixed names, fixed labels)
+/// returns if it fails anyway: a programming error, caught by the tests.
+fn defined<T>(m: prometheus::Result<T>) -> T {
+    match m {
+        Ok(m) => m,
+        Err(e) => panic!("metric definition: {e}"),
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric at zero, plus process metrics (CPU,
+    /// memory, open files).
+    pub fn new() -> Metrics {
+        let registry =
+            Registry::new_custom(Some("portvakt".into()), None).unwrap_or_else(|_| Registry::new());
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = defined(IntCounterVec::new(Opts::new(name, help), labels));
+            defined(registry.register(Box::new(c.clone())));
+            c
+        };
+        let requests = counter(
+            "requests_total",
+            "Requests answered, by service, status and decision.",
+            &["service", "status", "decision"],
+        );
+        let upstream_errors = counter(
+            "upstream_errors_total",
+            "Requests whose upstream could not be reached or failed, by service.",
+            &["service"],
+        );
+        let logins = counter(
+            "logins_total",
+            "Login decisions, by realm, method and result (success/failure).",
+            &["realm", "method", "result"],
+        );
+        let auth_events = counter(
+            "auth_events_total",
+            "Every auth-log event, by event and result.",
+            &["event", "result"],
+        );
+        let codes_sent = counter(
+            "codes_sent_total",
+            "One-time codes sent, by channel (sms/email) and result.",
+            &["channel", "result"],
+        );
+        let lockouts = counter(
+            "lockouts_total",
+            "Login lockouts, by kind (user, ip).",
+            &["kind"],
+        );
+        let sessions_revoked = counter(
+            "sessions_revoked_total",
+            "Sessions ended by an administrator.",
+            &["how"],
+        );
+        let reloads = counter(
+            "config_reloads_total",
+            "Configuration reloads (SIGHUP), by result.",
+            &["result"],
+        );
+        let latency = defined(HistogramVec::new(
+            HistogramOpts::new(
+                "request_duration_seconds",
+                "Time from request to the last byte of the response, by service.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["service"],
+        ));
+        defined(registry.register(Box::new(latency.clone())));
+        let last_reload = defined(Gauge::new(
+            "config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully (Unix time).",
+        ));
+        defined(registry.register(Box::new(last_reload.clone())));
+        let sessions = defined(IntGauge::new("sessions_active", "Live sessions."));
+        defined(registry.register(Box::new(sessions.clone())));
+        // Process metrics are best effort: without /proc they are left out.
+        let _ = registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
+        Metrics {
+            registry,
+            requests,
+            latency,
+            upstream_errors,
+            logins,
+            auth_events,
+            codes_sent,
+            lockouts,
+            sessions_revoked,
+            reloads,
+            last_reload,
+            sessions,
+        }
+    }
+
+    /// One request answered (from the access-log hook).
+    pub fn request(&self, service: Option<&str>, status: u16, decision: &str, seconds: f64) {
+        let service = service.unwrap_or("");
+        let mut buf = [0u8; 5];
+        self.requests
+            .with_label_values(&[service, status_text(status, &mut buf), decision])
+            .inc();
+        self.latency.with_label_values(&[service]).observe(seconds);
+    }
+
+    /// A request whose upstream failed.
+    pub fn upstream_error(&self, service: &str) {
+        self.upstream_errors.with_label_values(&[service]).inc();
+    }
+
+    /// Count what an auth event says (called for every auth-log event).
+    pub fn auth_event(&self, ev: &AuthEvent<'_>) {
+        self.auth_events
+            .with_label_values(&[ev.event, ev.result])
+            .inc();
+        match ev.event {
+            "login" | "basic" => {
+                let method = ev.method.unwrap_or("password");
+                self.logins
+                    .with_label_values(&[ev.realm.unwrap_or(""), method, ev.result])
+                    .inc();
+            }
+            "code_sent" => {
+                self.codes_sent
+                    .with_label_values(&[ev.method.unwrap_or(""), ev.result])
+                    .inc();
+            }
+            "lockout" => self.lockouts.with_label_values(&["user"]).inc(),
+            "ip_block" => self.lockouts.with_label_values(&["ip"]).inc(),
+            "session_revoked" => self.sessions_revoked.with_label_values(&[ev.reason]).inc(),
+            _ => {}
+        }
+    }
+
+    /// A configuration (re)load finished; `unix_secs` is now.
+    pub fn config_loaded(&self, ok: bool, unix_secs: f64) {
+        self.reloads
+            .with_label_values(&[if ok { "success" } else { "failure" }])
+            .inc();
+        if ok {
+            self.last_reload.set(unix_secs);
+        }
+    }
+
+    /// The first load at start-up (not a reload).
+    pub fn started(&self, unix_secs: f64) {
+        self.last_reload.set(unix_secs);
+    }
+
+    /// The text exposition, with the live session count as of now.
+    pub fn render(&self, active_sessions: usize) -> String {
+        self.sessions.set(active_sessions as i64);
+        let mut out = Vec::with_capacity(16 * 1024);
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// `status` as text without allocating (the hot path calls this per request).
+fn status_text(status: u16, buf: &mut [u8; 5]) -> &str {
+    let mut n = status;
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_render_as_text() {
+        let mut b = [0u8; 5];
+        assert_eq!(status_text(200, &mut b), "200");
+        assert_eq!(status_text(0, &mut b), "0");
+        assert_eq!(status_text(65535, &mut b), "65535");
+    }
+
+    #[test]
+    fn auth_events_feed_the_login_code_and_lockout_counters() {
+        let m = Metrics::new();
+        let ip = std::net::IpAddr::from([10, 0, 0, 1]);
+        let ev = |event, result, method| AuthEvent {
+            time: String::new(),
+            event,
+            result,
+            reason: "",
+            user: Some("alice"),
+            realm: Some("staff"),
+            client_ip: ip,
+            network: "internal",
+            method,
+            request_id: "",
+            session: None,
+            host: None,
+            destination: None,
+            provider: None,
+        };
+        m.auth_event(&ev("login", "success", Some("sms")));
+        m.auth_event(&ev("login", "failure", Some("password")));
+        m.auth_event(&ev("code_sent", "success", Some("sms")));
+        m.auth_event(&ev("lockout", "failure", None));
+        m.request(Some("app"), 302, "login", 0.002);
+        let text = m.render(3);
+        for line in [
+            r#"portvakt_logins_total{method="sms",realm="staff",result="success"} 1"#,
+            r#"portvakt_logins_total{method="password",realm="staff",result="failure"} 1"#,
+            r#"portvakt_codes_sent_total{channel="sms",result="success"} 1"#,
+            r#"portvakt_lockouts_total{kind="user"} 1"#,
+            r#"portvakt_requests_total{decision="login",service="app",status="302"} 1"#,
+            r#"portvakt_request_duration_seconds_bucket{service="app",le="0.0025"} 1"#,
+            "portvakt_sessions_active 3",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
+}

@@ -38,6 +38,10 @@ pub enum Command {
         /// HTTPS address.
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
+        /// Admin listener (metrics, health, sessions API). Default: the HTTPS
+        /// port + 1000 on 127.0.0.1 (9443 for 8443).
+        #[arg(long)]
+        admin: Option<SocketAddr>,
         /// Where the demo keeps its generated files.
         #[arg(long)]
         state: Option<PathBuf>,
@@ -325,7 +329,11 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Demo { listen, state } => crate::demo::run(listen, state),
+        Command::Demo {
+            listen,
+            admin,
+            state,
+        } => crate::demo::run(listen, admin, state),
         Command::HashPassword => hash_password(),
         Command::Token { config, action } => admin(config, action.audit(), |a, _| match &action {
             TokenAction::Import { file } => a.token_import(file),

@@ -223,3 +223,76 @@ async fn every_login_attempt_leaves_an_auth_event_without_the_password() {
         "the csrf token is in the auth log"
     );
 }
+
+/// RFC 3339 UTC with exactly three decimals: `2026-11-23T13:45:00.123Z`.
+fn is_rfc3339_millis_utc(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            23 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_id_joins_the_access_line_the_auth_event_and_the_upstream() {
+    let upstream = Upstream::start().await;
+    let gw = GatewayConfig::new()
+        .service(Service::new("app.test", upstream.url()).policy("one_factor"))
+        .start()
+        .await;
+    let browser = gw.client();
+    browser.must_login("https://app.test/", &ALICE).await;
+
+    // The login POST: its access line and its auth event carry one id.
+    let access = gw
+        .wait_access_log("the login POST", |l| {
+            l.iter()
+                .any(|e| e["method"] == "POST" && e["path"] == "/.portvakt/login")
+        })
+        .await;
+    let post = access
+        .iter()
+        .find(|e| e["method"] == "POST" && e["path"] == "/.portvakt/login")
+        .unwrap();
+    let auth = gw
+        .wait_auth_log("alice's login", |l| {
+            l.iter()
+                .any(|e| e["event"] == "login" && e["user"] == "alice")
+        })
+        .await;
+    let login = auth
+        .iter()
+        .find(|e| e["event"] == "login" && e["user"] == "alice")
+        .unwrap();
+    assert_eq!(login["request_id"], post["request_id"], "{login}\n{post}");
+
+    // A client cannot choose the id the upstream and the logs see.
+    let page = browser
+        .get_with(
+            "https://app.test/joined",
+            &[("X-Request-Id", "chosen-by-client")],
+        )
+        .await;
+    let seen = page.whoami();
+    let upstream_id = seen.one("x-request-id").expect("X-Request-Id upstream");
+    assert_ne!(upstream_id, "chosen-by-client");
+    assert_eq!(seen.all("x-request-id").len(), 1);
+    let access = gw
+        .wait_access_log("the joined request", |l| {
+            l.iter().any(|e| e["path"] == "/joined")
+        })
+        .await;
+    let line = access.iter().find(|e| e["path"] == "/joined").unwrap();
+    assert_eq!(line["request_id"], upstream_id, "{line}");
+
+    // Both logs: RFC 3339 UTC with milliseconds.
+    for e in access.iter().chain(auth.iter()) {
+        let t = e["time"].as_str().unwrap_or("");
+        assert!(is_rfc3339_millis_utc(t), "time {t:?} in {e}");
+    }
+}

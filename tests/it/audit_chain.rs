@@ -231,3 +231,67 @@ async fn an_admin_command_run_beside_the_gateway_joins_the_same_chain() {
     let (code, out) = verify(&["--config", s(&gw.config_path())]);
     assert_eq!(code, 0, "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_logrotate_config_rotates_and_compresses_without_breaking_the_chain() {
+    let upstream = Upstream::start().await;
+    let gw = gateway_with_history(&upstream).await;
+    let dir = gw.dir().to_path_buf();
+    // systemd/portvakt.logrotate, pointed at this gateway's files and pid.
+    let shipped = std::fs::read_to_string(repo_dir().join("systemd/portvakt.logrotate"))
+        .expect("systemd/portvakt.logrotate");
+    let mut conf = shipped.clone();
+    for (from, to) in [
+        (
+            "/var/log/portvakt/".to_owned(),
+            format!("{}/", dir.display()),
+        ),
+        (
+            "create 0640 portvakt portvakt".to_owned(),
+            "create 0640".to_owned(),
+        ),
+        (
+            "systemctl kill --signal=USR1 --kill-whom=main portvakt.service".to_owned(),
+            format!("kill -USR1 {}", gw.pid()),
+        ),
+    ] {
+        assert!(conf.contains(&from), "the shipped config changed: {from:?}");
+        conf = conf.replace(&from, &to);
+    }
+    std::fs::write(dir.join("logrotate.conf"), conf).unwrap();
+    let rotate = || {
+        let out = Command::new("logrotate")
+            .arg("-f")
+            .arg("-s")
+            .arg(dir.join("logrotate.state"))
+            .arg(dir.join("logrotate.conf"))
+            .output()
+            .expect("run logrotate (Debian package logrotate)");
+        assert!(out.status.success(), "logrotate: {out:?}");
+    };
+
+    rotate();
+    gw.client()
+        .must_login("https://app.test/day-2", &ALICE)
+        .await;
+    gw.wait_auth_log("a login in the second file", |l| {
+        l.iter().any(|e| e["event"] == "login")
+    })
+    .await;
+    rotate();
+    gw.client().must_login("https://app.test/day-3", &BOB).await;
+    gw.wait_auth_log("a login in the third file", |l| {
+        l.iter().any(|e| e["event"] == "login")
+    })
+    .await;
+
+    assert!(dir.join("auth.jsonl.1").is_file());
+    assert!(
+        dir.join("auth.jsonl.2.gz").is_file(),
+        "compressed on the second run"
+    );
+    let (code, out) = verify(&["--config", s(&gw.config_path())]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("in 3 files"), "{out}");
+    assert!(out.contains("matches the chain head"), "{out}");
+}

@@ -16,6 +16,7 @@ mod cli;
 mod codes;
 mod cookies;
 mod csrf;
+mod demo;
 mod failed_login;
 mod identity;
 mod ldap;

@@ -67,6 +67,7 @@ where
 }
 
 /// Outcome of waiting for a child process to listen.
+#[derive(Debug)]
 pub enum Readiness {
     /// The port accepts TCP connections and the child still runs.
     Listening,

@@ -1,10 +1,832 @@
-//! `portvakt audit report`: summarise a period of the logs. (Being written.)
+//! `portvakt audit report`: one pass over the logs of a period, summarised
+//! for an auditor: how people logged in and from where, what failed and
+//! why, who was locked out, who and which addresses were refused most, and
+//! which services were used by how many people.
+//!
+//! Memory grows with the number of distinct users, addresses and services,
+//! never with the number of lines.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use crate::audit::logread::{
+    format_ms, line_time_ms, parse, printable, BadLine, Inputs, Kind, LineEnd, LogError, Period,
+    PeriodArgs, Problems, Record, Stream,
+};
+use crate::audit::query::table::Table;
+
+const AFTER_HELP: &str = "\
+Without --since/--until the report covers every line of the files given (so an
+archived month reports as that month); it prints the first and last time it saw.
+Examples:
+  portvakt audit report --config /etc/portvakt/portvakt.yaml --since 24h
+  portvakt audit report /var/log/portvakt/*.jsonl* --since 2026-11-01 --until 2026-11-30
+  portvakt audit report -c portvakt.yaml --since 7d --json --top 20";
 
 /// Period and output format for `portvakt audit report`.
-#[derive(Debug, clap::Args)]
-pub struct ReportArgs {}
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct ReportArgs {
+    /// Which logs.
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// Which period (default: every line of the files).
+    #[command(flatten)]
+    pub period: PeriodArgs,
+    /// How many rows the "top" lists show (refused users and addresses,
+    /// lockouts, IP blocks).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+    /// Print the summary as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Decisions that refuse a request (as opposed to asking for a login).
+const REFUSED: &[&str] = &["deny", "closed"];
+
+/// Counts per `(success, failure)`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Pair {
+    success: u64,
+    failure: u64,
+}
+
+/// Refusals of one user or address.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Refusals {
+    auth: u64,
+    access: u64,
+}
+
+#[derive(Debug, Default)]
+struct ServiceTally {
+    requests: u64,
+    allowed: u64,
+    refused: u64,
+    users: HashSet<String>,
+}
+
+/// Everything counted so far; [`Tally::summary`] sorts and trims it.
+#[derive(Debug, Default)]
+pub struct Tally {
+    first: Option<i64>,
+    last: Option<i64>,
+    requests: u64,
+    auth_events: u64,
+    decisions: HashMap<String, u64>,
+    events: HashMap<String, HashMap<String, u64>>,
+    logins: HashMap<String, HashMap<String, Pair>>,
+    failures: HashMap<String, HashMap<String, u64>>,
+    lockouts: HashMap<String, u64>,
+    lockouts_total: u64,
+    ip_blocks: HashMap<String, u64>,
+    ip_blocks_total: u64,
+    refused_users: HashMap<String, Refusals>,
+    refused_ips: HashMap<String, Refusals>,
+    services: HashMap<String, ServiceTally>,
+    users: HashSet<String>,
+    client_ips: HashSet<String>,
+}
+
+/// Update `map[key]`, allocating the key only the first time it is seen
+/// (millions of lines share a few hundred keys).
+fn with<V: Default>(map: &mut HashMap<String, V>, key: &str, f: impl FnOnce(&mut V)) {
+    if let Some(v) = map.get_mut(key) {
+        f(v);
+        return;
+    }
+    f(map.entry(key.to_owned()).or_default());
+}
+
+fn remember(set: &mut HashSet<String>, value: &str) {
+    if !set.contains(value) {
+        set.insert(value.to_owned());
+    }
+}
+
+fn or_dash(v: Option<&str>) -> &str {
+    match v {
+        Some(s) if !s.is_empty() => s,
+        _ => "-",
+    }
+}
+
+impl Tally {
+    /// Count one record (already known to be inside the period).
+    pub fn add(&mut self, r: &Record<'_>) {
+        if r.is_chain_anchor() {
+            return;
+        }
+        self.first = Some(self.first.map_or(r.time_ms, |t| t.min(r.time_ms)));
+        self.last = Some(self.last.map_or(r.time_ms, |t| t.max(r.time_ms)));
+        let f = &r.f;
+        if let Some(ip) = f.client_ip.as_deref() {
+            remember(&mut self.client_ips, ip);
+        }
+        match r.kind {
+            Kind::Access => self.add_access(r),
+            Kind::Auth => self.add_auth(r),
+        }
+    }
+
+    fn add_access(&mut self, r: &Record<'_>) {
+        let f = &r.f;
+        self.requests += 1;
+        let decision = or_dash(f.decision.as_deref());
+        with(&mut self.decisions, decision, |n| *n += 1);
+        let allowed = decision == "allow";
+        let refused = REFUSED.contains(&decision);
+        if let Some(service) = f.service.as_deref() {
+            with(&mut self.services, service, |s| {
+                s.requests += 1;
+                s.allowed += u64::from(allowed);
+                s.refused += u64::from(refused);
+                if let (true, Some(user)) = (allowed, f.user.as_deref()) {
+                    remember(&mut s.users, user);
+                }
+            });
+        }
+        if allowed {
+            if let Some(user) = f.user.as_deref() {
+                remember(&mut self.users, user);
+            }
+        }
+        if refused {
+            if let Some(user) = f.user.as_deref() {
+                with(&mut self.refused_users, user, |c| c.access += 1);
+            }
+            if let Some(ip) = f.client_ip.as_deref() {
+                with(&mut self.refused_ips, ip, |c| c.access += 1);
+            }
+        }
+    }
+
+    fn add_auth(&mut self, r: &Record<'_>) {
+        let f = &r.f;
+        self.auth_events += 1;
+        let event = or_dash(f.event.as_deref());
+        let result = or_dash(f.result.as_deref());
+        let reason = or_dash(f.reason.as_deref());
+        with(&mut self.events, event, |m| with(m, result, |n| *n += 1));
+        let success = result == "success";
+        let failure = result == "failure";
+        // A login is each step that proves something: the password (event
+        // `login`), and a second factor (its success is logged as `login`
+        // with the factor's method, its failure as `second_factor`).
+        if (event == "login" || event == "second_factor") && (success || failure) {
+            let method = or_dash(f.method.as_deref());
+            let network = or_dash(f.network.as_deref());
+            with(&mut self.logins, method, |m| {
+                with(m, network, |p| {
+                    p.success += u64::from(success);
+                    p.failure += u64::from(failure);
+                })
+            });
+        }
+        if failure {
+            with(&mut self.failures, event, |m| with(m, reason, |n| *n += 1));
+            if let Some(user) = f.user.as_deref() {
+                with(&mut self.refused_users, user, |c| c.auth += 1);
+            }
+            if let Some(ip) = f.client_ip.as_deref() {
+                with(&mut self.refused_ips, ip, |c| c.auth += 1);
+            }
+        }
+        if event == "login" && success {
+            if let Some(user) = f.user.as_deref() {
+                remember(&mut self.users, user);
+            }
+        }
+        if event == "lockout" {
+            self.lockouts_total += 1;
+            with(&mut self.lockouts, or_dash(f.user.as_deref()), |n| *n += 1);
+        }
+        if event == "ip_block" {
+            self.ip_blocks_total += 1;
+            with(&mut self.ip_blocks, or_dash(f.client_ip.as_deref()), |n| {
+                *n += 1
+            });
+        }
+    }
+
+    /// Sorted, trimmed to `top` where the report says "top".
+    pub fn summary(
+        &self,
+        period: Period,
+        files: Vec<FileSummary>,
+        malformed: u64,
+        top: usize,
+    ) -> Summary {
+        let auth_failures = self.failures.values().flat_map(HashMap::values).sum();
+        let mut logins: Vec<LoginRow> = self
+            .logins
+            .iter()
+            .flat_map(|(method, m)| {
+                m.iter().map(move |(network, p)| LoginRow {
+                    method: method.clone(),
+                    network: network.clone(),
+                    success: p.success,
+                    failure: p.failure,
+                })
+            })
+            .collect();
+        logins.sort_by(|a, b| {
+            (b.success + b.failure)
+                .cmp(&(a.success + a.failure))
+                .then_with(|| (&a.method, &a.network).cmp(&(&b.method, &b.network)))
+        });
+        let mut failures: Vec<FailureRow> = self
+            .failures
+            .iter()
+            .flat_map(|(event, m)| {
+                m.iter().map(move |(reason, n)| FailureRow {
+                    event: event.clone(),
+                    reason: reason.clone(),
+                    count: *n,
+                })
+            })
+            .collect();
+        failures.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| (&a.event, &a.reason).cmp(&(&b.event, &b.reason)))
+        });
+        let mut events: Vec<EventRow> = self
+            .events
+            .iter()
+            .flat_map(|(event, m)| {
+                m.iter().map(move |(result, n)| EventRow {
+                    event: event.clone(),
+                    result: result.clone(),
+                    count: *n,
+                })
+            })
+            .collect();
+        events.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| (&a.event, &a.result).cmp(&(&b.event, &b.result)))
+        });
+        let refused = |map: &HashMap<String, Refusals>| -> Vec<RefusedRow> {
+            let mut rows: Vec<RefusedRow> = map
+                .iter()
+                .map(|(who, c)| RefusedRow {
+                    who: who.clone(),
+                    auth_failures: c.auth,
+                    refused_requests: c.access,
+                    total: c.auth + c.access,
+                })
+                .collect();
+            rows.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.who.cmp(&b.who)));
+            rows.truncate(top);
+            rows
+        };
+        let counted = |map: &HashMap<String, u64>, keep: usize| -> Vec<CountRow> {
+            let mut rows: Vec<CountRow> = map
+                .iter()
+                .map(|(name, n)| CountRow {
+                    name: name.clone(),
+                    count: *n,
+                })
+                .collect();
+            rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+            rows.truncate(keep);
+            rows
+        };
+        let mut services: Vec<ServiceRow> = self
+            .services
+            .iter()
+            .map(|(name, s)| ServiceRow {
+                service: name.clone(),
+                requests: s.requests,
+                allowed: s.allowed,
+                refused: s.refused,
+                users: s.users.len() as u64,
+            })
+            .collect();
+        services.sort_by(|a, b| {
+            b.requests
+                .cmp(&a.requests)
+                .then_with(|| a.service.cmp(&b.service))
+        });
+        let logins_succeeded = logins.iter().map(|l| l.success).sum();
+        let logins_failed = logins.iter().map(|l| l.failure).sum();
+        Summary {
+            period: PeriodSummary {
+                since: period.since.map(format_ms),
+                until: period.until.map(format_ms),
+                first: self.first.map(format_ms),
+                last: self.last.map(format_ms),
+            },
+            files,
+            totals: Totals {
+                requests: self.requests,
+                refused_requests: REFUSED.iter().filter_map(|d| self.decisions.get(*d)).sum(),
+                auth_events: self.auth_events,
+                logins_succeeded,
+                logins_failed,
+                auth_failures,
+                lockouts: self.lockouts_total,
+                ip_blocks: self.ip_blocks_total,
+                users: self.users.len() as u64,
+                client_ips: self.client_ips.len() as u64,
+                malformed_lines: malformed,
+            },
+            logins,
+            failures,
+            lockouts: counted(&self.lockouts, top),
+            ip_blocks: counted(&self.ip_blocks, top),
+            refused_users: refused(&self.refused_users),
+            refused_ips: refused(&self.refused_ips),
+            services,
+            decisions: counted(&self.decisions, usize::MAX),
+            events,
+        }
+    }
+}
+
+/// The report as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Asked for and seen.
+    pub period: PeriodSummary,
+    /// Files read.
+    pub files: Vec<FileSummary>,
+    /// Headline numbers.
+    pub totals: Totals,
+    /// Login steps by method and network.
+    pub logins: Vec<LoginRow>,
+    /// Auth lines with result `failure`, by event and reason.
+    pub failures: Vec<FailureRow>,
+    /// Lockout events by user (top N).
+    pub lockouts: Vec<CountRow>,
+    /// IP-block events by client address (top N).
+    pub ip_blocks: Vec<CountRow>,
+    /// Users with the most refusals (top N).
+    pub refused_users: Vec<RefusedRow>,
+    /// Client addresses with the most refusals (top N).
+    pub refused_ips: Vec<RefusedRow>,
+    /// Every service seen.
+    pub services: Vec<ServiceRow>,
+    /// Access lines by decision.
+    pub decisions: Vec<CountRow>,
+    /// Auth lines by event and result.
+    pub events: Vec<EventRow>,
+}
+
+/// The period asked for and the times seen in it.
+#[derive(Debug, Serialize)]
+pub struct PeriodSummary {
+    /// `--since`, if given.
+    pub since: Option<String>,
+    /// `--until`, if given.
+    pub until: Option<String>,
+    /// Earliest line counted.
+    pub first: Option<String>,
+    /// Latest line counted.
+    pub last: Option<String>,
+}
+
+/// One file read.
+#[derive(Debug, Serialize)]
+pub struct FileSummary {
+    /// As given (or found beside the configured log).
+    pub path: PathBuf,
+    /// Non-empty lines read, in the period or not.
+    pub lines: u64,
+}
+
+/// Headline numbers.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Totals {
+    /// Access lines.
+    pub requests: u64,
+    /// Access lines with decision `deny` or `closed`.
+    pub refused_requests: u64,
+    /// Auth lines (without the hash chain's anchors).
+    pub auth_events: u64,
+    /// Successful login steps.
+    pub logins_succeeded: u64,
+    /// Failed login steps.
+    pub logins_failed: u64,
+    /// Auth lines with result `failure` (any event).
+    pub auth_failures: u64,
+    /// `lockout` events.
+    pub lockouts: u64,
+    /// `ip_block` events.
+    pub ip_blocks: u64,
+    /// Distinct users with a successful login or an allowed request.
+    pub users: u64,
+    /// Distinct client addresses.
+    pub client_ips: u64,
+    /// Lines skipped as malformed.
+    pub malformed_lines: u64,
+}
+
+/// Login steps of one method from one kind of network.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct LoginRow {
+    /// password, basic, sms, email, totp, token.
+    pub method: String,
+    /// internal or external.
+    pub network: String,
+    /// Succeeded.
+    pub success: u64,
+    /// Failed.
+    pub failure: u64,
+}
+
+/// Failures of one event for one reason.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct FailureRow {
+    /// The event.
+    pub event: String,
+    /// The reason.
+    pub reason: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// Lines of one event with one result.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct EventRow {
+    /// The event.
+    pub event: String,
+    /// The result.
+    pub result: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// A name and a count.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct CountRow {
+    /// User, address or decision.
+    pub name: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// Refusals of one user or address.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct RefusedRow {
+    /// The user or the client address.
+    pub who: String,
+    /// Auth lines with result `failure`.
+    pub auth_failures: u64,
+    /// Access lines with decision `deny` or `closed`.
+    pub refused_requests: u64,
+    /// Both.
+    pub total: u64,
+}
+
+/// Use of one service.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ServiceRow {
+    /// Its name.
+    pub service: String,
+    /// Access lines.
+    pub requests: u64,
+    /// Decision `allow`.
+    pub allowed: u64,
+    /// Decision `deny` or `closed`.
+    pub refused: u64,
+    /// Distinct users on allowed requests.
+    pub users: u64,
+}
 
 /// Print the report; the exit code for the CLI.
-pub fn run(_args: ReportArgs) -> std::process::ExitCode {
-    std::process::ExitCode::FAILURE
+pub fn run(args: ReportArgs) -> ExitCode {
+    const ME: &str = "portvakt audit report";
+    let period = match args.period.period() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{ME}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let chains = match args
+        .inputs
+        .chains(&mut |note| eprintln!("{ME}: note: {note}"))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{ME}: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let mut streams = Vec::with_capacity(chains.len());
+    for chain in chains {
+        match Stream::open(chain) {
+            Ok(s) => streams.push(s),
+            Err(e) => {
+                eprintln!("{ME}: {e}");
+                return ExitCode::from(e.exit_code());
+            }
+        }
+    }
+    let mut problems = Problems::default();
+    let summary = match summarise(streams, period, args.inputs.log, args.top, &mut problems) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{ME}: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    eprint!("{}", problems.describe(ME));
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let written = if args.json {
+        serde_json::to_writer_pretty(&mut out, &summary)
+            .map_err(io::Error::other)
+            .and_then(|_| writeln!(out))
+    } else {
+        render(&summary, args.top, &mut out)
+    };
+    match written.and_then(|_| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{ME}: cannot write the output: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
+
+/// Read every stream once and summarise the lines inside `period`.
+pub fn summarise(
+    streams: Vec<Stream>,
+    period: Period,
+    only: Option<Kind>,
+    top: usize,
+    problems: &mut Problems,
+) -> Result<Summary, LogError> {
+    let mut tally = Tally::default();
+    let mut files = Vec::new();
+    for mut s in streams {
+        while let Some(end) = s.next_line()? {
+            let Some(r) = read(&s.buf, end, period, problems, &s) else {
+                continue;
+            };
+            if only.is_none_or(|k| k == r.kind) {
+                tally.add(&r);
+            }
+        }
+        files.extend(
+            s.files()
+                .iter()
+                .zip(&s.lines)
+                .map(|(path, lines)| FileSummary {
+                    path: path.clone(),
+                    lines: *lines,
+                }),
+        );
+    }
+    Ok(tally.summary(period, files, problems.malformed, top))
+}
+
+/// The record on a line inside the period; problems counted.
+fn read<'a>(
+    buf: &'a [u8],
+    end: LineEnd,
+    period: Period,
+    problems: &mut Problems,
+    s: &Stream,
+) -> Option<Record<'a>> {
+    if end == LineEnd::TooLong {
+        problems.bad_line(s.path(), s.line_no, end, &BadLine::TooLong);
+        return None;
+    }
+    // Outside the period by its written time: skipped unparsed.
+    if !period.is_all() && line_time_ms(buf).is_some_and(|t| !period.contains(t)) {
+        return None;
+    }
+    let parsed = std::str::from_utf8(buf)
+        .map_err(|_| BadLine::Utf8)
+        .and_then(parse);
+    match parsed {
+        Ok(r) if period.contains(r.time_ms) => Some(r),
+        Ok(_) => None,
+        Err(e) => {
+            problems.bad_line(s.path(), s.line_no, end, &e);
+            None
+        }
+    }
+}
+
+/// The text report.
+fn render(s: &Summary, top: usize, out: &mut dyn Write) -> io::Result<()> {
+    let p = &s.period;
+    let none = || "-".to_owned();
+    writeln!(out, "portvakt audit report")?;
+    match (&p.since, &p.until) {
+        (None, None) => writeln!(out, "Period:   every line of the files")?,
+        (since, until) => writeln!(
+            out,
+            "Period:   {} to {} (UTC; the end excluded)",
+            since.clone().unwrap_or_else(|| "the beginning".to_owned()),
+            until.clone().unwrap_or_else(|| "the end".to_owned())
+        )?,
+    }
+    writeln!(
+        out,
+        "Seen:     {} … {}",
+        p.first.clone().unwrap_or_else(none),
+        p.last.clone().unwrap_or_else(none)
+    )?;
+    let lines: u64 = s.files.iter().map(|f| f.lines).sum();
+    writeln!(
+        out,
+        "Read:     {lines} lines in {} file{}",
+        s.files.len(),
+        if s.files.len() == 1 { "" } else { "s" }
+    )?;
+    for f in &s.files {
+        writeln!(
+            out,
+            "          {} ({} lines)",
+            printable(&f.path.to_string_lossy()),
+            f.lines
+        )?;
+    }
+
+    let t = &s.totals;
+    section(out, "Totals")?;
+    let mut totals = Table::new(&["", "", ""], usize::MAX).right(&[1]);
+    let rows: [(&str, u64, &str); 11] = [
+        ("requests", t.requests, "access-log lines"),
+        (
+            "refused requests",
+            t.refused_requests,
+            "decision deny or closed",
+        ),
+        ("auth events", t.auth_events, "auth-log lines"),
+        (
+            "logins succeeded",
+            t.logins_succeeded,
+            "password and second-factor steps",
+        ),
+        ("logins failed", t.logins_failed, ""),
+        (
+            "auth failures",
+            t.auth_failures,
+            "any auth event with result failure",
+        ),
+        ("lockouts", t.lockouts, ""),
+        ("IP blocks", t.ip_blocks, ""),
+        (
+            "users",
+            t.users,
+            "distinct, with a successful login or an allowed request",
+        ),
+        ("client IPs", t.client_ips, "distinct"),
+        ("malformed lines", t.malformed_lines, "skipped"),
+    ];
+    for (name, n, note) in rows {
+        totals.push(
+            vec![format!("  {name}"), n.to_string(), note.to_owned()],
+            out,
+        )?;
+    }
+    // The header row of this table is blank; write the rows only.
+    let mut buf = Vec::new();
+    totals.finish(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    for line in text.lines().skip(1) {
+        writeln!(out, "{}", line.trim_end())?;
+    }
+
+    section(out, "Logins by method and location")?;
+    let mut tb =
+        Table::new(&["METHOD", "NETWORK", "SUCCESS", "FAILURE"], usize::MAX).right(&[2, 3]);
+    for l in &s.logins {
+        tb.push(
+            vec![
+                printable(&l.method).into_owned(),
+                printable(&l.network).into_owned(),
+                l.success.to_string(),
+                l.failure.to_string(),
+            ],
+            out,
+        )?;
+    }
+    finish(tb, s.logins.is_empty(), out)?;
+
+    section(out, "Failures by reason (auth events with result failure)")?;
+    let mut tb = Table::new(&["EVENT", "REASON", "COUNT"], usize::MAX).right(&[2]);
+    for f in &s.failures {
+        tb.push(
+            vec![
+                printable(&f.event).into_owned(),
+                printable(&f.reason).into_owned(),
+                f.count.to_string(),
+            ],
+            out,
+        )?;
+    }
+    finish(tb, s.failures.is_empty(), out)?;
+
+    section(out, &format!("Lockouts: {} (top {top} users)", t.lockouts))?;
+    counts(&s.lockouts, "USER", out)?;
+    section(
+        out,
+        &format!("IP blocks: {} (top {top} addresses)", t.ip_blocks),
+    )?;
+    counts(&s.ip_blocks, "CLIENT IP", out)?;
+
+    section(
+        out,
+        &format!("Top {top} refused users (auth failures; requests denied or closed)"),
+    )?;
+    refused(&s.refused_users, "USER", out)?;
+    section(out, &format!("Top {top} refused client IPs"))?;
+    refused(&s.refused_ips, "CLIENT IP", out)?;
+
+    section(out, "Services used")?;
+    let mut tb = Table::new(
+        &["SERVICE", "REQUESTS", "ALLOWED", "REFUSED", "USERS"],
+        usize::MAX,
+    )
+    .right(&[1, 2, 3, 4]);
+    for v in &s.services {
+        tb.push(
+            vec![
+                printable(&v.service).into_owned(),
+                v.requests.to_string(),
+                v.allowed.to_string(),
+                v.refused.to_string(),
+                v.users.to_string(),
+            ],
+            out,
+        )?;
+    }
+    finish(tb, s.services.is_empty(), out)?;
+
+    section(out, "Access decisions")?;
+    counts(&s.decisions, "DECISION", out)?;
+
+    section(out, "Auth events")?;
+    let mut tb = Table::new(&["EVENT", "RESULT", "COUNT"], usize::MAX).right(&[2]);
+    for e in &s.events {
+        tb.push(
+            vec![
+                printable(&e.event).into_owned(),
+                printable(&e.result).into_owned(),
+                e.count.to_string(),
+            ],
+            out,
+        )?;
+    }
+    finish(tb, s.events.is_empty(), out)
+}
+
+fn section(out: &mut dyn Write, title: &str) -> io::Result<()> {
+    writeln!(out, "\n{title}")
+}
+
+fn finish(mut t: Table, empty: bool, out: &mut dyn Write) -> io::Result<()> {
+    if empty {
+        writeln!(out, "(none)")
+    } else {
+        t.finish(out)
+    }
+}
+
+fn counts(rows: &[CountRow], what: &'static str, out: &mut dyn Write) -> io::Result<()> {
+    let mut tb = Table::new(&[what, "COUNT"], usize::MAX).right(&[1]);
+    for r in rows {
+        tb.push(
+            vec![printable(&r.name).into_owned(), r.count.to_string()],
+            out,
+        )?;
+    }
+    finish(tb, rows.is_empty(), out)
+}
+
+fn refused(rows: &[RefusedRow], what: &'static str, out: &mut dyn Write) -> io::Result<()> {
+    let mut tb = Table::new(
+        &[what, "AUTH FAILURES", "REFUSED REQUESTS", "TOTAL"],
+        usize::MAX,
+    )
+    .right(&[1, 2, 3]);
+    for r in rows {
+        tb.push(
+            vec![
+                printable(&r.who).into_owned(),
+                r.auth_failures.to_string(),
+                r.refused_requests.to_string(),
+                r.total.to_string(),
+            ],
+            out,
+        )?;
+    }
+    finish(tb, rows.is_empty(), out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,355 @@
+//! Which files to read and in what order: files named on the command line or
+//! the logs a configuration names, with their rotated (and gzipped) older
+//! files, grouped so each log is read oldest first.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use super::LogError;
+use crate::config::model::LogTarget;
+
+/// Which of the two logs a line (or a file) belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Kind {
+    /// One line per request.
+    Access,
+    /// One line per authentication decision.
+    Auth,
+}
+
+impl Kind {
+    /// The name used on the command line and in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Access => "access",
+            Kind::Auth => "auth",
+        }
+    }
+}
+
+/// Where the lines come from, shared by `query` and `report`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Inputs {
+    /// Log files: access and auth logs in any mix, rotated ones included
+    /// (access.jsonl.1, access.jsonl.2.gz, access.jsonl-20261122.gz).
+    /// Each line is recognised by its fields, so the order does not matter.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Read the logs this configuration writes (audit.access_log and
+    /// audit.auth_log), with their rotated files beside them.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Only lines of this log.
+    #[arg(long, value_enum, value_name = "access|auth")]
+    pub log: Option<Kind>,
+}
+
+/// One log as a chain of files, oldest first: its rotated files and then
+/// the live one. Lines of one chain are in time order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    /// The files, oldest first.
+    pub files: Vec<PathBuf>,
+}
+
+impl Inputs {
+    /// The chains to read, or why there is nothing to read.
+    /// `warn` receives notes that do not stop the command.
+    pub fn chains(&self, warn: &mut dyn FnMut(String)) -> Result<Vec<Chain>, LogError> {
+        let mut files: Vec<PathBuf> = self.files.clone();
+        if let Some(config) = &self.config {
+            let cfg = crate::config::load(config).map_err(|e| LogError::Config {
+                path: config.clone(),
+                problems: e.to_string().trim_end().to_owned(),
+            })?;
+            let targets = [(Kind::Access, &cfg.access_log), (Kind::Auth, &cfg.auth_log)];
+            for (kind, target) in targets {
+                if self.log.is_some_and(|k| k != kind) {
+                    continue;
+                }
+                match target {
+                    LogTarget::File(path) => {
+                        let found = with_rotated(path)?;
+                        if found.is_empty() {
+                            warn(format!(
+                                "the {} log {} does not exist yet (nothing written?)",
+                                kind.as_str(),
+                                path.display()
+                            ));
+                        }
+                        files.extend(found);
+                    }
+                    LogTarget::Stdout => warn(format!(
+                        "{} writes the {} log to standard output (journald): \
+                         read it with `journalctl -u portvakt -o cat > FILE` and pass FILE",
+                        config.display(),
+                        kind.as_str()
+                    )),
+                }
+            }
+        }
+        if files.is_empty() {
+            return Err(LogError::NothingToRead);
+        }
+        Ok(group(files))
+    }
+}
+
+/// `path` and the rotated files beside it, as logrotate names them
+/// (`.1`, `.2.gz`, `-20261122`, `-20261122.gz`). Missing `path` is fine
+/// if rotated files exist (the live file is recreated on first write).
+pub fn with_rotated(path: &Path) -> Result<Vec<PathBuf>, LogError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(vec![path.to_path_buf()]);
+    };
+    let entries = std::fs::read_dir(&dir).map_err(|source| LogError::ListDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(other) = file_name.to_str() else {
+            continue;
+        };
+        let is_rotated = other
+            .strip_prefix(name)
+            .is_some_and(|rest| rotation_suffix(rest).is_some());
+        if other == name || is_rotated {
+            found.push(dir.join(other));
+        }
+    }
+    Ok(found)
+}
+
+/// The order of a file within its log: dated rotations (oldest date first),
+/// then numbered ones (highest number is oldest), then the live file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Age {
+    Dated(String),
+    Numbered(std::cmp::Reverse<u32>),
+    Live,
+}
+
+/// The rotation part of a file name after the log's own name, if it is one:
+/// `.N`, `-N` or a date stamp, optionally followed by `.gz`.
+fn rotation_suffix(rest: &str) -> Option<Age> {
+    let rest = rest.strip_suffix(".gz").unwrap_or(rest);
+    let stamp = rest.strip_prefix('.').or_else(|| rest.strip_prefix('-'))?;
+    if stamp.is_empty() || !stamp.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    if !stamp
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return None;
+    }
+    // logrotate numbers rotations from 1 upwards; eight or more digits (or
+    // separators) are a `dateext` stamp, which sorts as text.
+    match stamp.parse::<u32>() {
+        Ok(n) if stamp.len() < 8 => Some(Age::Numbered(std::cmp::Reverse(n))),
+        _ => Some(Age::Dated(stamp.to_owned())),
+    }
+}
+
+/// The log a file belongs to and its place in it.
+fn log_of(path: &Path) -> (PathBuf, Age) {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return (path.to_path_buf(), Age::Live);
+    };
+    // The log's name ends where the rest of the name is one rotation stamp:
+    // `access.jsonl.2.gz` → `access.jsonl`, `auth.jsonl-2026-11-22` → `auth.jsonl`.
+    for (i, c) in name.char_indices().skip(1) {
+        if c == '.' || c == '-' {
+            if let Some(age) = rotation_suffix(&name[i..]) {
+                return (path.with_file_name(&name[..i]), age);
+            }
+        }
+    }
+    let plain = name.strip_suffix(".gz").unwrap_or(name);
+    (path.with_file_name(plain), Age::Live)
+}
+
+/// Files grouped into chains by the log they belong to, each oldest first,
+/// chains in order of first mention; a file named twice is read once.
+pub fn group(files: Vec<PathBuf>) -> Vec<Chain> {
+    let mut order: Vec<PathBuf> = Vec::new();
+    let mut logs: BTreeMap<PathBuf, Vec<(Age, PathBuf)>> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for file in files {
+        let identity = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+        if !seen.insert(identity) {
+            continue;
+        }
+        let (log, age) = log_of(&file);
+        let members = logs.entry(log.clone()).or_default();
+        if members.is_empty() {
+            order.push(log);
+        }
+        members.push((age, file));
+    }
+    order
+        .into_iter()
+        .filter_map(|log| logs.remove(&log))
+        .map(|mut members| {
+            // Stable: files of equal age keep the order they were given in.
+            members.sort_by(|a, b| a.0.cmp(&b.0));
+            Chain {
+                files: members.into_iter().map(|(_, f)| f).collect(),
+            }
+        })
+        .collect()
+}
+
+/// Read buffer size: large reads keep syscalls and refills off the profile.
+pub const READ_BUFFER: usize = 1 << 20;
+
+/// Open a log file for reading lines, decompressing gzip (recognised by its
+/// magic bytes, not its name, so a misnamed file still reads).
+pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, LogError> {
+    let file = File::open(path).map_err(|source| LogError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(LogError::Open {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("is a directory"),
+        });
+    }
+    let mut raw = BufReader::with_capacity(READ_BUFFER, file);
+    let head = raw.fill_buf().map_err(|source| LogError::Read {
+        path: path.to_path_buf(),
+        line: 1,
+        source,
+    })?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        // logrotate's `compress` may append members (`delaycompress` and
+        // copies); MultiGzDecoder reads them all rather than stopping at the first.
+        let gz = flate2::bufread::MultiGzDecoder::new(raw);
+        Ok(Box::new(BufReader::with_capacity(READ_BUFFER, gz)))
+    } else {
+        Ok(Box::new(raw))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(chains: &[Chain]) -> Vec<Vec<String>> {
+        chains
+            .iter()
+            .map(|c| {
+                c.files
+                    .iter()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rotated_files_are_read_oldest_first_and_logs_stay_apart() {
+        let files = [
+            "logs/access.jsonl",
+            "logs/auth.jsonl",
+            "logs/access.jsonl.1",
+            "logs/access.jsonl.10.gz",
+            "logs/access.jsonl.2.gz",
+            "logs/auth.jsonl-20261122.gz",
+            "logs/auth.jsonl-20261121",
+        ]
+        .map(PathBuf::from)
+        .to_vec();
+        assert_eq!(
+            names(&group(files)),
+            vec![
+                vec![
+                    "logs/access.jsonl.10.gz",
+                    "logs/access.jsonl.2.gz",
+                    "logs/access.jsonl.1",
+                    "logs/access.jsonl",
+                ],
+                vec![
+                    "logs/auth.jsonl-20261121",
+                    "logs/auth.jsonl-20261122.gz",
+                    "logs/auth.jsonl",
+                ],
+            ]
+        );
+    }
+
+    #[test]
+    fn names_that_only_look_rotated_are_logs_of_their_own() {
+        assert_eq!(log_of(Path::new("a/access.jsonl")).1, Age::Live);
+        assert_eq!(
+            log_of(Path::new("a/access.jsonl.gz")).0,
+            PathBuf::from("a/access.jsonl")
+        );
+        assert_eq!(log_of(Path::new("a/2026.jsonl")).1, Age::Live);
+        assert_eq!(log_of(Path::new("a/.1")).1, Age::Live);
+        assert_eq!(log_of(Path::new("a/auth-x.jsonl")).1, Age::Live);
+        assert_eq!(
+            log_of(Path::new("a/auth.jsonl-2026-11-22.gz")),
+            (
+                PathBuf::from("a/auth.jsonl"),
+                Age::Dated("2026-11-22".into())
+            )
+        );
+        assert_eq!(log_of(Path::new("a/app-1.jsonl")).1, Age::Live);
+        assert_eq!(rotation_suffix(".x"), None);
+        assert_eq!(
+            rotation_suffix(".1.gz"),
+            Some(Age::Numbered(std::cmp::Reverse(1)))
+        );
+        assert_eq!(
+            rotation_suffix("-2026-11-22"),
+            Some(Age::Dated("2026-11-22".into()))
+        );
+    }
+
+    #[test]
+    fn the_same_file_named_twice_is_read_once() {
+        let files = ["x/auth.jsonl", "x/auth.jsonl"].map(PathBuf::from).to_vec();
+        assert_eq!(names(&group(files)), vec![vec!["x/auth.jsonl"]]);
+    }
+
+    #[test]
+    fn rotated_siblings_are_found_beside_the_configured_log() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "access.jsonl",
+            "access.jsonl.1",
+            "access.jsonl.2.gz",
+            "access.jsonl-20261122.gz",
+            "access.jsonl.bak",
+            "access.jsonl.old.1",
+            "auth.jsonl",
+        ] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let mut found = with_rotated(&dir.path().join("access.jsonl")).unwrap();
+        found.sort();
+        let found: Vec<_> = found
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "access.jsonl",
+                "access.jsonl-20261122.gz",
+                "access.jsonl.1",
+                "access.jsonl.2.gz"
+            ]
+        );
+    }
+}

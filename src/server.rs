@@ -35,6 +35,9 @@ pub enum StartError {
     /// The secret key could not be read.
     #[error("cannot read the secret key: {0}")]
     Key(std::io::Error),
+    /// The auth log or its chain head cannot be written.
+    #[error("cannot write the auth log or its chain head ({0}): {1}")]
+    AuditLog(String, std::io::Error),
     /// Signal handling could not be installed.
     #[error("cannot install signal handler: {0}")]
     Signals(std::io::Error),
@@ -55,6 +58,11 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
     let admin_addr = config.admin_addr;
     let tuning = config.server.clone();
     let runtime = Runtime::build(config, None)?;
+    crate::audit::LogWriter::preflight_chained(
+        &runtime.config.auth_log,
+        &runtime.config.chain_head,
+    )
+    .map_err(|e| StartError::AuditLog(runtime.config.chain_head.display().to_string(), e))?;
     let store = open_store(&runtime)?;
     let gateway = Arc::new(Gateway::new(runtime, clock::system(), store));
     gateway.metrics.started(unix_now());

@@ -66,26 +66,33 @@ impl LogWriter {
     /// chain whose head is kept in `head_path`, and written at once, so a
     /// crash right after a login decision does not lose its line.
     pub fn open_chained(target: &LogTarget, head_path: &Path) -> std::io::Result<LogWriter> {
-        // Check now that both files can be opened, so a bad path is reported
-        // at start-up (and by check-config), not at the first login; nothing
-        // is written until the first event.
-        if let LogTarget::File(_) = target {
-            drop(open_target(target)?);
-        }
-        if let Some(dir) = head_path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        drop(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(head_path)
-                .map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("{}: {e}", head_path.display()))
-                })?,
-        );
+        // Nothing is opened here: check-config builds a runtime too and must
+        // not write. `serve` calls [`LogWriter::preflight_chained`] at start.
         let appender = super::chain::Appender::new(target, head_path);
         Self::start(Output::Chained(appender), false)
+    }
+
+    /// Open the auth log and its chain head now, writing the anchor if the
+    /// file is new, so a bad path or permission stops `serve` at start-up
+    /// rather than losing the first login's record.
+    pub fn preflight_chained(target: &LogTarget, head_path: &Path) -> std::io::Result<()> {
+        match target {
+            // The writer thread anchors the stream with its first record; here
+            // only the head file is checked.
+            LogTarget::Stdout => {
+                if let Some(dir) = head_path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(head_path)
+                    .map(drop)
+            }
+            LogTarget::File(_) => {
+                super::chain::Appender::new(target, head_path).append(Vec::new(), &now())
+            }
+        }
     }
 
     fn start(output: Output, batch: bool) -> std::io::Result<LogWriter> {

@@ -63,6 +63,14 @@ fn metric(m: &HashMap<String, f64>, series: &str) -> f64 {
     })
 }
 
+/// A gateway with one login-protected service, app.test.
+async fn app_gateway(upstream: &Upstream) -> Gateway {
+    GatewayConfig::new()
+        .service(Service::new("app.test", upstream.url()).policy("one_factor"))
+        .start()
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_scrapes_metrics_that_match_what_happened() {
     let upstream = Upstream::start().await;
@@ -162,10 +170,7 @@ async fn an_operator_scrapes_metrics_that_match_what_happened() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness_answer_on_the_admin_listener_only() {
     let upstream = Upstream::start().await;
-    let gw = GatewayConfig::new()
-        .service(Service::new("app.test", upstream.url()).policy("one_factor"))
-        .start()
-        .await;
+    let gw = app_gateway(&upstream).await;
     let (status, body) = gw.admin_get("/healthz").await;
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     let (status, body) = gw.admin_get("/readyz").await;
@@ -185,10 +190,7 @@ async fn health_and_readiness_answer_on_the_admin_listener_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_lists_sessions_and_revokes_one_user_from_the_command_line() {
     let upstream = Upstream::start().await;
-    let gw = GatewayConfig::new()
-        .service(Service::new("app.test", upstream.url()).policy("one_factor"))
-        .start()
-        .await;
+    let gw = app_gateway(&upstream).await;
     let alice = gw.client();
     alice.must_login("https://app.test/", &ALICE).await;
     let bob = gw.client();
@@ -256,10 +258,7 @@ async fn an_admin_lists_sessions_and_revokes_one_user_from_the_command_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sessions_api_refuses_callers_without_the_admin_token() {
     let upstream = Upstream::start().await;
-    let gw = GatewayConfig::new()
-        .service(Service::new("app.test", upstream.url()).policy("one_factor"))
-        .start()
-        .await;
+    let gw = app_gateway(&upstream).await;
     let alice = gw.client();
     alice.must_login("https://app.test/", &ALICE).await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();

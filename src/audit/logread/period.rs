@@ -169,16 +169,32 @@ pub fn time_ms(s: &str) -> Option<i64> {
     fast_time_ms(s.as_bytes()).or_else(|| Timestamp::from_str(s).ok().map(|t| t.as_millisecond()))
 }
 
-/// The time of a raw line if it starts the way portvakt writes lines
-/// (`{"time":"…Z",`), without parsing the JSON. `None` means "ask the parser".
+/// The time of a raw line without parsing its JSON, if its `time` has the
+/// written shape: the access log puts it first (`{"time":"…Z",`), the auth
+/// log (canonical JSON for its hash chain) sorts keys, so it sits near the
+/// end. `None` means "ask the parser".
+///
+/// A key is recognised only after `{` or `,`: values are escaped, so a user
+/// name or path cannot fake it. (A nested object's `time` could, but
+/// neither log has nested objects; the parsed time decides in the end.)
 pub fn line_time_ms(line: &[u8]) -> Option<i64> {
-    const PREFIX: &[u8] = b"{\"time\":\"";
-    if line.len() > PREFIX.len() + 24 && line.starts_with(PREFIX) && line[PREFIX.len() + 24] == b'"'
-    {
-        fast_time_ms(&line[PREFIX.len()..PREFIX.len() + 24])
+    const KEY: &str = "\"time\":\"";
+    let at = if line.starts_with(b"{\"time\":\"") {
+        1
     } else {
-        None
+        let text = std::str::from_utf8(line).ok()?;
+        let i = text.find(KEY)?;
+        if i == 0 || !matches!(line[i - 1], b',' | b'{') {
+            return None;
+        }
+        i
+    };
+    let start = at + KEY.len();
+    let value = line.get(start..start + 24)?;
+    if line.get(start + 24) != Some(&b'"') {
+        return None;
     }
+    fast_time_ms(value)
 }
 
 /// Exactly `YYYY-MM-DDTHH:MM:SS.mmmZ`, validated (a wrong day of the month
@@ -283,13 +299,16 @@ mod tests {
     }
 
     #[test]
-    fn a_line_time_is_read_from_the_prefix_only_when_it_is_the_written_shape() {
+    fn a_line_time_is_read_without_parsing_only_when_it_is_the_written_shape() {
         let line = br#"{"time":"2026-11-23T13:45:00.123Z","request_id":"x"}"#;
         assert_eq!(line_time_ms(line), Some(ms(NOW)));
-        assert_eq!(
-            line_time_ms(br#"{"request_id":"x","time":"2026-11-23T13:45:00.123Z"}"#),
-            None
-        );
+        let sorted =
+            br#"{"event":"login","hash":"ab","time":"2026-11-23T13:45:00.123Z","user":"x"}"#;
+        assert_eq!(line_time_ms(sorted), Some(ms(NOW)));
+        let faked = br#"{"event":"login","user":"\"time\":\"2020-01-01T00:00:00.000Z\""}"#;
+        assert_eq!(line_time_ms(faked), None);
+        let escaped_key = br#"{"x\"time":"2020-01-01T00:00:00.000Z"}"#;
+        assert_eq!(line_time_ms(escaped_key), None);
         assert_eq!(line_time_ms(br#"{"time":"2026-11-23T13:45:00Z"}"#), None);
         assert_eq!(line_time_ms(b"{\"time\":\""), None);
     }

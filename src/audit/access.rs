@@ -10,9 +10,9 @@ pub struct AccessRecord<'a> {
     /// Shared with the auth log and sent upstream as `X-Request-Id`.
     pub request_id: &'a str,
     /// Client address (after trusted-proxy resolution).
-    pub client_ip: String,
+    pub client_ip: std::net::IpAddr,
     /// TCP peer address.
-    pub peer_ip: String,
+    pub peer_ip: std::net::IpAddr,
     /// `internal` or `external` for the realm in question.
     pub network: &'static str,
     /// Host asked for.

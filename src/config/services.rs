@@ -229,7 +229,7 @@ fn identity_headers(c: &mut Checker, key: &str, s: &file::Service) -> IdentityHe
         };
         *slot = name;
     }
-    names
+    names.with_wire()
 }
 
 fn hours(c: &mut Checker, key: &str, h: &file::Hours) -> Option<crate::policy::hours::Hours> {

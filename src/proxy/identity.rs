@@ -9,21 +9,21 @@ use crate::config::model::{IdentityHeaderNames, Service};
 use crate::session::cookie;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// The default identity header names, built once (stripped on every request).
+static DEFAULTS: std::sync::LazyLock<IdentityHeaderNames> =
+    std::sync::LazyLock::new(IdentityHeaderNames::default);
 
 /// Rewrite `req` before it goes upstream.
 pub fn prepare(req: &mut RequestHeader, ctx: &Ctx, service: &Service) -> pingora::Result<()> {
     // Always, on every service (bypass included): a client must never be able
     // to speak for the gateway, under the default names or a service's own.
-    let defaults = IdentityHeaderNames::default();
+    let defaults = &*DEFAULTS;
     for name in defaults.all() {
         req.remove_header(name);
     }
-    if service.headers != defaults {
+    if service.headers != *defaults {
         for name in service.headers.all() {
             req.remove_header(name);
         }
@@ -34,15 +34,16 @@ pub fn prepare(req: &mut RequestHeader, ctx: &Ctx, service: &Service) -> pingora
     strip_our_cookies(req)?;
 
     if let Some(s) = &ctx.session {
-        let n = &service.headers;
+        // Names as shared bytes, in `IdentityHeaderNames::all` order.
+        let w = &service.headers.wire;
         let v = &s.header_values;
-        req.insert_header(n.user.clone(), v.user.clone())?;
-        req.insert_header(n.groups.clone(), v.groups.clone())?;
-        req.insert_header(n.email.clone(), v.email.clone())?;
-        req.insert_header(n.name.clone(), v.name.clone())?;
-        req.insert_header(n.realm.clone(), v.realm.clone())?;
-        req.insert_header(n.auth_level.clone(), v.level.clone())?;
-        req.insert_header(n.auth_methods.clone(), v.methods.clone())?;
+        req.insert_header(w[0].clone(), v.user.clone())?;
+        req.insert_header(w[1].clone(), v.groups.clone())?;
+        req.insert_header(w[2].clone(), v.email.clone())?;
+        req.insert_header(w[3].clone(), v.name.clone())?;
+        req.insert_header(w[4].clone(), v.realm.clone())?;
+        req.insert_header(w[5].clone(), v.level.clone())?;
+        req.insert_header(w[6].clone(), v.methods.clone())?;
     }
 
     // X-Forwarded-For: a trusted proxy's chain is kept and the peer appended;
@@ -56,15 +57,16 @@ pub fn prepare(req: &mut RequestHeader, ctx: &Ctx, service: &Service) -> pingora
         Some(chain) if ctx.peer_trusted && !chain.trim().is_empty() => format!("{chain}, {peer}"),
         _ => peer,
     };
-    req.insert_header(X_FORWARDED_FOR.clone(), xff)?;
+    // `&'static str` names: pingora keeps them without copying.
+    req.insert_header("X-Forwarded-For", xff)?;
     if !ctx.peer_trusted {
         req.remove_header(&FORWARDED);
     }
-    req.insert_header(X_REAL_IP.clone(), ctx.client_ip.to_string())?;
-    req.insert_header(X_FORWARDED_PROTO.clone(), "https")?;
+    req.insert_header("X-Real-IP", ctx.client_ip.to_string())?;
+    req.insert_header("X-Forwarded-Proto", "https")?;
     let forwarded_host = format!("{}{}", ctx.host, ctx.port_suffix);
-    req.insert_header(X_FORWARDED_HOST.clone(), forwarded_host)?;
-    req.insert_header(X_REQUEST_ID.clone(), ctx.request_id.as_str())?;
+    req.insert_header("X-Forwarded-Host", forwarded_host)?;
+    req.insert_header("X-Request-Id", ctx.request_id.as_str())?;
     if !service.preserve_host {
         req.insert_header(header::HOST, service.upstream.host.as_str())?;
     }

@@ -265,16 +265,16 @@ impl ProxyHttp for Proxy {
         if ctx.decision == "error" && e.is_none() && ctx.upstream_status.is_some() {
             ctx.decision = "allow";
         }
-        let tls_version = session
-            .digest()
+        let digest = session.digest();
+        let tls_version = digest
             .and_then(|d| d.ssl_digest.as_ref())
-            .map(|d| d.version.to_string());
+            .map(|d| d.version.as_ref());
         let session_ref = ctx.session.as_deref();
         let record = AccessRecord {
             time: crate::audit::timestamp(self.gw.clock.now_ms()),
             request_id: &ctx.request_id,
-            client_ip: ctx.client_ip.to_string(),
-            peer_ip: ctx.peer_ip.to_string(),
+            client_ip: ctx.client_ip,
+            peer_ip: ctx.peer_ip,
             network: crate::audit::auth::network(ctx.internal),
             host: &ctx.host,
             method: req.method.as_str(),
@@ -292,7 +292,7 @@ impl ProxyHttp for Proxy {
             auth_level: session_ref.map(|s| s.auth_level),
             decision: ctx.decision,
             reason: ctx.reason,
-            tls_version: tls_version.as_deref(),
+            tls_version,
             http_version: http_version(req.version),
             user_agent: req
                 .headers
@@ -312,8 +312,11 @@ impl ProxyHttp for Proxy {
                 metrics.upstream_error(service);
             }
         }
-        match serde_json::to_string(&record) {
-            Ok(line) => rt.access_log.write(line),
+        // One pre-sized buffer: a line is ~400–600 bytes.
+        let mut line = Vec::with_capacity(640);
+        match serde_json::to_writer(&mut line, &record).map(|()| String::from_utf8(line)) {
+            Ok(Ok(line)) => rt.access_log.write(line),
+            Ok(Err(err)) => tracing::error!(error = %err, "access record is not UTF-8"),
             Err(err) => tracing::error!(error = %err, "cannot serialise access record"),
         }
     }

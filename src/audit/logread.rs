@@ -6,6 +6,7 @@
 //! Nothing here holds a whole file: a 1 GB log is read through one 1 MiB
 //! buffer and one line buffer per log, and a line's strings point into that
 //! buffer unless JSON escapes force a copy.
+#![warn(missing_docs)]
 
 mod files;
 mod period;
@@ -61,7 +62,13 @@ pub enum LogError {
         /// What the loader said.
         problems: String,
     },
-    /// Neither files nor a configuration with log files.
+    /// The configuration's logs are on stdout or not written yet.
+    #[error("{}: no log files to read (see the notes above)", .config.display())]
+    NoLogFiles {
+        /// The configuration file.
+        config: PathBuf,
+    },
+    /// Neither files nor a configuration.
     #[error("no log files to read: name them (FILE…) or give --config FILE")]
     NothingToRead,
 }
@@ -136,13 +143,6 @@ pub struct Fields<'a> {
     /// Access lines: allow, login, deny, ….
     #[serde(borrow)]
     pub decision: Option<Text<'a>>,
-}
-
-impl Fields<'_> {
-    /// A field as `&str`, if present and not null.
-    pub fn get<'s>(f: &'s Option<Text<'_>>) -> Option<&'s str> {
-        f.as_deref()
-    }
 }
 
 /// One parsed line.

@@ -7,6 +7,7 @@
 //! (`--service`, `--decision` for access lines; `--result`, `--event` for
 //! auth lines) leave the other log out, unless that log has a filter of its
 //! own: `--decision deny --result failure` lists every refusal in both.
+#![warn(missing_docs)]
 
 pub(crate) mod table;
 

@@ -5,6 +5,7 @@
 //!
 //! Memory grows with the number of distinct users, addresses and services,
 //! never with the number of lines.
+#![warn(missing_docs)]
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
@@ -141,19 +142,21 @@ impl Tally {
         with(&mut self.decisions, decision, |n| *n += 1);
         let allowed = decision == "allow";
         let refused = REFUSED.contains(&decision);
-        if let Some(service) = f.service.as_deref() {
-            with(&mut self.services, service, |s| {
+        match f.service.as_deref() {
+            Some(service) => with(&mut self.services, service, |s| {
                 s.requests += 1;
                 s.allowed += u64::from(allowed);
                 s.refused += u64::from(refused);
                 if let (true, Some(user)) = (allowed, f.user.as_deref()) {
                     remember(&mut s.users, user);
                 }
-            });
-        }
-        if allowed {
-            if let Some(user) = f.user.as_deref() {
-                remember(&mut self.users, user);
+            }),
+            // Users of services are counted from the services' own sets at
+            // the end: one set lookup per request instead of two.
+            None => {
+                if let (true, Some(user)) = (allowed, f.user.as_deref()) {
+                    remember(&mut self.users, user);
+                }
             }
         }
         if refused {
@@ -333,7 +336,13 @@ impl Tally {
                 auth_failures,
                 lockouts: self.lockouts_total,
                 ip_blocks: self.ip_blocks_total,
-                users: self.users.len() as u64,
+                users: self
+                    .services
+                    .values()
+                    .flat_map(|s| &s.users)
+                    .chain(&self.users)
+                    .collect::<HashSet<_>>()
+                    .len() as u64,
                 client_ips: self.client_ips.len() as u64,
                 malformed_lines: malformed,
             },

@@ -344,6 +344,20 @@ async fn an_auditor_reads_a_working_day_from_the_gateways_own_logs() {
         text.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["password", "internal", "2", "1"]),
         "{text}"
     );
+
+    // Where the logs go to journald instead, the auditor is told how to get them.
+    let journald = gw
+        .config_text()
+        .replace("access_log: access.jsonl", "access_log: stdout")
+        .replace("auth_log: auth.jsonl", "auth_log: stdout");
+    gw.write_config_text(&journald);
+    let run = audit_status(&["report", "--config", config]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("journalctl") && run.stderr.contains("no log files to read"),
+        "{}",
+        run.stderr
+    );
 }
 
 // ------------------------------------------------------------- a known week

@@ -90,10 +90,13 @@ impl Inputs {
                 }
             }
         }
-        if files.is_empty() {
-            return Err(LogError::NothingToRead);
+        match (&self.config, files.is_empty()) {
+            (Some(config), true) => Err(LogError::NoLogFiles {
+                config: config.clone(),
+            }),
+            (None, true) => Err(LogError::NothingToRead),
+            (_, false) => Ok(group(files)),
         }
-        Ok(group(files))
     }
 }
 

@@ -534,9 +534,12 @@ pub fn query(
         head.advance(ordered)?;
     }
     if let Some(t) = &mut table {
-        t.finish(out)?;
+        // A header over nothing reads like a broken table.
+        if outcome.matched > 0 {
+            t.finish(out)?;
+        }
         match (outcome.matched, outcome.limited) {
-            (0, _) => writeln!(out, "No matching lines ({} read).", outcome.read)?,
+            (0, _) => writeln!(out, "No matching lines of {} read.", outcome.read)?,
             (n, true) => writeln!(out, "{n} matching line{} (--limit reached).", plural(n))?,
             (n, false) => writeln!(
                 out,

@@ -23,6 +23,7 @@ use crate::audit::query::table::Table;
 const AFTER_HELP: &str = "\
 Without --since/--until the report covers every line of the files given (so an
 archived month reports as that month); it prints the first and last time it saw.
+
 Examples:
   portvakt audit report --config /etc/portvakt/portvakt.yaml --since 24h
   portvakt audit report /var/log/portvakt/*.jsonl* --since 2026-11-01 --until 2026-11-30

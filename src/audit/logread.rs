@@ -129,6 +129,9 @@ pub struct Fields<'a> {
     /// Host (both logs).
     #[serde(borrow)]
     pub host: Option<Text<'a>>,
+    /// Joins the access line and the auth events of one request.
+    #[serde(borrow)]
+    pub request_id: Option<Text<'a>>,
     /// HTTP method on access lines; how the user proved it on auth lines.
     #[serde(borrow)]
     pub method: Option<Text<'a>>,

@@ -57,6 +57,10 @@ pub struct QueryArgs {
     /// Lines for this host name (either log).
     #[arg(long, value_name = "HOST")]
     pub host: Vec<String>,
+    /// Lines of this request: its access line and its auth events (the id
+    /// the upstream received as X-Request-Id).
+    #[arg(long, value_name = "ID")]
+    pub request_id: Vec<String>,
     /// Lines whose client address is this address or inside this network
     /// (10.20.0.0/16, 2001:db8::/32); comma-separated or repeated.
     #[arg(long, value_name = "IP|CIDR", value_delimiter = ',', value_parser = parse_net)]
@@ -170,6 +174,7 @@ pub struct Filter {
     realms: Vec<String>,
     services: Vec<String>,
     hosts: Vec<String>,
+    request_ids: Vec<String>,
     nets: Vec<IpNet>,
     network: Option<&'static str>,
     decisions: Vec<String>,
@@ -215,6 +220,7 @@ impl Filter {
             realms: a.realm.clone(),
             services: a.service.clone(),
             hosts: a.host.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            request_ids: a.request_id.clone(),
             nets: a.ip.clone(),
             network: a.network.map(Network::as_str),
             decisions: a.decision.clone(),
@@ -251,6 +257,7 @@ impl Filter {
             && self.period.contains(r.time_ms)
             && one_of(&self.users, f.user.as_deref())
             && one_of(&self.realms, f.realm.as_deref())
+            && one_of(&self.request_ids, f.request_id.as_deref())
             && self.network.is_none_or(|n| f.network.as_deref() == Some(n))
             && (self.hosts.is_empty()
                 || f.host.as_deref().is_some_and(|h| {
@@ -292,7 +299,7 @@ impl Prefilter {
                 .collect()
         };
         let mut groups = Vec::new();
-        for vs in [&f.users, &f.realms] {
+        for vs in [&f.users, &f.realms, &f.request_ids] {
             if !vs.is_empty() {
                 groups.push(quoted(vs));
             }

@@ -281,6 +281,34 @@ async fn an_auditor_reads_a_working_day_from_the_gateways_own_logs() {
             &json!(403)
         )
     );
+    // "What happened in that failed login?" — its request in both logs.
+    let id = lines[0]["request_id"].as_str().unwrap_or("-").to_owned();
+    let request = audit(&with_args(&cfg, &["--request-id", &id, "--json"])).lines();
+    let mut seen: Vec<(&str, &str, String)> = request
+        .iter()
+        .map(|l| {
+            let kind = if l["event"].is_string() {
+                "auth"
+            } else {
+                "access"
+            };
+            (
+                kind,
+                l["path"].as_str().unwrap_or("-"),
+                l["status"].to_string(),
+            )
+        })
+        .collect();
+    // Both in the same millisecond is possible; the order then is not the point.
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("access", "/.portvakt/login", "401".to_owned()),
+            ("auth", "-", "null".to_owned())
+        ],
+        "{request:?}"
+    );
 
     // The day in one report.
     let report = audit(&["report", "--config", config, "--json"]).json();
@@ -789,6 +817,7 @@ fn refusals_lockouts_and_blocks_are_found_by_decision_result_and_event() {
     assert_eq!(week.query(&["--host", "wiki.kommun.test"]), ["a4", "a5"]);
     assert_eq!(week.query(&["--service", "Wiki"]), ["a4", "a5"]);
     assert_eq!(week.query(&["--realm", "ped"]), ["u6", "u7", "u8", "a7"]);
+    assert_eq!(week.query(&["--request-id", "a5"]), ["a5"]);
 }
 
 #[test]

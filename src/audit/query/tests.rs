@@ -226,6 +226,22 @@ fn a_log_filter_that_contradicts_a_flag_is_an_error() {
 }
 
 #[test]
+fn a_request_id_joins_the_access_line_and_its_auth_events() {
+    let a = access(
+        T,
+        Some("alice"),
+        "10.0.0.1",
+        "internal",
+        Some("Wiki"),
+        "allow",
+    );
+    let u = auth(T, "login", "success", Some("alice"), "10.0.0.1", "internal");
+    assert!(matches(&["--request-id", "r"], &a));
+    assert!(matches(&["--request-id", "r"], &u));
+    assert!(!matches(&["--request-id", "r2"], &a));
+}
+
+#[test]
 fn network_realm_and_host_filters() {
     let a = access(
         T,

@@ -44,6 +44,20 @@ pub struct QueryArgs {
     /// Which period.
     #[command(flatten)]
     pub period: PeriodArgs,
+    /// What to look for (boxed: the CLI's enum of subcommands stays small).
+    #[command(flatten)]
+    pub select: Box<Select>,
+    /// Stop after N matching lines (the earliest N).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+    /// Print the matching lines unchanged, as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The filters of `portvakt audit query`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Select {
     /// Lines of this user (the name as logged; repeat for several).
     #[arg(long, short, value_name = "NAME")]
     pub user: Vec<String>,
@@ -80,12 +94,6 @@ pub struct QueryArgs {
     /// lockout, ip_block, code_sent, enrolment, reauth, admin, …
     #[arg(long, value_name = "EVENT", value_delimiter = ',')]
     pub event: Vec<String>,
-    /// Stop after N matching lines (the earliest N).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub limit: Option<u64>,
-    /// Print the matching lines unchanged, as JSON lines.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Where a client was, as the logs record it.
@@ -189,8 +197,11 @@ pub struct Filter {
 impl Filter {
     /// Compile the arguments, or say why they cannot all hold.
     pub fn new(a: &QueryArgs) -> Result<Filter, QueryError> {
-        let access_only = [("--service", &a.service), ("--decision", &a.decision)];
-        let auth_only = [("--result", &a.result), ("--event", &a.event)];
+        let access_only = [
+            ("--service", &a.select.service),
+            ("--decision", &a.select.decision),
+        ];
+        let auth_only = [("--result", &a.select.result), ("--event", &a.select.event)];
         let has =
             |fs: &[(&'static str, &Vec<String>)]| fs.iter().find(|f| !f.1.is_empty()).map(|f| f.0);
         let (access_flag, auth_flag) = (has(&access_only), has(&auth_only));
@@ -216,16 +227,21 @@ impl Filter {
         let auth = log_allows(Kind::Auth) && (access_flag.is_none() || auth_flag.is_some());
         let period = a.period.period().map_err(QueryError::Period)?;
         let mut f = Filter {
-            users: a.user.clone(),
-            realms: a.realm.clone(),
-            services: a.service.clone(),
-            hosts: a.host.iter().map(|h| h.to_ascii_lowercase()).collect(),
-            request_ids: a.request_id.clone(),
-            nets: a.ip.clone(),
-            network: a.network.map(Network::as_str),
-            decisions: a.decision.clone(),
-            results: a.result.clone(),
-            events: a.event.clone(),
+            users: a.select.user.clone(),
+            realms: a.select.realm.clone(),
+            services: a.select.service.clone(),
+            hosts: a
+                .select
+                .host
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            request_ids: a.select.request_id.clone(),
+            nets: a.select.ip.clone(),
+            network: a.select.network.map(Network::as_str),
+            decisions: a.select.decision.clone(),
+            results: a.select.result.clone(),
+            events: a.select.event.clone(),
             access,
             auth,
             period,
@@ -431,8 +447,8 @@ fn hints(a: &QueryArgs) -> Vec<String> {
             })
             .collect()
     };
-    let mut out = unknown(&a.decision, KNOWN_DECISIONS, "a decision");
-    out.extend(unknown(&a.event, KNOWN_EVENTS, "an event"));
+    let mut out = unknown(&a.select.decision, KNOWN_DECISIONS, "a decision");
+    out.extend(unknown(&a.select.event, KNOWN_EVENTS, "an event"));
     out
 }
 

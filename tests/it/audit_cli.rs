@@ -73,6 +73,30 @@ fn audit_status(args: &[&str]) -> Run {
     }
 }
 
+/// `portvakt audit ARGS…` with `input` on its standard input.
+fn audit_with_stdin(args: &[&str], input: &[u8]) -> Run {
+    use std::process::Stdio;
+    let mut child = Command::new(portvakt_bin())
+        .arg("audit")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run portvakt audit");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    // Written from a thread so a full stdout pipe cannot deadlock us.
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("wait for portvakt audit");
+    writer.join().expect("writer thread").expect("write stdin");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 fn with_args<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
     base.iter().chain(more).copied().collect()
 }
@@ -844,6 +868,33 @@ fn periods_are_times_dates_or_how_long_ago() {
         week.query(&["--until", day]),
         ["u1", "a1", "u2", "u3", "a2"]
     );
+}
+
+#[test]
+fn logs_from_journald_are_read_from_standard_input() {
+    let week = Week::write();
+    // What `journalctl -o cat` gives for a unit logging both to stdout: the
+    // two logs interleaved, and the gateway's own messages among them.
+    let live = |name: &str| std::fs::read_to_string(week.path(name)).unwrap_or_default();
+    let mut stream = String::from("2026-11-23T10:00:00.000000Z  INFO portvakt: listening\n");
+    stream.push_str(&live("auth.jsonl"));
+    stream.push_str(&live("access.jsonl"));
+    let run = audit_with_stdin(
+        &["query", "-", "--user", "dave", "--json"],
+        stream.as_bytes(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.ids(), ["u6", "u7", "u8", "a7"]);
+    let run = audit_with_stdin(&["report", "-", "--json"], stream.as_bytes());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let r = run.json();
+    assert_eq!(r["totals"]["auth_events"], 6);
+    assert_eq!(r["totals"]["requests"], 3);
+    assert_eq!(
+        r["totals"]["malformed_lines"], 2,
+        "the message and the cut line"
+    );
+    assert!(run.stderr.contains("-:1: not a log line"), "{}", run.stderr);
 }
 
 #[test]

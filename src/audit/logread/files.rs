@@ -33,8 +33,9 @@ impl Kind {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Inputs {
     /// Log files: access and auth logs in any mix, rotated ones included
-    /// (access.jsonl.1, access.jsonl.2.gz, access.jsonl-20261122.gz).
-    /// Each line is recognised by its fields, so the order does not matter.
+    /// (access.jsonl.1, access.jsonl.2.gz, access.jsonl-20261122.gz); `-`
+    /// reads standard input. Each line is recognised by its fields, so the
+    /// order does not matter.
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Read the logs this configuration writes (audit.access_log and
@@ -82,8 +83,9 @@ impl Inputs {
                         files.extend(found);
                     }
                     LogTarget::Stdout => warn(format!(
-                        "{} writes the {} log to standard output (journald): \
-                         read it with `journalctl -u portvakt -o cat > FILE` and pass FILE",
+                        "{} writes the {} log to standard output (journald): pipe it in, \
+                         `journalctl -u portvakt -o cat | portvakt audit … -` (the gateway's \
+                         own messages in that stream are skipped as malformed lines)",
                         config.display(),
                         kind.as_str()
                     )),
@@ -214,20 +216,30 @@ pub fn group(files: Vec<PathBuf>) -> Vec<Chain> {
 /// Read buffer size: large reads keep syscalls and refills off the profile.
 pub const READ_BUFFER: usize = 1 << 20;
 
-/// Open a log file for reading lines, decompressing gzip (recognised by its
-/// magic bytes, not its name, so a misnamed file still reads).
+/// The file name that means standard input, as in most Unix tools.
+pub const STDIN: &str = "-";
+
+/// Open a log file (or standard input for `-`) for reading lines,
+/// decompressing gzip (recognised by its magic bytes, not its name, so a
+/// misnamed file still reads).
 pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, LogError> {
-    let file = File::open(path).map_err(|source| LogError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err(LogError::Open {
+    let source: Box<dyn std::io::Read + Send> = if path.as_os_str() == STDIN {
+        // journald users pipe the logs in: `journalctl -o cat … | portvakt audit query -`.
+        Box::new(std::io::stdin())
+    } else {
+        let file = File::open(path).map_err(|source| LogError::Open {
             path: path.to_path_buf(),
-            source: std::io::Error::other("is a directory"),
-        });
-    }
-    let mut raw = BufReader::with_capacity(READ_BUFFER, file);
+            source,
+        })?;
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(LogError::Open {
+                path: path.to_path_buf(),
+                source: std::io::Error::other("is a directory"),
+            });
+        }
+        Box::new(file)
+    };
+    let mut raw = BufReader::with_capacity(READ_BUFFER, source);
     let head = raw.fill_buf().map_err(|source| LogError::Read {
         path: path.to_path_buf(),
         line: 1,

@@ -25,11 +25,12 @@ impl Proxy {
         identity: Option<Arc<UserSession>>,
         decision: Decision,
     ) -> pingora::Result<bool> {
+        // The access log names the user of every decision, refusals included:
+        // "was anything refused, and to whom" is an auditor's question. Only
+        // an allowed request carries identity headers upstream.
+        ctx.session = identity.clone();
         match decision {
-            Decision::Allow => {
-                ctx.session = identity;
-                Ok(false)
-            }
+            Decision::Allow => Ok(false),
             Decision::Login => {
                 let reply = if service.basic_auth && ctx.internal && !wants_html(session) {
                     self.basic_challenge(session, ctx, rt)

@@ -296,3 +296,41 @@ async fn one_request_id_joins_the_access_line_the_auth_event_and_the_upstream() 
         assert!(is_rfc3339_millis_utc(t), "time {t:?} in {e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_names_the_user_it_refused() {
+    let upstream = Upstream::start().await;
+    let gw = GatewayConfig::new()
+        .service(Service::new("app.test", upstream.url()).policy("one_factor"))
+        .service(
+            Service::new("lon.test", upstream.url())
+                .name("Lönebesked")
+                .policy("one_factor")
+                .with("groups: [lon-users]"),
+        )
+        .start()
+        .await;
+    let bob = gw.client();
+    bob.must_login("https://app.test/", &BOB).await;
+    let journey = bob.follow("https://lon.test/payslip").await;
+    assert_eq!(journey.end.status, 403, "{}", journey.describe());
+    let lines = gw
+        .wait_access_log("bob's refused request", |l| {
+            l.iter()
+                .any(|e| e["path"] == "/payslip" && e["status"] == 403)
+        })
+        .await;
+    let line = lines
+        .iter()
+        .find(|e| e["path"] == "/payslip" && e["status"] == 403)
+        .unwrap();
+    assert_eq!(line["decision"], "deny", "{line}");
+    assert_eq!(line["reason"], "missing_group", "{line}");
+    assert_eq!(line["user"], "bob", "{line}");
+    assert_eq!(line["realm"], "staff", "{line}");
+    assert_eq!(
+        line["upstream_status"],
+        Value::Null,
+        "never proxied: {line}"
+    );
+}

@@ -289,17 +289,17 @@ async fn an_auditor_reads_a_working_day_from_the_gateways_own_logs() {
             &json!("internal")
         )
     );
-    // (The gateway names the user of a session only on allowed requests, so
-    // the refused request is bob's by its time and address, not by name.)
     assert_eq!(
         (
             &lines[1]["service"],
+            &lines[1]["user"],
             &lines[1]["client_ip"],
             &lines[1]["reason"],
             &lines[1]["status"]
         ),
         (
             &json!("Lönebesked"),
+            &json!("bob"),
             &json!("127.0.0.1"),
             &json!("missing_group"),
             &json!(403)

@@ -175,12 +175,19 @@ impl AdminApp {
     async fn list(&self) -> Vec<SessionInfo> {
         let rt = self.gw.runtime();
         let now = self.gw.clock.now_ms();
+        let (idle_ms, lifetime_ms) = (
+            rt.config.idle_timeout.as_millis() as u64,
+            rt.config.max_lifetime.as_millis() as u64,
+        );
         let mut list: Vec<SessionInfo> = self
             .gw
             .sessions
             .list()
             .await
             .into_iter()
+            // Sessions already past their idle time or lifetime wait for the
+            // sweeper; an operator should not see them as live.
+            .filter(|(_, s)| s.expired(now, idle_ms, lifetime_ms).is_none())
             .map(|(key, s)| {
                 let last = s.last_seen_ms();
                 SessionInfo {
@@ -197,10 +204,6 @@ impl AdminApp {
                 }
             })
             .collect();
-        // Sessions already past their idle time wait for the sweeper; an
-        // operator should not see them as live.
-        let idle = rt.config.idle_timeout.as_secs();
-        list.retain(|s| s.idle_secs < idle);
         list.sort_by(|a, b| (&a.user, &a.created).cmp(&(&b.user, &b.created)));
         list
     }

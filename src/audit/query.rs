@@ -386,26 +386,10 @@ pub fn run(args: QueryArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let chains = match args
-        .inputs
-        .chains(&mut |note| eprintln!("{ME}: note: {note}"))
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{ME}: {e}");
-            return ExitCode::from(e.exit_code());
-        }
+    let streams = match args.inputs.open_streams(ME) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let mut streams = Vec::with_capacity(chains.len());
-    for chain in chains {
-        match Stream::open(chain) {
-            Ok(s) => streams.push(s),
-            Err(e) => {
-                eprintln!("{ME}: {e}");
-                return ExitCode::from(e.exit_code());
-            }
-        }
-    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(256 << 10, stdout.lock());
     let mut problems = Problems::default();

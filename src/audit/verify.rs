@@ -1,8 +1,7 @@
 //! `portvakt audit verify`: walk the auth log's hash chain across files and
 //! report the first record that was edited, removed, moved or cut off.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -314,22 +313,17 @@ fn first_seq(path: &Path) -> Option<u64> {
     record.get("seq")?.as_u64()
 }
 
-/// Lines of a plain or gzip-compressed (`.gz`) file, one buffer reused.
+/// Lines of a plain or gzip-compressed file, one buffer reused.
 struct Lines {
-    reader: Box<dyn BufRead>,
+    reader: Box<dyn BufRead + Send>,
 }
 
 impl Lines {
     fn open(path: &Path) -> std::io::Result<Lines> {
-        let file = File::open(path)?;
-        let raw: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
-            Box::new(flate2::read::MultiGzDecoder::new(file))
-        } else {
-            Box::new(file)
-        };
-        Ok(Lines {
-            reader: Box::new(BufReader::with_capacity(256 * 1024, raw)),
-        })
+        // The audit commands' opener: gzip recognised by its content.
+        let reader =
+            super::logread::open(path).map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Lines { reader })
     }
 
     /// The next line into `buf` (without its newline); `Some(false)` if the
@@ -371,7 +365,14 @@ pub fn run(
     });
     let files = if files.is_empty() {
         match &current {
-            Some(p) => with_rotated(p),
+            // The current file and its rotated copies, as logrotate names them.
+            Some(p) => match super::logread::with_rotated(p) {
+                Ok(files) => files,
+                Err(e) => {
+                    eprintln!("portvakt audit verify: {e}");
+                    return ExitCode::from(2);
+                }
+            },
             None => {
                 eprintln!("portvakt audit verify: name the auth log files, or --config FILE whose audit.auth_log is a file");
                 return ExitCode::from(2);
@@ -430,30 +431,4 @@ pub fn run(
             ExitCode::FAILURE
         }
     }
-}
-
-/// `path` and the rotated copies beside it (`auth.jsonl.1`, `auth.jsonl.2.gz`, …).
-fn with_rotated(path: &Path) -> Vec<PathBuf> {
-    let mut files = vec![path.to_path_buf()];
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
-        return files;
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let prefix = format!("{name}.");
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let n = e.file_name();
-            let Some(n) = n.to_str() else { continue };
-            let rest = n.strip_prefix(&prefix);
-            // logrotate's suffixes: numbers or dates, optionally compressed.
-            if rest.is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit())) {
-                files.push(e.path());
-            }
-        }
-    }
-    files
 }

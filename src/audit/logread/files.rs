@@ -56,6 +56,22 @@ pub struct Chain {
 }
 
 impl Inputs {
+    /// Every chain opened as a [`super::Stream`]; problems are printed on
+    /// stderr after `me` and the exit code is returned instead.
+    pub fn open_streams(&self, me: &str) -> Result<Vec<super::Stream>, std::process::ExitCode> {
+        let fail = |e: LogError| {
+            eprintln!("{me}: {e}");
+            std::process::ExitCode::from(e.exit_code())
+        };
+        let chains = self
+            .chains(&mut |note| eprintln!("{me}: note: {note}"))
+            .map_err(fail)?;
+        chains
+            .into_iter()
+            .map(|chain| super::Stream::open(chain).map_err(fail))
+            .collect()
+    }
+
     /// The chains to read, or why there is nothing to read.
     /// `warn` receives notes that do not stop the command.
     pub fn chains(&self, warn: &mut dyn FnMut(String)) -> Result<Vec<Chain>, LogError> {

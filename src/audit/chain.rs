@@ -6,7 +6,7 @@
 //! before), `prev` (that record's hash) and `hash`:
 //!
 //! ```text
-//! hash = hex(SHA-256(canonical JSON of the record without "hash")))
+//! hash = hex(SHA-256(canonical JSON of the record without "hash"))
 //! ```
 //!
 //! Canonical JSON is RFC 8785 (JCS) for the values portvakt writes (objects,
@@ -56,21 +56,7 @@ impl Head {
 /// Append `v` to `out` as canonical JSON (sorted keys, no whitespace).
 pub fn canonical(v: &Value, out: &mut String) {
     match v {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            // RFC 8785 orders keys by UTF-16 code units.
-            entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-            out.push('{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical(v, out);
-            }
-            out.push('}');
-        }
+        Value::Object(map) => canonical_object(map, None, out),
         Value::Array(items) => {
             out.push('[');
             for (i, v) in items.iter().enumerate() {
@@ -87,12 +73,30 @@ pub fn canonical(v: &Value, out: &mut String) {
     }
 }
 
+/// An object as canonical JSON, leaving out the member named `skip`.
+fn canonical_object(map: &Map<String, Value>, skip: Option<&str>, out: &mut String) {
+    let mut entries: Vec<(&String, &Value)> = map
+        .iter()
+        .filter(|(k, _)| Some(k.as_str()) != skip)
+        .collect();
+    // RFC 8785 orders keys by UTF-16 code units.
+    entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    out.push('{');
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::String(k.clone()).to_string());
+        out.push(':');
+        canonical(v, out);
+    }
+    out.push('}');
+}
+
 /// The hash of a record (its `hash` member, if any, left out).
 pub fn record_hash(record: &Map<String, Value>) -> String {
     let mut text = String::with_capacity(512);
-    let mut without = record.clone();
-    without.remove("hash");
-    canonical(&Value::Object(without), &mut text);
+    canonical_object(record, Some("hash"), &mut text);
     hex(&Sha256::digest(text.as_bytes()))
 }
 
@@ -119,7 +123,8 @@ pub fn seal(mut record: Map<String, Value>, head: &Head) -> (String, Head) {
     (line, Head { seq, hash })
 }
 
-/// The record that starts a file. `why`: `new_file`, `reopened`, `started`.
+/// The record that starts a file. `why`: `new_chain` (the first record
+/// ever) or `new_file` (a rotated or recreated file continuing the chain).
 pub fn anchor(time: &str, why: &str) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("time".into(), Value::from(time));

@@ -270,6 +270,7 @@ impl ProxyHttp for Proxy {
             .and_then(|d| d.ssl_digest.as_ref())
             .map(|d| d.version.as_ref());
         let session_ref = ctx.session.as_deref();
+        let elapsed = ctx.start.elapsed().as_secs_f64();
         let record = AccessRecord {
             time: crate::audit::timestamp(self.gw.clock.now_ms()),
             request_id: &ctx.request_id,
@@ -281,7 +282,7 @@ impl ProxyHttp for Proxy {
             path: req.uri.path(),
             status,
             bytes: session.body_bytes_sent(),
-            duration_ms: (ctx.start.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            duration_ms: (elapsed * 1000.0 * 1000.0).round() / 1000.0,
             service: ctx.service.as_ref().map(|s| s.name.as_str()),
             upstream: ctx
                 .upstream_status
@@ -301,12 +302,7 @@ impl ProxyHttp for Proxy {
             error: e.map(|e| e.to_string()),
         };
         let metrics = &self.gw.metrics;
-        metrics.request(
-            record.service,
-            status,
-            record.decision,
-            ctx.start.elapsed().as_secs_f64(),
-        );
+        metrics.request(record.service, status, record.decision, elapsed);
         if let (Some(service), Some(err)) = (record.service, e) {
             if err.esource() == &ErrorSource::Upstream {
                 metrics.upstream_error(service);

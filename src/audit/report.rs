@@ -636,16 +636,18 @@ fn render(s: &Summary, top: usize, out: &mut dyn Write) -> io::Result<()> {
     let lines: u64 = s.files.iter().map(|f| f.lines).sum();
     writeln!(
         out,
-        "Read:     {lines} lines in {} file{}",
+        "Read:     {lines} line{} in {} file{}",
+        if lines == 1 { "" } else { "s" },
         s.files.len(),
         if s.files.len() == 1 { "" } else { "s" }
     )?;
     for f in &s.files {
         writeln!(
             out,
-            "          {} ({} lines)",
+            "          {} ({} line{})",
             printable(&f.path.to_string_lossy()),
-            f.lines
+            f.lines,
+            if f.lines == 1 { "" } else { "s" }
         )?;
     }
 

@@ -295,3 +295,44 @@ async fn the_shipped_logrotate_config_rotates_and_compresses_without_breaking_th
     assert!(out.contains("in 3 files"), "{out}");
     assert!(out.contains("matches the chain head"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_will_not_start_without_an_auth_log_it_can_write() {
+    let upstream = Upstream::start().await;
+    let mut gw = GatewayConfig::new()
+        .service(Service::new("app.test", upstream.url()).policy("one_factor"))
+        .start()
+        .await;
+    gw.signal("KILL");
+    gw.wait_exit(std::time::Duration::from_secs(10))
+        .expect("the gateway stops");
+    // auth.jsonl exists as a file, so nothing can be created under it.
+    let broken = gw
+        .config_text()
+        .replace("auth_log: auth.jsonl", "auth_log: auth.jsonl/inside.jsonl");
+    assert!(broken.contains("auth.jsonl/inside.jsonl"));
+    gw.write_config_text(&broken);
+    let mut serve = Command::new(portvakt_bin())
+        .args(["serve", "--config"])
+        .arg(gw.config_path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn portvakt serve");
+    let mut status = None;
+    for _ in 0..100 {
+        if let Ok(Some(s)) = serve.try_wait() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let Some(status) = status else {
+        let _ = serve.kill();
+        panic!("portvakt serve kept running with an unwritable auth log");
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("cannot write the auth log"), "{err}");
+}

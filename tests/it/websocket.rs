@@ -95,6 +95,39 @@ async fn open(client: &Client, url: &str) -> Result<Ws, Page> {
     Ok(WebSocketStream::from_raw_socket(upgraded, Role::Client, None).await)
 }
 
+/// Open a WebSocket that carries messages: opened, and a first message
+/// echoed. pingora 0.9.1 sometimes tears an HTTP/1 upgrade down right after
+/// the `101` when the upstream answers before pingora has consumed the
+/// request's empty body (cloudflare/pingora#946, fix proposed in #947 and
+/// #1016, not released). A browser sees the socket close and the app
+/// reconnects; this does the same, once, and says so. A second failure fails
+/// the test.
+async fn open_working(client: &Client, url: &str) -> Ws {
+    for attempt in 1..=2 {
+        let mut ws = open(client, url)
+            .await
+            .unwrap_or_else(|p| panic!("no upgrade at {url}: {}", p.describe()));
+        let hello = Message::Text("hallå".into());
+        ws.send(hello.clone())
+            .await
+            .expect("send over the WebSocket");
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(back))) => {
+                assert_eq!(back, hello);
+                return ws;
+            }
+            Ok(other) if attempt == 1 => {
+                eprintln!("WebSocket at {url} ended right after the upgrade ({other:?}): pingora#946; reopening once");
+            }
+            Ok(other) => {
+                panic!("WebSocket at {url} ended right after the upgrade twice: {other:?}")
+            }
+            Err(_) => panic!("no echo within 5 s at {url}"),
+        }
+    }
+    unreachable!("the loop returns or panics")
+}
+
 /// Send `msg` and expect it back within 5 s.
 async fn echo(ws: &mut Ws, msg: Message) {
     ws.send(msg.clone()).await.expect("send over the WebSocket");
@@ -115,9 +148,7 @@ async fn websocket_echo_works_through_a_bypass_service() {
         .await;
     let client = gw.client();
 
-    let mut ws = open(&client, "https://ws.test/chat")
-        .await
-        .unwrap_or_else(|p| panic!("no upgrade: {}", p.describe()));
+    let mut ws = open_working(&client, "https://ws.test/chat").await;
     echo(&mut ws, Message::Text("hej".into())).await;
     echo(&mut ws, Message::Binary(vec![0, 1, 2, 255])).await;
     echo(&mut ws, Message::Text("å ä ö".into())).await;
@@ -147,9 +178,7 @@ async fn websocket_needs_a_session_on_a_protected_service() {
 
     let browser = gw.client();
     browser.must_login("https://app.test/", &ALICE).await;
-    let mut ws = open(&browser, "https://app.test/ws/chat")
-        .await
-        .unwrap_or_else(|p| panic!("no upgrade with a session: {}", p.describe()));
+    let mut ws = open_working(&browser, "https://app.test/ws/chat").await;
     echo(&mut ws, Message::Text("inloggad".into())).await;
 }
 
@@ -162,9 +191,7 @@ async fn an_open_websocket_survives_a_reload() {
         .start()
         .await;
     let client = gw.client();
-    let mut ws = open(&client, "https://ws.test/chat")
-        .await
-        .unwrap_or_else(|p| panic!("no upgrade: {}", p.describe()));
+    let mut ws = open_working(&client, "https://ws.test/chat").await;
     echo(&mut ws, Message::Text("före".into())).await;
 
     let up = upstream.url();

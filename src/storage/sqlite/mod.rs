@@ -194,9 +194,8 @@ impl EnrolmentStore for SqliteStore {
         self.call(|c, _| {
             c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
                 r.get::<_, i64>(0)
-            })
-            .map(drop)
-            .map_err(|e| StorageError::Backend(Box::new(e)))
+            })?;
+            Ok(())
         })
         .await
     }

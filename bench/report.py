@@ -13,7 +13,7 @@ those medians (the per-round ratios are in the JSON too).
 """
 import glob, json, math, os, re, statistics, sys
 
-TARGETS = ["portvakt-auth", "portvakt-bypass", "nginx-tls", "nginx-authreq"]
+TARGETS = ["portvakt-auth", "portvakt-bypass", "pingora-bare", "nginx-tls", "nginx-authreq"]
 PROTOS = ["h1", "h2"]
 
 
@@ -114,8 +114,11 @@ def main():
     for name, b, target in [("auth_over_bypass", "portvakt-bypass", 1.1),
                             ("auth_over_nginx_authreq", "nginx-authreq", 0.8),
                             ("auth_over_nginx_tls", "nginx-tls", None),
-                            ("bypass_over_nginx_tls", "nginx-tls", None)]:
-        a = "portvakt-bypass" if name.startswith("bypass") else "portvakt-auth"
+                            ("bypass_over_nginx_tls", "nginx-tls", None),
+                            ("auth_over_bare", "pingora-bare", None),
+                            ("bypass_over_bare", "pingora-bare", None),
+                            ("bare_over_nginx_authreq", "nginx-authreq", None)]:
+        a = {"bypass": "portvakt-bypass", "bare": "pingora-bare"}.get(name.split("_")[0], "portvakt-auth")
         per = {p: ratio(a, b, p) for p in PROTOS}
         vals = [v for v in per.values() if v is not None]
         mean = round(sum(vals) / len(vals), 3) if vals else None
@@ -149,9 +152,14 @@ def main():
     labels = {"auth_over_bypass": "CPU/req portvakt-auth / portvakt-bypass",
               "auth_over_nginx_authreq": "CPU/req portvakt-auth / nginx-authreq",
               "auth_over_nginx_tls": "CPU/req portvakt-auth / nginx-tls",
-              "bypass_over_nginx_tls": "CPU/req portvakt-bypass / nginx-tls"}
+              "bypass_over_nginx_tls": "CPU/req portvakt-bypass / nginx-tls",
+              "auth_over_bare": "CPU/req portvakt-auth / pingora-bare",
+              "bypass_over_bare": "CPU/req portvakt-bypass / pingora-bare",
+              "bare_over_nginx_authreq": "CPU/req pingora-bare / nginx-authreq"}
     for k, lab in labels.items():
         r = ratios[k]
+        if r["mean_h1_h2"] is None:
+            continue
         tgt = f"  target ≤ {r['target']}: {'MET' if r['met'] else 'NOT MET'}" if r["target"] else ""
         print(f"{lab:<42} h1 {fmt(r['h1'], '{:.2f}')}  h2 {fmt(r['h2'], '{:.2f}')}  "
               f"mean {fmt(r['mean_h1_h2'], '{:.2f}')}{tgt}")

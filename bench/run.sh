@@ -6,6 +6,8 @@
 #   portvakt-bypass  the same gateway process, policy bypass (pingora's own ceiling)
 #   nginx-tls        ../shared/bench/peers: nginx TLS proxy, no auth
 #   nginx-authreq    ../shared/bench/peers: nginx TLS + auth_request subrequest
+#   pingora-bare     bench/bare_proxy.rs: pingora + rustls + a HashMap cookie check, nothing
+#                    else (the floor under portvakt; built as the example "bare-proxy")
 # Each is loaded with a fixed number of requests by h2load over HTTP/1.1 keep-alive
 # (--h1 -c 64) and over h2 (-c 32 -m 10), after a short warm-up. Reported per target and
 # protocol: requests/s, p50/p99 latency (from h2load's per-request --log-file), and the
@@ -26,7 +28,7 @@
 # (server.threads, 2), PORT (18446), WARM (warm-up requests),
 # C1 (h1 connections, 64), C2/M2 (h2 connections/streams, 32/10), OUT (JSON file),
 # EXTRA_CONFIG (YAML lines appended to the generated portvakt config), KEEP=1 (keep
-# the temp dir with raw h2load output and logs), PERF=1 (perf record -g the portvakt
+# the temp dir with raw h2load output and logs), PERF=1 (perf record -g the portvakt or bare
 # process during its measured runs and write perf-TARGET-PROTO.txt reports beside the
 # JSON; perf's sampling adds to the CPU figures, so do not compare those with others).
 #
@@ -43,7 +45,7 @@ PW=$W                                           # the peers' state dir (certs, s
 N=${N:-100000} ROUNDS=${ROUNDS:-1} THREADS=${THREADS:-2} PORT=${PORT:-18446}
 C1=${C1:-64} C2=${C2:-32} M2=${M2:-10} TMO=${TMO:-300}
 WARM=${WARM:-$(( N / 10 < 5000 ? N / 10 : 5000 ))}
-TARGETS=${TARGETS:-"portvakt-auth portvakt-bypass nginx-tls nginx-authreq"}
+TARGETS=${TARGETS:-"portvakt-auth portvakt-bypass pingora-bare nginx-tls nginx-authreq"}
 PROTOS=${PROTOS:-"h1 h2"}
 mkdir -p "$BENCH/results"
 OUT=${OUT:-$BENCH/results/bench-$(date -u +%Y%m%dT%H%M%SZ).json}
@@ -73,17 +75,24 @@ if [ -z "${BIN:-}" ]; then
   # The profile we tell people to deploy (Cargo.toml: release + fat LTO).
   PROFILE=${PROFILE:-production}
   log "building $PROFILE (cargo build --profile $PROFILE; ~8 minutes on a cold cache) ..."
-  (cd "$REPO" && nice -n 10 cargo build --profile "$PROFILE" --quiet)
+  (cd "$REPO" && nice -n 10 cargo build --profile "$PROFILE" --quiet --bin portvakt --example bare-proxy)
   BIN=${CARGO_TARGET_DIR:-$REPO/target}/$PROFILE/portvakt
 fi
 [ -x "$BIN" ] || { echo "no binary at $BIN" >&2; exit 1; }
+# The bare pingora proxy from the same build (BARE_BIN= to give another).
+BARE_BIN=${BARE_BIN:-$(dirname "$BIN")/examples/bare-proxy}
+if [[ " $TARGETS " == *" pingora-bare "* ]] && [ ! -x "$BARE_BIN" ]; then
+  log "no bare proxy at $BARE_BIN (cargo build --profile PROFILE --example bare-proxy); skipping pingora-bare"
+  TARGETS=$(sed 's/\bpingora-bare\b//' <<<"$TARGETS")
+fi
 
 # ---- clean-up of everything we start -------------------------------------------------
 T=$(mktemp -d /tmp/portvakt-bench.XXXXXX)
 R=$T/raw; mkdir -p "$R"
-pv_pid="" started_peers=""
+pv_pid="" bare_pid="" started_peers=""
 cleanup() {
   set +e
+  [ -z "$bare_pid" ] || { kill -TERM "$bare_pid" 2>/dev/null; sleep 1.5; kill -KILL "$bare_pid" 2>/dev/null; }
   if [ -n "$pv_pid" ] && kill -0 "$pv_pid" 2>/dev/null; then
     kill -TERM "$pv_pid"
     for _ in $(seq 50); do kill -0 "$pv_pid" 2>/dev/null || break; sleep 0.1; done
@@ -156,6 +165,17 @@ for _ in $(seq 100); do
 done
 PV_COOKIE=$("$BENCH/login.sh" app.localhost "$PORT" bench "$pass")
 NGX_COOKIE=$("$PD/cookie.sh" nginx-authreq)
+BARE_PORT=$((PORT + 1)) BARE_COOKIE="bench_session=$(openssl rand -hex 16)"
+if [[ " $TARGETS " == *" pingora-bare "* ]]; then
+  "$BARE_BIN" "127.0.0.1:$BARE_PORT" "$PW/tls/cert.pem" "$PW/tls/key.pem" "$UPSTREAM" "$BARE_COOKIE" "$THREADS" \
+    >"$T/bare.out" 2>&1 &
+  bare_pid=$!
+  for _ in $(seq 100); do
+    [ "$(curl -sk -o /dev/null -w '%{http_code}' --max-time 1 "https://localhost:$BARE_PORT/" || true)" = 401 ] && break
+    kill -0 "$bare_pid" 2>/dev/null || { cat "$T/bare.out" >&2; echo "bare-proxy exited" >&2; exit 1; }
+    sleep 0.1
+  done
+fi
 log "portvakt pid $pv_pid ($BIN), logged in; access log $T/logs/access.jsonl"
 
 # ---- per target: URL, cookie, whether it needs auth, its processes --------------------
@@ -165,12 +185,16 @@ url_of() {
     portvakt-bypass) echo "https://open.localhost:$PORT/" ;;
     nginx-tls)       echo "https://localhost:18443/" ;;
     nginx-authreq)   echo "https://localhost:18444/" ;;
+    pingora-bare)    echo "https://localhost:$BARE_PORT/" ;;
   esac
 }
-cookie_of() { case $1 in portvakt-*) echo "$PV_COOKIE" ;; *) echo "$NGX_COOKIE" ;; esac; }
+cookie_of() {
+  case $1 in portvakt-*) echo "$PV_COOKIE" ;; pingora-bare) echo "$BARE_COOKIE" ;; *) echo "$NGX_COOKIE" ;; esac
+}
 pids_of() {     # the proxy's processes: portvakt, or an nginx master and its workers
   case $1 in
     portvakt-*) echo "$pv_pid" ;;
+    pingora-bare) echo "$bare_pid" ;;
     *) local m; m=$(running_pid "$1"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')" ;;
   esac
 }
@@ -200,7 +224,7 @@ sanity() {      # TARGET: with the cookie 200 "ok"; without it refused (auth tar
   [ "$ok" = "ok 200" ] || { echo "$t: authenticated request failed: '$ok'" >&2; exit 1; }
   case $t in
     portvakt-auth) [ "$anon" = 302 ] || { echo "$t: anonymous request not sent to login ($anon)" >&2; exit 1; } ;;
-    nginx-authreq) [ "$anon" = 401 ] || { echo "$t: anonymous request not refused ($anon)" >&2; exit 1; } ;;
+    nginx-authreq|pingora-bare) [ "$anon" = 401 ] || { echo "$t: anonymous request not refused ($anon)" >&2; exit 1; } ;;
   esac
 }
 
@@ -235,8 +259,8 @@ measure() {     # TARGET PROTO ROUND -> $R/TARGET.PROTO.ROUND.{h2load.txt,log.ts
   sleep 0.5; [ ! -f "$al" ] || : >"$al"          # let the log writer drain the warm-up
   quiet
   local perf_pid=""
-  if [ -n "${PERF:-}" ] && [[ $t == portvakt-* ]]; then
-    perf record -q -F "${PERF_HZ:-499}" --call-graph dwarf,16384 -p "$pv_pid" -o "$o.perf.data" 2>/dev/null &
+  if [ -n "${PERF:-}" ] && [[ $t == portvakt-* || $t == pingora-bare ]]; then
+    perf record -q -F "${PERF_HZ:-499}" --call-graph dwarf,16384 -p "$pids" -o "$o.perf.data" 2>/dev/null &
     perf_pid=$!; sleep 0.5
   fi
   a=$(ticks $pids); ua=$(ticks $ups); ma=$(busy); ca=$(ctxsw $pids); t0=$(date +%s.%N)

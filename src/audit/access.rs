@@ -10,8 +10,10 @@ pub struct AccessRecord<'a> {
     /// Shared with the auth log and sent upstream as `X-Request-Id`.
     pub request_id: &'a str,
     /// Client address (after trusted-proxy resolution).
+    #[serde(serialize_with = "crate::net::serialize_ip")]
     pub client_ip: std::net::IpAddr,
     /// TCP peer address.
+    #[serde(serialize_with = "crate::net::serialize_ip")]
     pub peer_ip: std::net::IpAddr,
     /// `internal` or `external` for the realm in question.
     pub network: &'static str,

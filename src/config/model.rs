@@ -292,14 +292,27 @@ pub struct IdentityHeaderNames {
     /// every insert but only clones these (measured: ~2 k instructions per
     /// header per request).
     pub wire: [bytes::Bytes; 7],
+    /// Every name a client must not send on this service: the defaults and,
+    /// when renamed, this service's own, each once. Checked on every request.
+    pub strip: Vec<http::HeaderName>,
 }
 
 impl IdentityHeaderNames {
-    /// Recompute [`Self::wire`] after the names changed.
+    /// Recompute [`Self::wire`] and [`Self::strip`] after the names changed.
     pub fn with_wire(mut self) -> Self {
         self.wire = self
             .all()
             .map(|n| bytes::Bytes::from(title_case(n.as_str())));
+        let mut strip: Vec<http::HeaderName> = Self::DEFAULTS
+            .iter()
+            .map(|(_, n)| http::HeaderName::from_static(n))
+            .collect();
+        for name in self.all() {
+            if !strip.contains(name) {
+                strip.push(name.clone());
+            }
+        }
+        self.strip = strip;
         self
     }
 
@@ -345,6 +358,7 @@ impl Default for IdentityHeaderNames {
         let h = http::HeaderName::from_static;
         IdentityHeaderNames {
             wire: Default::default(),
+            strip: Vec::new(),
             user: h("remote-user"),
             groups: h("remote-groups"),
             email: h("remote-email"),

@@ -5,29 +5,17 @@ use http::header::{self, HeaderName};
 use pingora::http::RequestHeader;
 
 use super::ctx::Ctx;
-use crate::config::model::{IdentityHeaderNames, Service};
+use crate::config::model::Service;
 use crate::session::cookie;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
-/// The default identity header names, built once (stripped on every request).
-static DEFAULTS: std::sync::LazyLock<IdentityHeaderNames> =
-    std::sync::LazyLock::new(IdentityHeaderNames::default);
-
 /// Rewrite `req` before it goes upstream.
 pub fn prepare(req: &mut RequestHeader, ctx: &Ctx, service: &Service) -> pingora::Result<()> {
     // Always, on every service (bypass included): a client must never be able
     // to speak for the gateway, under the default names or a service's own.
-    let defaults = &*DEFAULTS;
-    for name in defaults.all() {
-        req.remove_header(name);
-    }
-    if service.headers != *defaults {
-        for name in service.headers.all() {
-            req.remove_header(name);
-        }
-    }
+    strip_identity(req, &service.headers.strip);
     if ctx.used_basic || service.basic_auth {
         req.remove_header(&header::AUTHORIZATION);
     }
@@ -48,29 +36,53 @@ pub fn prepare(req: &mut RequestHeader, ctx: &Ctx, service: &Service) -> pingora
 
     // X-Forwarded-For: a trusted proxy's chain is kept and the peer appended;
     // anyone else's is replaced by the peer address.
-    let peer = ctx.peer_ip.to_string();
-    let xff = match req
+    let mut xff = String::with_capacity(48);
+    if let Some(chain) = req
         .headers
         .get(&X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
+        .filter(|chain| ctx.peer_trusted && !chain.trim().is_empty())
     {
-        Some(chain) if ctx.peer_trusted && !chain.trim().is_empty() => format!("{chain}, {peer}"),
-        _ => peer,
+        xff.push_str(chain);
+        xff.push_str(", ");
+    }
+    let peer_at = xff.len();
+    crate::net::push_ip(&mut xff, ctx.peer_ip);
+    // Without a trusted proxy in front the client is the peer: one string.
+    let real_ip = if ctx.client_ip == ctx.peer_ip {
+        xff[peer_at..].to_owned()
+    } else {
+        let mut ip = String::with_capacity(39);
+        crate::net::push_ip(&mut ip, ctx.client_ip);
+        ip
     };
     // `&'static str` names: pingora keeps them without copying.
     req.insert_header("X-Forwarded-For", xff)?;
     if !ctx.peer_trusted {
         req.remove_header(&FORWARDED);
     }
-    req.insert_header("X-Real-IP", ctx.client_ip.to_string())?;
+    req.insert_header("X-Real-IP", real_ip)?;
     req.insert_header("X-Forwarded-Proto", "https")?;
     let forwarded_host = format!("{}{}", ctx.host, ctx.port_suffix);
     req.insert_header("X-Forwarded-Host", forwarded_host)?;
     req.insert_header("X-Request-Id", ctx.request_id.as_str())?;
     if !service.preserve_host {
-        req.insert_header(header::HOST, service.upstream.host.as_str())?;
+        req.insert_header("Host", service.upstream.host.as_str())?;
     }
     Ok(())
+}
+
+/// Remove every header named in `names`. Clients almost never send one, so
+/// one pass over the request's own names (mostly standard headers, which
+/// compare by tag) decides first whether any lookup is needed: measured,
+/// 7–14 map removals cost ~4 k instructions per request, the pass a few
+/// hundred.
+fn strip_identity(req: &mut RequestHeader, names: &[HeaderName]) {
+    if req.headers.keys().any(|k| names.contains(k)) {
+        for name in names {
+            req.remove_header(name);
+        }
+    }
 }
 
 /// Remove our cookies; other cookies pass untouched. HTTP/2 clients may send
@@ -95,4 +107,27 @@ fn strip_our_cookies(req: &mut RequestHeader) -> pingora::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_sent_identity_headers_are_removed_and_others_kept() {
+        let names = crate::config::model::IdentityHeaderNames::default().strip;
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.insert_header("Accept", "*/*").unwrap();
+        req.insert_header("Remote-User", "admin").unwrap();
+        req.append_header("remote-groups", "admins").unwrap();
+        strip_identity(&mut req, &names);
+        assert!(req.headers.get("remote-user").is_none());
+        assert!(req.headers.get("remote-groups").is_none());
+        assert_eq!(req.headers.get("accept").unwrap(), "*/*");
+
+        let mut clean = RequestHeader::build("GET", b"/", None).unwrap();
+        clean.insert_header("Accept", "*/*").unwrap();
+        strip_identity(&mut clean, &names);
+        assert_eq!(clean.headers.len(), 1);
+    }
 }

@@ -186,7 +186,9 @@ impl ProxyHttp for Proxy {
     ) -> pingora::Result<()> {
         ctx.upstream_status = Some(resp.status.as_u16());
         if let Some(rt) = &ctx.rt {
-            resp.insert_header(header::STRICT_TRANSPORT_SECURITY, rt.hsts.clone())?;
+            // A `&'static str` name: pingora copies a `HeaderName` it has no
+            // title case for on every insert (and sends it lower case).
+            resp.insert_header("Strict-Transport-Security", rt.hsts.clone())?;
         }
         // An upstream must not be able to plant or overwrite our cookies.
         if resp

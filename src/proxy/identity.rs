@@ -56,7 +56,8 @@ pub fn prepare(req: &mut RequestHeader, ctx: &Ctx, service: &Service) -> pingora
         crate::net::push_ip(&mut ip, ctx.client_ip);
         ip
     };
-    // `&'static str` names: pingora keeps them without copying.
+    // `&'static str` names: pingora's header-case map keeps them without a
+    // copy (it still parses each name once per insert; nothing avoids that).
     req.insert_header("X-Forwarded-For", xff)?;
     if !ctx.peer_trusted {
         req.remove_header(&FORWARDED);

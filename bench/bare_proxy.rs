@@ -16,9 +16,6 @@
 
 use std::collections::HashMap;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
 use pingora::prelude::HttpPeer;
@@ -26,10 +23,17 @@ use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 
+// As in src/main.rs, so allocation costs the same in both.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The whole proxy: where to send requests and which cookie lets them through.
 struct Bare {
+    /// `host:port` of the plain-HTTP upstream.
     upstream: String,
     /// Session cookie value → user, as a session store would hold it.
     sessions: HashMap<String, String>,
+    /// Name of the session cookie.
     cookie_name: String,
 }
 

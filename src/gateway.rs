@@ -415,10 +415,7 @@ impl Gateway {
         why: crate::session::Expiry,
         key: Option<crate::session::SessionKey>,
     ) {
-        let internal = rt
-            .config
-            .realm(&s.realm)
-            .is_some_and(|r| r.is_internal(s.ip_at_login));
+        let internal = rt.config.is_internal_to(&s.realm, s.ip_at_login);
         let mut ev = self.event(
             "expired",
             "info",

@@ -92,6 +92,12 @@ impl Config {
     pub fn realm(&self, id: &str) -> Option<&Arc<Realm>> {
         self.realms.iter().find(|r| r.id == id)
     }
+
+    /// Whether `ip` is on the internal networks of the realm with this id
+    /// (an unknown realm has none).
+    pub fn is_internal_to(&self, realm: &str, ip: std::net::IpAddr) -> bool {
+        self.realm(realm).is_some_and(|r| r.is_internal(ip))
+    }
 }
 
 /// A certificate chain and key on disk.

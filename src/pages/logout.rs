@@ -60,10 +60,7 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         return message(rt, req, 403, "csrf_heading", "csrf_text").decision("csrf");
     }
     gw.sessions.remove(&id.key()).await;
-    let internal = rt
-        .config
-        .realm(&session.realm)
-        .is_some_and(|r| r.is_internal(req.client_ip));
+    let internal = rt.config.is_internal_to(&session.realm, req.client_ip);
     let mut ev = gw.event(
         "logout",
         "success",

@@ -112,10 +112,7 @@ impl ProxyHttp for Proxy {
         if let Some(s) = &identity {
             // The session's own realm decides what "internal" means for it.
             if s.realm != realm.id {
-                ctx.internal = rt
-                    .config
-                    .realm(&s.realm)
-                    .is_some_and(|r| r.is_internal(ctx.client_ip));
+                ctx.internal = rt.config.is_internal_to(&s.realm, ctx.client_ip);
             }
         }
         if identity.is_none() && service.basic_auth && ctx.internal {

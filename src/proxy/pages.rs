@@ -22,10 +22,7 @@ impl Proxy {
         ctx.decision = "page";
         let state = self.session_state(session, rt).await;
         if let Some(s) = state.session() {
-            ctx.internal = rt
-                .config
-                .realm(&s.realm)
-                .is_some_and(|r| r.is_internal(ctx.client_ip));
+            ctx.internal = rt.config.is_internal_to(&s.realm, ctx.client_ip);
             ctx.session = Some(s.clone());
         } else {
             ctx.internal = rt.config.realms[0].is_internal(ctx.client_ip);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use minijinja::context;
 
-use super::{message, session_csrf, verify_target, Reply, Req, SessionState};
+use super::{message, session_csrf, session_event, verify_target, Reply, Req, SessionState};
 use crate::config::model::Realm;
 use crate::directory::Verdict;
 use crate::gateway::{Gateway, Runtime};
@@ -133,7 +133,8 @@ pub async fn reauth_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         (None, Ok(v)) => Some(v.reason()),
         (None, Err(_)) => Some("directory_unavailable"),
     };
-    let mut ev = gw.event(
+    let mut ev = session_event(
+        gw,
         "reauth",
         if reason.is_none() {
             "success"
@@ -141,11 +142,9 @@ pub async fn reauth_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             "failure"
         },
         reason.unwrap_or("ok"),
-        Some(&session.user),
-        Some(&session.realm),
-        req.client_ip,
+        session,
+        req,
         internal,
-        req.request_id,
     );
     ev.method = Some("password");
     ev.session = Some(id.key().short());

@@ -2,7 +2,7 @@
 
 use minijinja::context;
 
-use super::{message, session_csrf, verify_target, Reply, Req, SessionState};
+use super::{message, session_csrf, session_event, verify_target, Reply, Req, SessionState};
 use crate::gateway::{Gateway, Runtime};
 use crate::session::cookie::{self, SESSION};
 use crate::signing::Purpose;
@@ -61,16 +61,7 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     }
     gw.sessions.remove(&id.key()).await;
     let internal = rt.config.is_internal_to(&session.realm, req.client_ip);
-    let mut ev = gw.event(
-        "logout",
-        "success",
-        "user",
-        Some(&session.user),
-        Some(&session.realm),
-        req.client_ip,
-        internal,
-        req.request_id,
-    );
+    let mut ev = session_event(gw, "logout", "success", "user", session, req, internal);
     ev.session = Some(id.key().short());
     ev.host = Some(req.host);
     gw.audit(rt, ev);

@@ -244,6 +244,29 @@ fn method_not_allowed(rt: &Runtime, req: &Req<'_>) -> Reply {
     .header(http::header::ALLOW, "GET, POST")
 }
 
+/// The auth event every page acting for a logged-in user starts from: that
+/// user and realm, this request's client, network and id.
+pub fn session_event<'a>(
+    gw: &Gateway,
+    event: &'a str,
+    result: &'a str,
+    reason: &'a str,
+    session: &'a Session,
+    req: &Req<'a>,
+    internal: bool,
+) -> crate::audit::AuthEvent<'a> {
+    gw.event(
+        event,
+        result,
+        reason,
+        Some(&session.user),
+        Some(&session.realm),
+        req.client_ip,
+        internal,
+        req.request_id,
+    )
+}
+
 /// The CSRF token for forms shown to a logged-in session.
 pub fn session_csrf(rt: &Runtime, id: &SessionId) -> String {
     rt.signer.csrf(Purpose::SessionCsrf, &id.key().0)

@@ -15,7 +15,7 @@ mod verify;
 
 use std::sync::Arc;
 
-use super::{message, verify_target, Reply, Req, SessionState, Target};
+use super::{message, session_event, verify_target, Reply, Req, SessionState, Target};
 use crate::config::model::Realm;
 use crate::gateway::{Gateway, Runtime};
 use crate::policy::Policy;
@@ -195,16 +195,7 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let blocked = rt.regulator.check(&session.user, req.client_ip, now);
     let outcome = verify(gw, id, session, choice, input, now).await;
     let audit = |result: &str, reason: &str| {
-        let mut ev = gw.event(
-            "second_factor",
-            result,
-            reason,
-            Some(&session.user),
-            Some(&session.realm),
-            req.client_ip,
-            internal,
-            req.request_id,
-        );
+        let mut ev = session_event(gw, "second_factor", result, reason, session, req, internal);
         ev.method = Some(choice.method.as_str());
         ev.session = Some(id.key().short());
         gw.audit(rt, ev);
@@ -213,15 +204,14 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         let escalation = rt.regulator.failed(&session.user, req.client_ip, now);
         audit("failure", reason);
         if escalation.user_locked {
-            let ev = gw.event(
+            let ev = session_event(
+                gw,
                 "lockout",
                 "info",
                 "too_many_failures",
-                Some(&session.user),
-                Some(&session.realm),
-                req.client_ip,
+                session,
+                req,
                 internal,
-                req.request_id,
             );
             gw.audit(rt, ev);
         }
@@ -254,7 +244,8 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     gw.sessions.remove(&id.key()).await;
     gw.sessions.insert(new_id.key(), upgraded).await;
     gw.challenges.forget(&id.key().0);
-    let mut ev = gw.event(
+    let mut ev = session_event(
+        gw,
         "login",
         "success",
         if session.auth_level >= 1 {
@@ -262,11 +253,9 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         } else {
             "ok"
         },
-        Some(&session.user),
-        Some(&session.realm),
-        req.client_ip,
+        session,
+        req,
         internal,
-        req.request_id,
     );
     ev.method = Some(choice.method.as_str());
     ev.session = Some(new_id.key().short());

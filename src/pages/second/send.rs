@@ -9,7 +9,7 @@ use super::Choice;
 use crate::factors::code::{Channel, Refusal};
 use crate::gateway::{Gateway, Runtime};
 use crate::notify::{mask_email, mask_phone};
-use crate::pages::{Reply, Req};
+use crate::pages::{session_event, Reply, Req};
 use crate::session::{Method, Session, SessionId};
 
 /// Issue and deliver a code by SMS or e-mail for `choice`, then show the
@@ -91,16 +91,7 @@ pub(super) async fn send_code(
                 ),
                 Refusal::IpBudget => ("ip_budget", rt.pages.t(req.lang, "error_budget").to_owned()),
             };
-            let mut ev = gw.event(
-                "code_sent",
-                "failure",
-                reason,
-                Some(&session.user),
-                Some(&session.realm),
-                req.client_ip,
-                internal,
-                req.request_id,
-            );
+            let mut ev = session_event(gw, "code_sent", "failure", reason, session, req, internal);
             ev.method = Some(channel);
             ev.destination = Some(masked);
             gw.audit(rt, ev);
@@ -118,15 +109,14 @@ pub(super) async fn send_code(
             req.lang,
         )
         .await;
-    let mut ev = gw.event(
+    let mut ev = session_event(
+        gw,
         "code_sent",
         if result.is_ok() { "success" } else { "failure" },
         "",
-        Some(&session.user),
-        Some(&session.realm),
-        req.client_ip,
+        session,
+        req,
         internal,
-        req.request_id,
     );
     ev.method = Some(channel);
     ev.destination = Some(masked.clone());

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod attack;
 mod audit;
 mod audit_chain;
 mod audit_cli;

@@ -10,6 +10,7 @@
 //! - [`tls`]: certificates chosen by SNI.
 //! - [`gateway`]: state per configuration ([`gateway::Runtime`]) and across reloads.
 //! - [`proxy`]: pingora's phases: route, session, policy, identity, logging.
+//! - [`request`]: the normalised path (or 400) and header limits and hygiene, before routing.
 //! - [`net`]: client address (trusted proxies), internal networks.
 //! - [`routing`]: host + longest path prefix → service.
 //! - [`policy`]: bypass / one_factor / two_factor / deny / two_factor_offsite, groups.
@@ -51,6 +52,7 @@ pub mod password;
 pub mod policy;
 pub mod proxy;
 pub mod regulation;
+pub mod request;
 pub mod routing;
 pub mod server;
 pub mod session;

@@ -65,13 +65,16 @@ impl Router {
     }
 }
 
-/// `/api` matches `/api`, `/api/`, `/api/x`, not `/apix`.
+/// `/api` matches `/api`, `/api/`, `/api/x` and `/api;jsessionid=…`, not
+/// `/apix`. `;` ends a segment's name for Tomcat, Jetty and Spring
+/// (`/api;x` is `/api` there), so it must end it here too, or the request
+/// would be decided by a laxer rule than the one the upstream serves.
 fn prefix_matches(prefix: &str, path: &str) -> bool {
     if prefix == "/" {
         return true;
     }
     match path.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'),
+        Some(rest) => rest.is_empty() || rest.starts_with(['/', ';', '?']),
         None => false,
     }
 }
@@ -113,6 +116,7 @@ mod tests {
         assert_eq!(name(r.route("app.test", "/api/x")), "app.test/api");
         assert_eq!(name(r.route("app.test", "/api")), "app.test/api");
         assert_eq!(name(r.route("app.test", "/apix")), "app.test/");
+        assert_eq!(name(r.route("app.test", "/api;x=1")), "app.test/api");
         assert_eq!(name(r.route("portal.test", "/wiki/a")), "portal.test/wiki");
         assert_eq!(name(r.route("portal.test", "/")), "portal");
         assert_eq!(name(r.route("nowhere.test", "/")), "unknown");

@@ -36,6 +36,8 @@ pub fn service_at(host: &str, path: &str, policy: Policy) -> Service {
         hours: None,
         description: None,
         icon: None,
+        keep_encoded_slashes: false,
+        keep_underscore_headers: false,
     }
 }
 

@@ -23,6 +23,10 @@ pub struct AccessRecord<'a> {
     pub method: &'a str,
     /// Path without query string (queries may carry secrets).
     pub path: &'a str,
+    /// The path as the client spelt it, only when normalising changed it
+    /// (`/public/../admin` for a `path` of `/admin`); without query string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_path: Option<&'a str>,
     /// Status sent to the client.
     pub status: u16,
     /// Response body bytes sent.

@@ -61,6 +61,37 @@ pub struct FileConfig {
     /// How codes are delivered.
     #[serde(default)]
     pub notify: crate::notify::config::FileNotify,
+    /// Limits on what a client may send.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// `limits:` what one request may carry before it is refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Bytes of request header block (names + values), answered with 431 above it.
+    #[serde(default = "default_header_bytes")]
+    pub header_bytes: usize,
+    /// Request header fields, answered with 431 above it.
+    #[serde(default = "default_header_fields")]
+    pub header_fields: usize,
+}
+
+fn default_header_bytes() -> usize {
+    64 * 1024
+}
+fn default_header_fields() -> usize {
+    100
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_bytes: default_header_bytes(),
+            header_fields: default_header_fields(),
+        }
+    }
 }
 
 /// `codes:`
@@ -454,6 +485,16 @@ pub struct Service {
     pub description: Option<Localized>,
     /// An icon file (SVG/PNG) for the portal page.
     pub icon: Option<String>,
+    /// Route and forward `%2F` in paths instead of refusing it (400). Only for
+    /// an application that needs it: an upstream that decodes `%2F` after
+    /// routing sees a different path than the one the gateway checked.
+    #[serde(default)]
+    pub keep_encoded_slashes: bool,
+    /// Forward request headers whose names contain `_` instead of dropping
+    /// them. CGI, PHP and WSGI merge `_` and `-`, so such a header can pose as
+    /// another; identity headers in any spelling are removed all the same.
+    #[serde(default)]
+    pub keep_underscore_headers: bool,
 }
 
 /// `services[].hours:` — one window written inline (`days`, `from`, `to`)

@@ -64,6 +64,8 @@ pub struct Config {
     pub codes: CodeSettings,
     /// Code delivery.
     pub notify: crate::notify::config::NotifyConfig,
+    /// What one request may carry.
+    pub request_limits: crate::request::headers::Limits,
 }
 
 /// One-time code rules (see `codes:` in the config file).
@@ -250,6 +252,10 @@ pub struct Service {
     pub description: Option<Localized>,
     /// Icon file shown on the portal.
     pub icon: Option<PathBuf>,
+    /// Accept `%2F` in paths (see the file's `keep_encoded_slashes`).
+    pub keep_encoded_slashes: bool,
+    /// Forward headers with `_` in their names.
+    pub keep_underscore_headers: bool,
 }
 
 /// How to reach a service's upstream.

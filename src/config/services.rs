@@ -38,6 +38,19 @@ pub(super) fn services(
                 "/".to_owned()
             }
         };
+        // Requests are routed on their normalised path, so a prefix in any
+        // other spelling would never match (or match more than it says).
+        match crate::request::path::normalise(&path) {
+            Ok(n) if n.path == path.as_str() && !n.encoded_slash => {}
+            Ok(n) => c.problem(
+                &k("path"),
+                format!(
+                    "{path:?} is not how requests spell it after normalising; write {:?}",
+                    n.path.trim_end_matches('/')
+                ),
+            ),
+            Err(e) => c.problem(&k("path"), format!("{path:?}: {e}")),
+        }
         if !seen.insert((host.clone(), path.clone())) {
             c.problem(
                 &k("host"),
@@ -108,6 +121,8 @@ pub(super) fn services(
             hours,
             description: s.description.clone(),
             icon,
+            keep_encoded_slashes: s.keep_encoded_slashes,
+            keep_underscore_headers: s.keep_underscore_headers,
         }));
     }
     out

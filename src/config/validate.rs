@@ -281,6 +281,17 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         }
     };
 
+    let request_limits = crate::request::headers::Limits {
+        header_bytes: f.limits.header_bytes,
+        header_fields: f.limits.header_fields,
+    };
+    if request_limits.header_bytes < 4096 || request_limits.header_fields < 16 {
+        c.problem(
+            "limits",
+            "header_bytes must be at least 4096 and header_fields at least 16: browsers send 1–8 KiB in 10–30 fields",
+        );
+    }
+
     let Some(notify) = notify.filter(|_| c.problems.is_empty()) else {
         return Err(c.problems);
     };
@@ -310,6 +321,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         storage_path,
         codes,
         notify,
+        request_limits,
     })
 }
 

@@ -41,6 +41,8 @@ pub struct Ctx {
     pub reason: &'static str,
     /// Upstream's status.
     pub upstream_status: Option<u16>,
+    /// The request target as the client spelt it, when normalising changed it.
+    pub raw_path: Option<String>,
 }
 
 impl Ctx {
@@ -63,6 +65,7 @@ impl Ctx {
             decision: "error",
             reason: "",
             upstream_status: None,
+            raw_path: None,
         }
     }
 }

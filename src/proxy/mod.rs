@@ -36,6 +36,7 @@ mod pages;
 mod respond;
 mod session;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -52,6 +53,7 @@ use crate::audit::AccessRecord;
 use crate::gateway::{Gateway, Runtime};
 use crate::pages::{Reply, SessionState};
 use crate::policy::{decide_at, Conditions, Policy};
+use crate::request::{self, path::PathError};
 use crate::routing::{normalise_host, Route};
 use basic::BasicOutcome;
 
@@ -76,13 +78,51 @@ impl ProxyHttp for Proxy {
         ctx.request_id = self.gw.ids.next();
         self.identify_client(session, ctx, &rt);
 
+        if let Err(over) =
+            request::headers::check(&session.req_header().headers, &rt.config.request_limits)
+        {
+            let reply = self.message(
+                session,
+                ctx,
+                &rt,
+                431,
+                "headers_too_large_heading",
+                "headers_too_large_text",
+            );
+            ctx.reason = over.reason();
+            return self
+                .reply(session, ctx, &rt, reply.decision("bad_request"))
+                .await;
+        }
+        // From here on the request has one path: routed, checked, logged
+        // and forwarded alike.
+        let encoded_slash = match self.normalise_path(session, ctx) {
+            Ok(encoded_slash) => encoded_slash,
+            Err(e) => return self.refuse_path(session, ctx, &rt, e).await,
+        };
         let path = session.req_header().uri.path();
         if path.starts_with(crate::pages::PREFIX) {
+            if encoded_slash {
+                return self
+                    .refuse_path(session, ctx, &rt, PathError::EncodedSlash)
+                    .await;
+            }
             return self.serve_page(session, ctx, &rt).await;
         }
         let route = rt.router.route(&ctx.host, path);
         let service = match route {
+            Route::Service(s) if encoded_slash && !s.keep_encoded_slashes => {
+                ctx.service = Some(s);
+                return self
+                    .refuse_path(session, ctx, &rt, PathError::EncodedSlash)
+                    .await;
+            }
             Route::Service(s) => s,
+            Route::Portal if encoded_slash => {
+                return self
+                    .refuse_path(session, ctx, &rt, PathError::EncodedSlash)
+                    .await;
+            }
             Route::Portal => return self.serve_page(session, ctx, &rt).await,
             Route::Unknown => {
                 let reply = self.message(
@@ -279,6 +319,7 @@ impl ProxyHttp for Proxy {
             host: &ctx.host,
             method: req.method.as_str(),
             path: req.uri.path(),
+            raw_path: ctx.raw_path.as_deref(),
             status,
             bytes: session.body_bytes_sent(),
             duration_ms: (elapsed * 1000.0 * 1000.0).round() / 1000.0,
@@ -318,6 +359,58 @@ impl ProxyHttp for Proxy {
 }
 
 impl Proxy {
+    /// Replace the request's path by its normal form (the query stays as
+    /// sent), so that every later phase and the upstream see the same one.
+    /// Returns whether it holds `%2F`, which only some services accept.
+    fn normalise_path(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool, PathError> {
+        let req = session.req_header();
+        if !req.raw_path_is_utf8() {
+            return Err(PathError::NotUtf8);
+        }
+        let normal = request::path::normalise(req.uri.path())?;
+        let encoded_slash = normal.encoded_slash;
+        // An absolute-form target (`GET https://host/x`) would be forwarded
+        // as sent: rewrite it to origin form like a changed path.
+        let origin_form = req.raw_path()
+            == req
+                .uri
+                .path_and_query()
+                .map_or("", |pq| pq.as_str())
+                .as_bytes();
+        if matches!(normal.path, Cow::Borrowed(_)) && origin_form {
+            return Ok(encoded_slash);
+        }
+        let mut target = normal.path.into_owned();
+        if let Some(query) = req.uri.query() {
+            target.push('?');
+            target.push_str(query);
+        }
+        let uri = http::Uri::try_from(target.as_str()).map_err(|_| PathError::BadEscape)?;
+        // Without the query, which the access log never shows (it may carry secrets).
+        let raw = req
+            .raw_path()
+            .split(|&b| b == b'?')
+            .next()
+            .unwrap_or_default();
+        ctx.raw_path = Some(String::from_utf8_lossy(raw).into_owned());
+        session.req_header_mut().set_uri(uri);
+        Ok(encoded_slash)
+    }
+
+    /// 400 with our page for a path that cannot be read one way only.
+    async fn refuse_path(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        rt: &Runtime,
+        e: PathError,
+    ) -> pingora::Result<bool> {
+        let reply = self.message(session, ctx, rt, 400, "bad_path_heading", "bad_path_text");
+        ctx.reason = e.reason();
+        self.reply(session, ctx, rt, reply.decision("bad_request"))
+            .await
+    }
+
     /// Client address, host and port, from the connection and headers.
     fn identify_client(&self, session: &Session, ctx: &mut Ctx, rt: &Runtime) {
         let peer = session

@@ -10,6 +10,7 @@ if [ "$what" = test ]; then
   pkgs="$pkgs oathtool python3-aiosmtpd"         # an independent TOTP implementation; a real SMTP server for the tests
   pkgs="$pkgs chromium chromium-driver"          # the real-browser journeys (tests/it/browser.rs)
   pkgs="$pkgs slapd ldap-utils"                  # a real LDAP server for the directory tests
+  pkgs="$pkgs nginx"                             # a real upstream that resolves paths as production servers do (tests/it/attack/paths.rs)
   pkgs="$pkgs logrotate"                         # rotates the logs in tests/it/audit_chain.rs with systemd/portvakt.logrotate
 fi
 missing=$(for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done | tr '\n' ' ')

@@ -9,6 +9,8 @@
 //! - `page`     — a fully read response with small helpers for assertions.
 //! - `expect`   — assertions several features share (branded pages, redirects, cookies).
 //! - `wait`     — bounded waiting: free ports, TCP readiness, polling.
+//! - `wire`     — a request written byte for byte over TLS (paths no client library sends).
+//! - `nginx`    — a real nginx upstream that resolves paths as production servers do.
 //! - `smtp`     — a real SMTP server (aiosmtpd) as a child process; received mail.
 //! - `sms`      — a stand-in HTTP SMS provider that records requests, answers 200/500 or stalls.
 //! - `enrol`    — enrolments (SMS numbers, authenticator devices, tokens),
@@ -23,6 +25,7 @@ pub mod enrol;
 pub mod expect;
 pub mod forwarder;
 pub mod gateway;
+pub mod nginx;
 pub mod page;
 pub mod pki;
 pub mod slapd;
@@ -31,6 +34,7 @@ pub mod smtp;
 pub mod upstream;
 pub mod users;
 pub mod wait;
+pub mod wire;
 
 pub use client::{Client, Journey, LoginForm};
 pub use gateway::{Gateway, GatewayConfig, Service};

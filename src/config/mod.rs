@@ -107,8 +107,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let fail = |p: Problem| ConfigError { problems: vec![p] };
     let text = std::fs::read_to_string(path)
         .map_err(|e| fail(Problem::new(path, None, "", format!("cannot read: {e}"))))?;
-    let locations = locate::Locations::index(&text);
-    let parsed: file::FileConfig = serde_norway::from_str(&text).map_err(|e| {
+    parse(path, &text)
+}
+
+/// Validate `text` as the configuration file at `path` (relative paths in
+/// it resolve against `path`'s directory).
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let fail = |p: Problem| ConfigError { problems: vec![p] };
+    let locations = locate::Locations::index(text);
+    let parsed: file::FileConfig = serde_norway::from_str(text).map_err(|e| {
         let mut p = Problem::from_yaml(path, &e);
         // serde names the enclosing mapping for a bad value; name the key itself.
         if let Some(key) = p.at.and_then(|at| locations.key_at(at, &p.key)) {

@@ -44,6 +44,22 @@ pub const PREFIX: &str = "/.portvakt/";
 pub const ASSET_BASE: &str = "/.portvakt/assets";
 /// Largest form body we read.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
+/// Most fields a form of ours may have; our largest has six.
+pub const MAX_FORM_FIELDS: usize = 32;
+
+/// Parse an `application/x-www-form-urlencoded` body (already capped at
+/// [`MAX_FORM_BYTES`]). `None` when it has more than [`MAX_FORM_FIELDS`]
+/// fields: each field is an allocation, and no page of ours needs more.
+pub fn parse_form(body: &[u8]) -> Option<Vec<(String, String)>> {
+    let mut fields = Vec::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        if fields.len() == MAX_FORM_FIELDS {
+            return None;
+        }
+        fields.push((k.into_owned(), v.into_owned()));
+    }
+    Some(fields)
+}
 
 /// The session cookie's state on this request.
 #[derive(Debug, Clone)]

@@ -94,6 +94,20 @@ impl ProxyHttp for Proxy {
                 .reply(session, ctx, &rt, reply.decision("bad_request"))
                 .await;
         }
+        if request::headers::conflicting_host(session.req_header()) {
+            let reply = self.message(
+                session,
+                ctx,
+                &rt,
+                400,
+                "bad_request_heading",
+                "bad_request_text",
+            );
+            ctx.reason = "conflicting_host";
+            return self
+                .reply(session, ctx, &rt, reply.decision("bad_request"))
+                .await;
+        }
         // From here on the request has one path: routed, checked, logged
         // and forwarded alike.
         let encoded_slash = match self.normalise_path(session, ctx) {

@@ -96,5 +96,5 @@ async fn read_form(session: &mut Session) -> Result<Vec<(String, String)>, u16> 
             Err(_) => return Err(400),
         }
     }
-    Ok(form_urlencoded::parse(&body).into_owned().collect())
+    pages::parse_form(&body).ok_or(400)
 }

@@ -70,6 +70,25 @@ pub fn check(headers: &HeaderMap, limits: &Limits) -> Result<(), Oversize> {
     Ok(())
 }
 
+/// Whether the request names its host more than one way: several `Host`
+/// lines, or an HTTP/2 `:authority` (or absolute-form target) that `Host`
+/// contradicts. The gateway routes on one of them and an upstream might
+/// read the other, so such a request is refused (RFC 9112 §3.2: 400).
+pub fn conflicting_host(req: &RequestHeader) -> bool {
+    let mut hosts = req.headers.get_all(http::header::HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return true;
+    }
+    match (req.uri.authority(), first) {
+        (Some(authority), Some(host)) => !authority
+            .as_str()
+            .as_bytes()
+            .eq_ignore_ascii_case(host.as_bytes()),
+        _ => false,
+    }
+}
+
 /// Remove what no upstream may receive from `req`: `identity` names in any
 /// spelling, names with `_` unless `keep_underscores`, URL-rewrite headers.
 ///
@@ -147,6 +166,22 @@ mod tests {
         let mut clean = request(&[("Accept", "*/*"), ("User-Agent", "t")]);
         scrub(&mut clean, &identity, false);
         assert_eq!(clean.headers.len(), 2);
+    }
+
+    #[test]
+    fn a_host_named_twice_conflicts() {
+        assert!(!conflicting_host(&request(&[("Host", "app.test")])));
+        assert!(conflicting_host(&request(&[
+            ("Host", "app.test"),
+            ("Host", "admin.test")
+        ])));
+        let mut h2 = RequestHeader::build("GET", b"/", None).unwrap();
+        h2.set_uri(http::Uri::from_static("https://app.test/x"));
+        assert!(!conflicting_host(&h2));
+        h2.insert_header("Host", "APP.test").unwrap();
+        assert!(!conflicting_host(&h2));
+        h2.insert_header("Host", "admin.test").unwrap();
+        assert!(conflicting_host(&h2));
     }
 
     #[test]

@@ -161,3 +161,34 @@ async fn an_oversized_header_block_gets_431_and_our_page() {
     );
     gw.assert_alive();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_names_two_hosts_is_refused() {
+    let upstream = Upstream::start().await;
+    let gw = GatewayConfig::new()
+        .service(Service::new("bypass.test", upstream.url()).policy("bypass"))
+        .service(Service::new("app.test", upstream.url()).policy("one_factor"))
+        .start()
+        .await;
+    let send = |head: &str| {
+        crate::support::wire::send(
+            gw.https_addr(),
+            gw.pki().ca_pem(),
+            "bypass.test",
+            head.as_bytes(),
+        )
+    };
+    // Routed as the open host, read by an upstream as the protected one.
+    let r = send("GET / HTTP/1.1\r\nHost: bypass.test\r\nHost: app.test");
+    assert_eq!(r.status, 400, "{}", r.body);
+    // An absolute-form target that names another host than `Host`.
+    let r = send("GET https://app.test/ HTTP/1.1\r\nHost: bypass.test");
+    assert!(
+        r.status == 400 || (r.status == 200 && r.body.contains("\"host\":\"bypass.test\"")),
+        "decided as one host, sent upstream as another: {} {}",
+        r.status,
+        r.body
+    );
+    let r = send("GET / HTTP/1.1\r\nHost: bypass.test");
+    assert_eq!(r.status, 200, "{}", r.body);
+}

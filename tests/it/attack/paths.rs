@@ -84,7 +84,12 @@ async fn dot_segments_under_an_open_prefix_do_not_reach_a_protected_page() {
     // gateway checked, not the spelling it was sent in.
     let browser = gw.client();
     let journey = browser.login("https://app.test/", &ALICE).await;
-    assert_eq!(journey.end.body.trim(), "location=root uri=/", "{}", journey.describe());
+    assert_eq!(
+        journey.end.body.trim(),
+        "location=root uri=/",
+        "{}",
+        journey.describe()
+    );
     let cookie = browser
         .cookie("https://app.test/", SESSION_COOKIE)
         .expect("session cookie");

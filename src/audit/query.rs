@@ -139,6 +139,7 @@ const KNOWN_DECISIONS: &[&str] = &[
     "page",
     "redirect",
     "not_found",
+    "bad_request",
     "error",
     "csrf",
     "logout",

@@ -5,3 +5,4 @@
 
 mod headers;
 mod paths;
+mod smuggling;

@@ -31,6 +31,14 @@ impl WireResponse {
 /// `gateway` over TLS with SNI `host`, trusting `ca_pem`; `Connection: close`
 /// is added. Bounded: 10 s to connect and read.
 pub fn send(gateway: SocketAddr, ca_pem: &str, host: &str, head: &[u8]) -> WireResponse {
+    let mut request = head.to_vec();
+    request.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    parse(&send_raw(gateway, ca_pem, host, &request))
+}
+
+/// Send `bytes` exactly as given and return everything the server sent
+/// until it closed (or 10 s passed).
+pub fn send_raw(gateway: SocketAddr, ca_pem: &str, host: &str, bytes: &[u8]) -> Vec<u8> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
         roots.add(cert.expect("test CA PEM")).expect("test CA");
@@ -49,17 +57,24 @@ pub fn send(gateway: SocketAddr, ca_pem: &str, host: &str, head: &[u8]) -> WireR
     tcp.set_write_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut request = head.to_vec();
-    request.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
-    tls.write_all(&request).expect("write request");
+    tls.write_all(bytes).expect("write request");
     let mut raw = Vec::new();
     // The server closes after its answer; a TLS close without close_notify
-    // still leaves what was read in `raw`.
+    // (or the read time-out) still leaves what was read in `raw`.
     let _ = tls.read_to_end(&mut raw);
-    parse(&raw)
+    raw
 }
 
-fn parse(raw: &[u8]) -> WireResponse {
+/// The status codes of every response in `raw`, in order.
+pub fn statuses(raw: &[u8]) -> Vec<u16> {
+    let text = String::from_utf8_lossy(raw);
+    text.match_indices("HTTP/1.1 ")
+        .filter_map(|(i, _)| text.get(i + 9..i + 12)?.parse().ok())
+        .collect()
+}
+
+/// The first response in `raw`.
+pub fn parse(raw: &[u8]) -> WireResponse {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.split("\r\n");

@@ -281,6 +281,13 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         }
     };
 
+    if f.listen.proxy_protocol && f.trusted_proxies.is_empty() {
+        c.problem(
+            "listen.proxy_protocol",
+            "needs trusted_proxies: only those peers may send a PROXY header, and nobody could connect",
+        );
+    }
+
     let Some(notify) = notify.filter(|_| c.problems.is_empty()) else {
         return Err(c.problems);
     };
@@ -297,6 +304,8 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         default_lang: f.pages.default_language.unwrap_or_default(),
         time_zone,
         trusted_proxies: f.trusted_proxies,
+        client_header: f.client_address.header,
+        proxy_protocol: f.listen.proxy_protocol,
         idle_timeout,
         max_lifetime,
         secret_key_file,

@@ -155,6 +155,12 @@ impl GatewayConfig {
         self
     }
 
+    /// `realms[0].internal_networks` (default `[127.0.0.1/32]`).
+    pub fn internal_networks(mut self, cidrs: &[&str]) -> GatewayConfig {
+        self.internal_networks = cidrs.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
     /// Also open the plain-HTTP redirect listener.
     pub fn http_listener(mut self) -> GatewayConfig {
         self.http_listener = true;

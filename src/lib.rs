@@ -11,6 +11,7 @@
 //! - [`gateway`]: state per configuration ([`gateway::Runtime`]) and across reloads.
 //! - [`proxy`]: pingora's phases: route, session, policy, identity, logging.
 //! - [`net`]: client address (trusted proxies), internal networks.
+//! - [`proxy_protocol`]: PROXY protocol v1/v2 before TLS on the HTTPS listener.
 //! - [`routing`]: host + longest path prefix → service.
 //! - [`policy`]: bypass / one_factor / two_factor / deny / two_factor_offsite, groups.
 //! - [`session`]: server-side sessions, cookies, handoff codes.
@@ -50,6 +51,7 @@ pub mod pages;
 pub mod password;
 pub mod policy;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod regulation;
 pub mod routing;
 pub mod server;

@@ -282,3 +282,160 @@ async fn an_untrusted_client_cannot_claim_an_office_address() {
     let posted = password_with_lines(&mallory, "https://offsite.test/", &ALICE, &spoof).await;
     assert_sent_to_second(&posted, 303);
 }
+
+/// A load balancer that speaks the PROXY protocol (HAProxy `send-proxy`):
+/// every connection accepted on 127.0.0.1 is opened to the gateway from
+/// `from`, with `header` written before the client's first byte, then the
+/// bytes are copied both ways (TLS passes through untouched).
+struct SendProxy {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SendProxy {
+    async fn start(gateway: std::net::SocketAddr, from: [u8; 4], header: Vec<u8>) -> SendProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let header = header.clone();
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                    socket
+                        .bind((std::net::Ipv4Addr::from(from), 0).into())
+                        .unwrap();
+                    let connect = socket.connect(gateway);
+                    let Ok(Ok(mut outbound)) =
+                        tokio::time::timeout(std::time::Duration::from_secs(10), connect).await
+                    else {
+                        return;
+                    };
+                    if outbound.write_all(&header).await.is_err() {
+                        return;
+                    }
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+            }
+        });
+        SendProxy { addr, task }
+    }
+
+    /// A browser-like client whose connections go through this balancer.
+    fn client(&self, gw: &Gateway) -> Client {
+        Client::new(self.addr, gw.pki().ca_pem(), ClientOptions::default())
+    }
+}
+
+impl Drop for SendProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn v1(source: &str) -> Vec<u8> {
+    format!("PROXY TCP4 {source} 127.0.0.1 50123 443\r\n").into_bytes()
+}
+
+/// A v2 header: `cmd` 1 = PROXY, 0 = LOCAL; `fam` 0x11 = TCP over IPv4,
+/// 0x21 = TCP over IPv6; `body` the addresses and ports.
+fn v2(cmd: u8, fam: u8, body: &[u8]) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.push(0x20 | cmd);
+    h.push(fam);
+    h.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    h.extend_from_slice(body);
+    h
+}
+
+fn v2_tcp6(source: &str) -> Vec<u8> {
+    let mut body = source
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets()
+        .to_vec();
+    body.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+    body.extend_from_slice(&[0xc3, 0x50, 0x01, 0xbb]);
+    v2(1, 0x21, &body)
+}
+
+fn v2_tcp4(source: [u8; 4]) -> Vec<u8> {
+    let mut body = source.to_vec();
+    body.extend_from_slice(&[127, 0, 0, 1, 0xc3, 0x50, 0x01, 0xbb]);
+    v2(1, 0x11, &body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_protocol_header_from_a_trusted_balancer_names_the_client() {
+    let upstream = Upstream::start().await;
+    let gw = config(&upstream).proxy_protocol().start().await;
+    let trusted = [127, 0, 0, 1];
+    for (n, header, client_ip, network) in [
+        (0, v1(ATTACKER), ATTACKER, "external"),
+        (1, v2_tcp4([203, 0, 113, 9]), ATTACKER, "external"),
+        (2, v2_tcp6("2001:db8::9"), "2001:db8::9", "external"),
+        (3, v1(OFFICE), OFFICE, "internal"),
+        (4, v2_tcp4([10, 20, 0, 5]), OFFICE, "internal"),
+        // The balancer's own health check (LOCAL) or an UNKNOWN source:
+        // nobody vouched for a client, so it is on no network.
+        (5, v2(0, 0x00, &[]), "0.0.0.0", "external"),
+        (6, b"PROXY UNKNOWN\r\n".to_vec(), "0.0.0.0", "external"),
+    ] {
+        let balancer = SendProxy::start(gw.https_addr(), trusted, header).await;
+        let b = balancer.client(&gw);
+        let path = format!("/pp-{n}");
+        // The client's own X-Forwarded-For is no better through a balancer:
+        // the header's source is the peer, and it is not a trusted proxy.
+        let spoof = [("X-Forwarded-For", OFFICE)];
+        let url = format!("https://bypass.test{path}");
+        let who = get_lines(&b, &url, &spoof).await.whoami();
+        let line = access_line(&gw, &path).await;
+        assert_eq!(line["client_ip"], client_ip, "{line}");
+        assert_eq!(line["network"], network, "{line}");
+        if client_ip != "0.0.0.0" {
+            assert_eq!(line["peer_ip"], client_ip, "{line}");
+            assert_eq!(who.all("x-forwarded-for"), [client_ip]);
+        }
+        if network == "internal" {
+            b.must_login("https://offsite.test/", &ALICE).await;
+        } else {
+            let posted = password_with_lines(&b, "https://offsite.test/", &ALICE, &[]).await;
+            assert_sent_to_second(&posted, 303);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_protocol_listener_refuses_connections_without_a_trusted_valid_header() {
+    let upstream = Upstream::start().await;
+    let mut gw = config(&upstream).proxy_protocol().start().await;
+    let refused = |b: Client, what: &'static str| async move {
+        let result = b.raw().get("https://bypass.test/pp-refused").send().await;
+        assert!(
+            result.is_err(),
+            "{what}: answered {:?}",
+            result.map(|r| r.status())
+        );
+    };
+    // A trusted peer that sends no header (TLS straight away).
+    refused(gw.client(), "no header").await;
+    // Garbage, or a header that lies about its family.
+    for header in [
+        b"PROXY TCP4 nonsense\r\n".to_vec(),
+        b"PROXY TCP4 2001:db8::9 127.0.0.1 1 443\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        v2(1, 0x11, &[203, 0, 113]),
+    ] {
+        let balancer = SendProxy::start(gw.https_addr(), [127, 0, 0, 1], header).await;
+        refused(balancer.client(&gw), "bad header").await;
+    }
+    // Someone who is not a trusted proxy, with a valid header for the office.
+    let balancer = SendProxy::start(gw.https_addr(), [127, 0, 0, 2], v1(OFFICE)).await;
+    refused(balancer.client(&gw), "untrusted peer").await;
+    let lines = gw.access_log_lines();
+    assert!(
+        lines.iter().all(|l| l["path"] != "/pp-refused"),
+        "a refused connection was served: {lines:?}"
+    );
+    gw.assert_alive();
+}

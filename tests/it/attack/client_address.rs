@@ -439,3 +439,68 @@ async fn a_proxy_protocol_listener_refuses_connections_without_a_trusted_valid_h
     );
     gw.assert_alive();
 }
+
+/// `portvakt check-config` on the test config with `listen_extra` added
+/// under `listen:` and `extra` at the top level: (success, stderr, text).
+fn check_config(listen_extra: &str, extra: &str) -> (bool, String, String) {
+    let addr: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let text = GatewayConfig::new()
+        .trusted_proxies(&[])
+        .extra_yaml(extra)
+        .render(addr, None, "127.0.0.1:2".parse().unwrap())
+        .replacen("listen:\n", &format!("listen:\n{listen_extra}"), 1);
+    let dir = tempfile::Builder::new()
+        .prefix("portvakt-ca-")
+        .tempdir()
+        .unwrap();
+    Pki::shared().write_to(dir.path());
+    std::fs::write(
+        dir.path().join("users.yaml"),
+        crate::support::users::users_yaml(),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("secret.key"), [7u8; 32]).unwrap();
+    let config = dir.path().join("portvakt.yaml");
+    std::fs::write(&config, &text).unwrap();
+    let out = std::process::Command::new(portvakt_bin())
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run portvakt check-config");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.success(), stderr, text)
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn check_config_refuses_an_unknown_client_address_header() {
+    let (ok, _, _) = check_config("", "client_address:\n  header: forwarded\n");
+    assert!(ok, "forwarded is a valid choice");
+    // There is no "both": the admin must say which header the proxy sets.
+    for bad in ["x-real-ip", "both", "[x-forwarded-for, forwarded]"] {
+        let (ok, stderr, text) = check_config("", &format!("client_address:\n  header: {bad}\n"));
+        assert!(!ok, "{bad} accepted");
+        let line = line_of(&text, "  header:");
+        assert!(
+            crate::support::expect::mentions_line(&stderr, line) && stderr.contains("header"),
+            "{bad}: the error does not point at line {line}:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn check_config_refuses_proxy_protocol_without_trusted_proxies() {
+    let (ok, stderr, text) = check_config("  proxy_protocol: true\n", "");
+    assert!(!ok, "proxy_protocol without trusted_proxies accepted");
+    let line = line_of(&text, "proxy_protocol");
+    assert!(
+        crate::support::expect::mentions_line(&stderr, line)
+            && stderr.contains("listen.proxy_protocol")
+            && stderr.contains("trusted_proxies"),
+        "the error does not point at line {line}:\n{stderr}"
+    );
+}

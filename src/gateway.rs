@@ -387,6 +387,7 @@ impl Gateway {
         let config = crate::config::load(&current.config.source)?;
         if config.https_addr != current.config.https_addr
             || config.http_addr != current.config.http_addr
+            || config.proxy_protocol != current.config.proxy_protocol
         {
             tracing::warn!("listen addresses changed; they take effect only after a restart");
         }

@@ -12,6 +12,7 @@
 //! - [`proxy`]: pingora's phases: route, session, policy, identity, logging.
 //! - [`request`]: the normalised path (or 400) and header limits and hygiene, before routing.
 //! - [`net`]: client address (trusted proxies), internal networks.
+//! - [`proxy_protocol`]: PROXY protocol v1/v2 before TLS on the HTTPS listener.
 //! - [`routing`]: host + longest path prefix → service.
 //! - [`policy`]: bypass / one_factor / two_factor / deny / two_factor_offsite, groups.
 //! - [`session`]: server-side sessions, cookies, handoff codes.
@@ -51,6 +52,7 @@ pub mod pages;
 pub mod password;
 pub mod policy;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod regulation;
 pub mod request;
 pub mod routing;

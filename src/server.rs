@@ -56,6 +56,7 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
     let https_addr = config.https_addr;
     let http_addr = config.http_addr;
     let admin_addr = config.admin_addr;
+    let proxy_protocol = config.proxy_protocol;
     let tuning = config.server.clone();
     let runtime = Runtime::build(config, None)?;
     crate::audit::LogWriter::preflight_chained(
@@ -96,6 +97,10 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
     tls.set_cert_resolver(resolver.clone());
     tls.enable_h2();
     proxy.add_tls_with_settings(&https_addr.to_string(), None, tls);
+    if proxy_protocol {
+        let hook = crate::proxy_protocol::ProxyProtocol::new(gateway.clone());
+        proxy.endpoints().set_pre_tls_callback(Arc::new(hook));
+    }
     server.add_service(proxy);
 
     if let Some(addr) = http_addr {

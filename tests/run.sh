@@ -32,3 +32,6 @@ fi
 
 echo "== tests"
 cargo test --locked -- --test-threads 2
+
+echo "== fuzzing: every target briefly (README 'Fuzzing' runs them longer)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-15} bash fuzz/run.sh

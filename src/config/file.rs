@@ -29,9 +29,13 @@ pub struct FileConfig {
     /// Where page templates live and which language is the default.
     #[serde(default)]
     pub pages: Pages,
-    /// Peers whose `X-Forwarded-For` is believed. Empty: nobody's.
+    /// Peers whose forwarding header (see `client_address`) or PROXY
+    /// protocol header is believed. Empty: nobody's.
     #[serde(default)]
     pub trusted_proxies: Vec<IpNet>,
+    /// Where a trusted proxy puts the client address.
+    #[serde(default)]
+    pub client_address: ClientAddress,
     /// Session lifetimes and cookie naming.
     #[serde(default)]
     pub sessions: Sessions,
@@ -169,9 +173,23 @@ pub struct Listen {
     pub https: SocketAddr,
     /// Optional plain-HTTP listener that only redirects to HTTPS.
     pub http: Option<SocketAddr>,
+    /// The HTTPS listener expects a PROXY protocol v1/v2 header before the
+    /// TLS handshake, from `trusted_proxies` only; others are refused.
+    #[serde(default)]
+    pub proxy_protocol: bool,
     /// Admin listener (`/healthz`, `/readyz`, `/metrics`, sessions API):
     /// an address, or `off`. Default `127.0.0.1:9100`.
     pub admin: Option<String>,
+}
+
+/// `client_address:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAddress {
+    /// `x-forwarded-for` (default) or `forwarded` (RFC 7239): the one header
+    /// a trusted proxy's client address is read from; the other is ignored.
+    #[serde(default)]
+    pub header: crate::net::ForwardedHeader,
 }
 
 /// `tls:`

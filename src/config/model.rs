@@ -36,8 +36,12 @@ pub struct Config {
     pub default_lang: Lang,
     /// Zone for times shown on pages.
     pub time_zone: jiff::tz::TimeZone,
-    /// Peers whose forwarding headers are believed.
+    /// Peers whose forwarding header or PROXY protocol header is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// The one header a trusted proxy's client address is read from.
+    pub client_header: crate::net::ForwardedHeader,
+    /// The HTTPS listener reads a PROXY protocol header first.
+    pub proxy_protocol: bool,
     /// Session idle timeout.
     pub idle_timeout: Duration,
     /// Session absolute lifetime.

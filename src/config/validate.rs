@@ -291,6 +291,12 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
             "header_bytes must be at least 4096 and header_fields at least 16: browsers send 1–8 KiB in 10–30 fields",
         );
     }
+    if f.listen.proxy_protocol && f.trusted_proxies.is_empty() {
+        c.problem(
+            "listen.proxy_protocol",
+            "needs trusted_proxies: only those peers may send a PROXY header, and nobody could connect",
+        );
+    }
 
     let Some(notify) = notify.filter(|_| c.problems.is_empty()) else {
         return Err(c.problems);
@@ -308,6 +314,8 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         default_lang: f.pages.default_language.unwrap_or_default(),
         time_zone,
         trusted_proxies: f.trusted_proxies,
+        client_header: f.client_address.header,
+        proxy_protocol: f.listen.proxy_protocol,
         idle_timeout,
         max_lifetime,
         secret_key_file,

@@ -21,7 +21,7 @@ pub struct Ctx {
     pub peer_ip: IpAddr,
     /// Client (after trusted-proxy resolution).
     pub client_ip: IpAddr,
-    /// Whether the peer is a trusted proxy (then its X-Forwarded-For chain is kept).
+    /// Whether the peer is a trusted proxy (then its forwarding header named the client).
     pub peer_trusted: bool,
     /// Internal to the relevant realm.
     pub internal: bool,

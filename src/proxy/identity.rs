@@ -8,7 +8,6 @@ use super::ctx::Ctx;
 use crate::config::model::Service;
 use crate::session::cookie;
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// Rewrite `req` before it goes upstream.
@@ -34,16 +33,14 @@ pub fn prepare(req: &mut RequestHeader, ctx: &Ctx, service: &Service) -> pingora
         req.insert_header(w[6].clone(), v.methods.clone())?;
     }
 
-    // X-Forwarded-For: a trusted proxy's chain is kept and the peer appended;
-    // anyone else's is replaced by the peer address.
+    // X-Forwarded-For says only what the gateway vouches for: through a
+    // trusted proxy the client it decided on (`0.0.0.0` when unknown), then
+    // the peer; else the peer alone. Hops left of the client were written by
+    // the client itself, and many upstreams believe the leftmost, so they are
+    // not passed on.
     let mut xff = String::with_capacity(48);
-    if let Some(chain) = req
-        .headers
-        .get(&X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-        .filter(|chain| ctx.peer_trusted && !chain.trim().is_empty())
-    {
-        xff.push_str(chain);
+    if ctx.peer_trusted && ctx.client_ip != ctx.peer_ip {
+        crate::net::push_ip(&mut xff, ctx.client_ip);
         xff.push_str(", ");
     }
     let peer_at = xff.len();
@@ -59,9 +56,9 @@ pub fn prepare(req: &mut RequestHeader, ctx: &Ctx, service: &Service) -> pingora
     // `&'static str` names: pingora's header-case map keeps them without a
     // copy (it still parses each name once per insert; nothing avoids that).
     req.insert_header("X-Forwarded-For", xff)?;
-    if !ctx.peer_trusted {
-        req.remove_header(&FORWARDED);
-    }
+    // Never passed on, trusted peer or not: a proxy that sets only
+    // X-Forwarded-For forwards a client's `Forwarded` untouched.
+    req.remove_header(&FORWARDED);
     req.insert_header("X-Real-IP", real_ip)?;
     req.insert_header("X-Forwarded-Proto", "https")?;
     let forwarded_host = format!("{}{}", ctx.host, ctx.port_suffix);
@@ -95,4 +92,73 @@ fn strip_our_cookies(req: &mut RequestHeader) -> pingora::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `prepare` sends upstream as forwarding headers, for a request
+    /// that arrived with `incoming` headers.
+    fn forwarding(
+        peer: &str,
+        trusted: bool,
+        client: &str,
+        incoming: &[(&str, &str)],
+    ) -> (Vec<String>, Option<String>, bool) {
+        let service = crate::testutil::service_at("app.test", "/", crate::policy::Policy::Bypass);
+        let mut ctx = Ctx::new();
+        ctx.peer_ip = peer.parse().unwrap();
+        ctx.peer_trusted = trusted;
+        ctx.client_ip = client.parse().unwrap();
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        for (n, v) in incoming {
+            req.append_header(n.to_string(), *v).unwrap();
+        }
+        prepare(&mut req, &ctx, &service).unwrap();
+        let all = |name: &str| -> Vec<String> {
+            req.headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect()
+        };
+        let real = all("x-real-ip").pop();
+        (
+            all("x-forwarded-for"),
+            real,
+            req.headers.contains_key("forwarded"),
+        )
+    }
+
+    #[test]
+    fn upstream_forwarding_headers_carry_only_what_the_gateway_vouches_for() {
+        let spoof = [
+            ("X-Forwarded-For", "10.20.0.5"),
+            ("X-Forwarded-For", "203.0.113.9"),
+            ("Forwarded", "for=10.20.0.5"),
+        ];
+        // An untrusted client: its own headers are replaced by its address.
+        let (xff, real, fwd) = forwarding("192.0.2.7", false, "192.0.2.7", &spoof);
+        assert_eq!(xff, ["192.0.2.7"]);
+        assert_eq!(real.as_deref(), Some("192.0.2.7"));
+        assert!(
+            !fwd,
+            "an untrusted client's Forwarded must not reach the upstream"
+        );
+        // Through a trusted proxy: the decided client, then the proxy; the
+        // client-written hops to the left and any Forwarded are dropped.
+        let (xff, real, fwd) = forwarding("10.0.0.1", true, "203.0.113.9", &spoof);
+        assert_eq!(xff, ["203.0.113.9, 10.0.0.1"]);
+        assert_eq!(real.as_deref(), Some("203.0.113.9"));
+        assert!(
+            !fwd,
+            "a Forwarded passed through by the proxy must not reach the upstream"
+        );
+        // A trusted proxy that named no usable client: the upstream is told so.
+        let (xff, real, _) =
+            forwarding("10.0.0.1", true, "0.0.0.0", &[("X-Forwarded-For", "junk")]);
+        assert_eq!(xff, ["0.0.0.0, 10.0.0.1"]);
+        assert_eq!(real.as_deref(), Some("0.0.0.0"));
+    }
 }

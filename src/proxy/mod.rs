@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  request ──▶ request_filter ─────────────────────────────────────────────┐
-//!              │ net::client_ip         who is the client (trusted proxies) │
+//!              │ net::client_address    who is the client (trusted proxies) │
 //!              │ routing::Router        host + longest prefix → service     │
 //!              │ pages → pages::handle  /.portvakt/… and the portal host ───┼─▶ our reply, stop
 //!              │ session                cookie → store (idle/lifetime)      │
@@ -433,13 +433,13 @@ impl Proxy {
             .map(|a| crate::net::canonical(a.ip()))
             .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         ctx.peer_ip = peer;
-        ctx.peer_trusted = crate::net::in_networks(&rt.config.trusted_proxies, peer);
-        let xff = session
-            .req_header()
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        ctx.client_ip = crate::net::client_ip(peer, xff, &rt.config.trusted_proxies);
+        let trusted = &rt.config.trusted_proxies;
+        ctx.peer_trusted = crate::net::in_networks(trusted, peer);
+        // Every line of the one configured header; the other is ignored.
+        let header = rt.config.client_header;
+        let lines = session.req_header().headers.get_all(header.name());
+        let lines = lines.iter().map(|v| v.as_bytes());
+        ctx.client_ip = crate::net::client_address(peer, trusted, header, lines);
         let req = session.req_header();
         let raw_host = req
             .uri

@@ -3,6 +3,7 @@
 //! `SECURITY.md` is broken. Tests read as what an attacker tries and what
 //! must happen instead.
 
+mod client_address;
 mod headers;
 mod paths;
 mod smuggling;

@@ -97,6 +97,8 @@ pub struct GatewayConfig {
     trusted_proxies: Vec<String>,
     internal_networks: Vec<String>,
     http_listener: bool,
+    /// `listen.proxy_protocol`.
+    proxy_protocol: bool,
     certificates: Vec<&'static str>,
     extra_yaml: String,
     pki: Option<Pki>,
@@ -115,6 +117,7 @@ impl Default for GatewayConfig {
             trusted_proxies: Vec::new(),
             internal_networks: vec!["127.0.0.1/32".into()],
             http_listener: false,
+            proxy_protocol: false,
             certificates: vec!["main", "second"],
             extra_yaml: String::new(),
             pki: None,
@@ -152,6 +155,18 @@ impl GatewayConfig {
 
     pub fn trusted_proxies(mut self, cidrs: &[&str]) -> GatewayConfig {
         self.trusted_proxies = cidrs.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// `realms[0].internal_networks` (default `[127.0.0.1/32]`).
+    pub fn internal_networks(mut self, cidrs: &[&str]) -> GatewayConfig {
+        self.internal_networks = cidrs.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// `listen.proxy_protocol: true`: a PROXY header before TLS on HTTPS.
+    pub fn proxy_protocol(mut self) -> GatewayConfig {
+        self.proxy_protocol = true;
         self
     }
 
@@ -203,6 +218,9 @@ impl GatewayConfig {
             y.push_str(&format!("  http: \"{http}\"\n"));
         }
         y.push_str(&format!("  admin: \"{admin}\"\n"));
+        if self.proxy_protocol {
+            y.push_str("  proxy_protocol: true\n");
+        }
         y.push_str("tls:\n  certificates:\n");
         for c in &self.certificates {
             y.push_str(&format!(

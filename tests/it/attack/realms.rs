@@ -379,3 +379,130 @@ async fn revoking_one_annas_sessions_leaves_the_others() {
         "{listed}"
     );
 }
+
+/// Schema 1 of the enrolment store, as the portvakt before realms wrote it.
+const SCHEMA_1: &str = "CREATE TABLE sms_numbers (
+        username TEXT NOT NULL,
+        position INTEGER NOT NULL CHECK (position IN (0, 1)),
+        e164 TEXT NOT NULL,
+        added_ms INTEGER NOT NULL,
+        PRIMARY KEY (username, position)
+    ) STRICT;
+    CREATE TABLE totp_devices (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        username TEXT NOT NULL,
+        description TEXT NOT NULL,
+        seed BLOB NOT NULL,
+        added_ms INTEGER NOT NULL,
+        last_step INTEGER
+    ) STRICT;
+    CREATE INDEX totp_devices_by_user ON totp_devices (username);
+    CREATE TABLE tokens (
+        serial TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('hotp', 'totp')),
+        digits INTEGER NOT NULL CHECK (digits IN (6, 8)),
+        period INTEGER CHECK ((kind = 'totp') = (period IS NOT NULL)),
+        counter INTEGER NOT NULL DEFAULT 0,
+        last_step INTEGER,
+        seed BLOB NOT NULL,
+        imported_ms INTEGER NOT NULL,
+        username TEXT,
+        assigned_ms INTEGER,
+        resync_counter INTEGER,
+        resync_at INTEGER
+    ) STRICT;
+    CREATE INDEX tokens_by_user ON tokens (username);
+    PRAGMA user_version = 1;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_store_waits_for_the_operator_to_say_whose_enrolments_they_are() {
+    let upstream = Upstream::start().await;
+    let mut gw = two_annas(&upstream).start().await;
+    gw.signal("TERM");
+    assert!(
+        gw.wait_exit(std::time::Duration::from_secs(10)).is_some(),
+        "the gateway did not stop"
+    );
+    // The store as the portvakt before realms left it: anna's authenticator,
+    // keyed by the bare name, its seed sealed without a realm.
+    for name in ["portvakt.db", "portvakt.db-wal", "portvakt.db-shm"] {
+        let _ = std::fs::remove_file(gw.dir().join(name));
+    }
+    let secret = b"12345678901234567890";
+    let key = std::fs::read(gw.dir().join("secret.key")).expect("key");
+    let sealed = portvakt::storage::Sealer::from_secret(&key)
+        .seal(secret, b"totp:1:anna")
+        .expect("seal");
+    let conn = rusqlite::Connection::open(gw.dir().join("portvakt.db")).expect("old store");
+    conn.execute_batch(SCHEMA_1).expect("schema 1");
+    conn.execute(
+        "INSERT INTO totp_devices (id, username, description, seed, added_ms) \
+         VALUES (1, 'anna', 'Gammal mobil', ?1, 1)",
+        [sealed],
+    )
+    .expect("anna's device");
+    drop(conn);
+
+    // Three realms: the gateway will not guess whose anna that was.
+    let mut serve = std::process::Command::new(portvakt_bin())
+        .args(["serve", "--config"])
+        .arg(gw.config_path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = serve.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = serve.kill();
+            let _ = serve.wait();
+            panic!("portvakt serve started on a store with enrolments of no realm");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    assert!(!status.success());
+    assert!(
+        err.contains("portvakt storage adopt --realm ID") && err.contains("staff, school, office"),
+        "the refusal says what to run and which realms there are: {err}"
+    );
+    let out = admin(&gw, &["enrolments", "list", "anna", "--realm", "office"]);
+    assert!(!out.status.success(), "the admin commands refuse too");
+
+    // The operator looks, and says: the school's.
+    let legacy = admin_ok(&gw, &["storage", "legacy"]);
+    assert!(legacy.contains("anna  sms 0, totp 1, tokens 0"), "{legacy}");
+    let adopted = admin_ok(&gw, &["storage", "adopt", "--realm", "school"]);
+    assert!(
+        adopted.contains("1 user") && adopted.contains("anna"),
+        "{adopted}"
+    );
+    let out = admin(&gw, &["storage", "adopt", "--realm", "nowhere"]);
+    assert!(
+        !out.status.success(),
+        "adopted into a realm that does not exist"
+    );
+
+    // The gateway starts; the old authenticator logs the school anna in and
+    // is nothing to the office anna.
+    gw.restart().await;
+    let office = admin_ok(&gw, &["enrolments", "list", "anna", "--realm", "office"]);
+    assert!(office.contains("nothing enrolled"), "{office}");
+    let b32 = portvakt::factors::totp::base32(secret);
+    let school = gw.offsite_client();
+    let form = code_page_for(&school, SCHOOL_APP, &ANNA_SCHOOL, "totp").await;
+    let code = code_now(&b32).await;
+    let who = arrive(
+        &school,
+        enter_code(&school, &form, &code).await,
+        &ANNA_SCHOOL,
+    )
+    .await;
+    assert_eq!(who.one("remote-realm"), Some("school"));
+}

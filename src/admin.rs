@@ -17,7 +17,9 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::factors::token::{parse_csv, CsvError, TokenKind};
 use crate::factors::totp;
 use crate::signing::KeyError;
-use crate::storage::{EnrolmentStore, Enrolments, Sealer, SqliteStore, StorageError};
+use crate::storage::{
+    EnrolmentStore, Enrolments, LegacyRows, Sealer, SqliteStore, StorageError, UserRef,
+};
 
 /// Why an admin command failed (printed as is).
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,45 @@ pub enum AdminError {
     /// The tokio runtime for the store could not start.
     #[error("cannot start the admin runtime: {0}")]
     Runtime(std::io::Error),
+    /// A user was named without a realm where the configuration has several.
+    #[error(
+        "this configuration has several realms ({}), and a user is a realm and a name \
+         (two realms may both hold the name): say which with --realm ID",
+        .0.join(", ")
+    )]
+    RealmNeeded(Vec<String>),
+    /// `--realm` names no configured realm.
+    #[error("--realm {given:?}: the configuration has no such realm; its realms are {}", .realms.join(", "))]
+    UnknownRealm {
+        /// What was given.
+        given: String,
+        /// The configured realm ids.
+        realms: Vec<String>,
+    },
+}
+
+/// The realm a command means: `--realm` if given (it must be configured),
+/// else the only realm; with several realms it must be given, since a guess
+/// would act on another realm's user of the same name.
+pub fn realm_for(
+    config: &crate::config::Config,
+    given: Option<&str>,
+) -> Result<String, AdminError> {
+    let realms: Vec<String> = config.realms.iter().map(|r| r.id.clone()).collect();
+    pick_realm(realms, given)
+}
+
+/// [`realm_for`] on the configured realm ids.
+fn pick_realm(realms: Vec<String>, given: Option<&str>) -> Result<String, AdminError> {
+    match (given, realms.as_slice()) {
+        (Some(g), _) if realms.iter().any(|r| r == g) => Ok(g.to_owned()),
+        (Some(g), _) => Err(AdminError::UnknownRealm {
+            given: g.to_owned(),
+            realms,
+        }),
+        (None, [only]) => Ok(only.clone()),
+        (None, _) => Err(AdminError::RealmNeeded(realms)),
+    }
 }
 
 /// An open store plus what the commands need around it.
@@ -64,16 +105,25 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Open the store a validated configuration names.
+    /// Open the store a validated configuration names (rows from before
+    /// realms: as [`LegacyRows::for_config`] says).
     pub fn from_config(config: &crate::config::Config) -> Result<Admin, AdminError> {
-        Admin::open(&config.storage_path, &config.secret_key_file)
+        Admin::open(
+            &config.storage_path,
+            &config.secret_key_file,
+            LegacyRows::for_config(config),
+        )
     }
 
     /// Open the SQLite store at `storage_path` with the key in
     /// `secret_key_file` (the config's `storage_path` and `secret_key_file`).
-    pub fn open(storage_path: &Path, secret_key_file: &Path) -> Result<Admin, AdminError> {
+    pub fn open(
+        storage_path: &Path,
+        secret_key_file: &Path,
+        legacy: LegacyRows,
+    ) -> Result<Admin, AdminError> {
         let sealer = Sealer::from_key_file(secret_key_file)?;
-        let store = SqliteStore::open(storage_path, sealer)?;
+        let store = SqliteStore::open(storage_path, sealer, legacy)?;
         Admin::with_store(Arc::new(store), Arc::new(SystemClock))
     }
 
@@ -110,20 +160,25 @@ impl Admin {
     }
 
     /// `token assign SERIAL USER`.
-    pub fn token_assign(&self, serial: &str, user: &str) -> Result<String, AdminError> {
-        self.run(self.store.assign_token(serial, user, self.clock.now_ms()))?;
-        tracing::info!(action = "token_assign", serial, user, "admin");
-        Ok(format!("token {serial} is assigned to {user}"))
+    pub fn token_assign(&self, serial: &str, who: &UserRef) -> Result<String, AdminError> {
+        self.run(self.store.assign_token(serial, who, self.clock.now_ms()))?;
+        tracing::info!(
+            action = "token_assign",
+            serial,
+            user = who.user,
+            realm = who.realm,
+            "admin"
+        );
+        Ok(format!("token {serial} is assigned to {who}"))
     }
 
     /// `token unassign SERIAL`.
     pub fn token_unassign(&self, serial: &str) -> Result<String, AdminError> {
         let was = self.run(self.store.unassign_token(serial))?;
         tracing::info!(action = "token_unassign", serial, "admin");
-        Ok(if was {
-            format!("token {serial} is no longer assigned")
-        } else {
-            format!("token {serial} was not assigned")
+        Ok(match was {
+            Some(who) => format!("token {serial} is no longer assigned (it was {who}'s)"),
+            None => format!("token {serial} was not assigned"),
         })
     }
 
@@ -151,7 +206,7 @@ impl Admin {
     /// device; prints its secret and `otpauth://` URI this once only.
     pub fn totp_add(
         &self,
-        user: &str,
+        who: &UserRef,
         description: &str,
         issuer: &str,
     ) -> Result<String, AdminError> {
@@ -159,11 +214,18 @@ impl Admin {
         let id =
             self.run(
                 self.store
-                    .add_totp_device(user, description, &secret, self.clock.now_ms()),
+                    .add_totp_device(who, description, &secret, self.clock.now_ms()),
             )?;
-        tracing::info!(action = "totp_add", user, device = id, "admin");
+        let user = who.user.as_str();
+        tracing::info!(
+            action = "totp_add",
+            user,
+            realm = who.realm,
+            device = id,
+            "admin"
+        );
         Ok(format!(
-            "added authenticator device {id} ({description:?}) for {user}\n\
+            "added authenticator device {id} ({description:?}) for {who}\n\
              secret: {}\n\
              uri:    {}\n\
              The secret is shown only now and cannot be read back later.",
@@ -173,53 +235,154 @@ impl Admin {
     }
 
     /// `enrolments USER`: what the user has, without secrets.
-    pub fn enrolments_list(&self, user: &str) -> Result<String, AdminError> {
-        let e = self.run(self.store.enrolments(user))?;
+    pub fn enrolments_list(&self, who: &UserRef) -> Result<String, AdminError> {
+        let e = self.run(self.store.enrolments(who))?;
         if e.is_empty() {
-            return Ok(format!("{user} has nothing enrolled"));
+            return Ok(format!("{who} has nothing enrolled"));
         }
-        Ok(format!("{user}:\n{}", describe(&e)))
+        Ok(format!("{who}:\n{}", describe(&e)))
     }
 
     /// `totp remove USER ID`.
-    pub fn remove_totp(&self, user: &str, id: i64) -> Result<String, AdminError> {
-        if !self.run(self.store.remove_totp_device(user, id))? {
+    pub fn remove_totp(&self, who: &UserRef, id: i64) -> Result<String, AdminError> {
+        if !self.run(self.store.remove_totp_device(who, id))? {
             return Err(AdminError::NotFound(format!(
-                "{user} has no authenticator device {id}"
+                "{who} has no authenticator device {id}"
             )));
         }
-        tracing::info!(action = "totp_remove", user, device = id, "admin");
-        Ok(format!("removed authenticator device {id} of {user}"))
+        let user = who.user.as_str();
+        tracing::info!(
+            action = "totp_remove",
+            user,
+            realm = who.realm,
+            device = id,
+            "admin"
+        );
+        Ok(format!("removed authenticator device {id} of {who}"))
     }
 
     /// `sms remove USER POSITION` (0 or 1).
-    pub fn remove_sms(&self, user: &str, position: u8) -> Result<String, AdminError> {
-        if !self.run(self.store.remove_sms_number(user, position))? {
+    pub fn remove_sms(&self, who: &UserRef, position: u8) -> Result<String, AdminError> {
+        if !self.run(self.store.remove_sms_number(who, position))? {
             return Err(AdminError::NotFound(format!(
-                "{user} has no SMS number {}",
+                "{who} has no SMS number {}",
                 position + 1
             )));
         }
-        tracing::info!(action = "sms_remove", user, position, "admin");
-        Ok(format!("removed SMS number {} of {user}", position + 1))
+        let user = who.user.as_str();
+        tracing::info!(
+            action = "sms_remove",
+            user,
+            realm = who.realm,
+            position,
+            "admin"
+        );
+        Ok(format!("removed SMS number {} of {who}", position + 1))
     }
 
     /// `reset USER`: remove numbers and devices, unassign tokens.
-    pub fn reset_user(&self, user: &str) -> Result<String, AdminError> {
-        let had = self.run(self.store.reset_user(user))?;
+    pub fn reset_user(&self, who: &UserRef) -> Result<String, AdminError> {
+        let had = self.run(self.store.reset_user(who))?;
+        let user = who.user.as_str();
         tracing::info!(
             action = "reset_user",
             user,
+            realm = who.realm,
             sms = had.sms.len(),
             totp = had.totp.len(),
             tokens = had.tokens.len(),
             "admin"
         );
         if had.is_empty() {
-            return Ok(format!("{user} had nothing enrolled"));
+            return Ok(format!("{who} had nothing enrolled"));
         }
-        Ok(format!("reset {user}; removed:\n{}", describe(&had)))
+        Ok(format!("reset {who}; removed:\n{}", describe(&had)))
     }
+}
+
+/// `storage legacy`: enrolments stored before they were kept per realm.
+pub fn storage_legacy(config: &crate::config::Config) -> Result<String, AdminError> {
+    let store = open_keeping_legacy(config)?;
+    let users = store.legacy_users()?;
+    if users.is_empty() {
+        return Ok("no enrolments from before realms: nothing to adopt".into());
+    }
+    let mut out = vec![format!(
+        "{} user{} with enrolments from before realms (adopt them with \
+         `portvakt storage adopt --realm ID [USER ...]`):",
+        users.len(),
+        plural(users.len())
+    )];
+    for u in &users {
+        out.push(format!(
+            "  {}  sms {}, totp {}, tokens {}",
+            u.user, u.sms, u.totp, u.tokens
+        ));
+    }
+    Ok(out.join("\n"))
+}
+
+/// `storage adopt --realm ID [USER ...]`: give enrolments from before realms
+/// (of these users, or of all that are left) to one realm.
+pub fn storage_adopt(
+    config: &crate::config::Config,
+    realm: &str,
+    users: &[String],
+) -> Result<String, AdminError> {
+    let store = open_keeping_legacy(config)?;
+    if !users.is_empty() {
+        let present: Vec<String> = store.legacy_users()?.into_iter().map(|u| u.user).collect();
+        let missing: Vec<&str> = users
+            .iter()
+            .filter(|u| !present.contains(u))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(AdminError::NotFound(format!(
+                "no enrolments from before realms for: {} (nothing was adopted; \
+                 `portvakt storage legacy` lists who has some)",
+                missing.join(", ")
+            )));
+        }
+    }
+    let a = store.adopt_legacy(realm, (!users.is_empty()).then_some(users))?;
+    tracing::info!(
+        action = "storage_adopt",
+        realm,
+        users = a.users.len(),
+        sms = a.sms,
+        totp = a.totp,
+        tokens = a.tokens,
+        "admin"
+    );
+    let left = store.legacy_users()?.len();
+    Ok(format!(
+        "realm {realm} adopted the enrolments of {} user{} ({} SMS number{}, {} authenticator \
+         device{}, {} token{}){}; {left} user{} left without a realm",
+        a.users.len(),
+        plural(a.users.len()),
+        a.sms,
+        plural(a.sms),
+        a.totp,
+        plural(a.totp),
+        a.tokens,
+        plural(a.tokens),
+        if a.users.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", a.users.join(", "))
+        },
+        plural(left),
+    ))
+}
+
+fn open_keeping_legacy(config: &crate::config::Config) -> Result<SqliteStore, AdminError> {
+    let sealer = Sealer::from_key_file(&config.secret_key_file)?;
+    Ok(SqliteStore::open(
+        &config.storage_path,
+        sealer,
+        LegacyRows::Keep,
+    )?)
 }
 
 fn plural(n: usize) -> &'static str {
@@ -288,11 +451,19 @@ mod tests {
     use crate::factors::token::Hotp;
     use crate::storage::Verify;
 
+    fn u(name: &str) -> UserRef {
+        UserRef::new("adm", name)
+    }
+
     const HEX: &str = "3132333435363738393031323334353637383930";
 
     fn admin(dir: &Path) -> Admin {
-        let store = SqliteStore::open(&dir.join("db/portvakt.db"), Sealer::from_secret(&[9; 32]))
-            .expect("open");
+        let store = SqliteStore::open(
+            &dir.join("db/portvakt.db"),
+            Sealer::from_secret(&[9; 32]),
+            LegacyRows::Keep,
+        )
+        .expect("open");
         Admin::with_store(Arc::new(store), ManualClock::starting_at(1_700_000_000_000))
             .expect("admin")
     }
@@ -302,14 +473,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = dir.path().join("secret.key");
         assert!(matches!(
-            Admin::open(&dir.path().join("a.db"), &key),
+            Admin::open(&dir.path().join("a.db"), &key, LegacyRows::Keep),
             Err(AdminError::Key(_))
         ));
         std::fs::write(&key, [3u8; 32]).expect("write");
-        let a = Admin::open(&dir.path().join("a.db"), &key).expect("open");
+        let a = Admin::open(&dir.path().join("a.db"), &key, LegacyRows::Keep).expect("open");
         assert_eq!(
-            a.enrolments_list("bob").expect("list"),
-            "bob has nothing enrolled"
+            a.enrolments_list(&u("bob")).expect("list"),
+            "bob (realm adm) has nothing enrolled"
         );
     }
 
@@ -338,11 +509,14 @@ mod tests {
         assert!(again.contains("T1, T2"), "{again}");
 
         assert_eq!(
-            a.token_assign("T1", "alice").expect("assign"),
-            "token T1 is assigned to alice"
+            a.token_assign("T1", &u("alice")).expect("assign"),
+            "token T1 is assigned to alice (realm adm)"
         );
-        assert!(a.token_assign("T1", "bob").is_err(), "assigned elsewhere");
-        assert!(a.token_assign("NOPE", "bob").is_err());
+        assert!(
+            a.token_assign("T1", &u("bob")).is_err(),
+            "assigned elsewhere"
+        );
+        assert!(a.token_assign("NOPE", &u("bob")).is_err());
         // HEX decodes to the RFC 4226 test secret.
         let h = Hotp::new(b"12345678901234567890", 6);
         assert!(
@@ -354,7 +528,7 @@ mod tests {
             .expect("resync");
         assert!(out.ends_with("counter 2002"), "{out}");
         let v =
-            a.rt.block_on(a.store.verify_token("alice", &h.code(2002), 0))
+            a.rt.block_on(a.store.verify_token(&u("alice"), &h.code(2002), 0))
                 .expect("verify");
         assert!(matches!(v, Verify::Accepted { .. }));
         assert!(a
@@ -363,12 +537,14 @@ mod tests {
             .to_string()
             .contains("TOTP"));
 
-        let added = a.totp_add("alice", "Jobbmobil", "Kommunen").expect("add");
+        let added = a
+            .totp_add(&u("alice"), "Jobbmobil", "Kommunen")
+            .expect("add");
         assert!(
             added.contains("otpauth://totp/Kommunen:alice?secret="),
             "{added}"
         );
-        let list = a.enrolments_list("alice").expect("list");
+        let list = a.enrolments_list(&u("alice")).expect("list");
         assert!(
             list.contains("totp   1  \"Jobbmobil\"") && list.contains("token  T1  hotp, 6 digits"),
             "{list}"
@@ -377,20 +553,44 @@ mod tests {
             list.contains("added 2023-11-14 22:13 UTC, never used"),
             "{list}"
         );
-        assert!(a.remove_totp("alice", 99).is_err());
-        assert!(a.remove_sms("alice", 0).is_err());
-        let reset = a.reset_user("alice").expect("reset");
+        assert!(a.remove_totp(&u("alice"), 99).is_err());
+        assert!(a.remove_sms(&u("alice"), 0).is_err());
+        let reset = a.reset_user(&u("alice")).expect("reset");
         assert!(
             reset.contains("Jobbmobil") && reset.contains("T1"),
             "{reset}"
         );
         assert_eq!(
-            a.enrolments_list("alice").expect("list"),
-            "alice has nothing enrolled"
+            a.enrolments_list(&u("alice")).expect("list"),
+            "alice (realm adm) has nothing enrolled"
         );
         assert_eq!(
             a.token_unassign("T1").expect("unassign"),
             "token T1 was not assigned"
         );
+    }
+
+    #[test]
+    fn the_realm_is_needed_only_when_there_are_several() {
+        let ids = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let one = || ids(&["adm"]);
+        assert_eq!(pick_realm(one(), None).expect("the only one"), "adm");
+        assert_eq!(pick_realm(one(), Some("adm")).expect("given"), "adm");
+        let err = pick_realm(one(), Some("school")).expect_err("unknown");
+        assert!(
+            err.to_string()
+                .contains("no such realm; its realms are adm"),
+            "{err}"
+        );
+
+        let two = || ids(&["adm", "school"]);
+        let err = pick_realm(two(), None).expect_err("must say which");
+        assert!(
+            err.to_string().contains("several realms (adm, school)")
+                && err.to_string().contains("--realm ID"),
+            "{err}"
+        );
+        assert_eq!(pick_realm(two(), Some("school")).expect("given"), "school");
+        assert!(pick_realm(two(), Some("School")).is_err(), "ids are exact");
     }
 }

@@ -208,14 +208,19 @@ impl AdminApp {
         list
     }
 
-    /// `POST /sessions/revoke?user=NAME` or `?id=SHORTID`.
+    /// `POST /sessions/revoke?user=NAME[&realm=ID]` or `?id=SHORTID[&realm=ID]`.
+    /// A user is (realm, name): `realm` may be left out only when the
+    /// configuration has one realm, so revoking one realm's `anna` never ends
+    /// the other's sessions.
     async fn revoke(&self, query: &str, peer: IpAddr) -> Response<Vec<u8>> {
         let mut user = None;
         let mut id = None;
+        let mut realm = None;
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             match k.as_ref() {
                 "user" if !v.is_empty() => user = Some(v.into_owned()),
                 "id" if !v.is_empty() => id = Some(v.into_owned()),
+                "realm" if !v.is_empty() => realm = Some(v.into_owned()),
                 _ => {}
             }
         }
@@ -225,16 +230,44 @@ impl AdminApp {
                 "give exactly one of ?user=NAME or ?id=SESSION (the short id `sessions list` shows)\n",
             );
         }
+        let realm = {
+            let rt = self.gw.runtime();
+            let ids: Vec<&str> = rt.config.realms.iter().map(|r| r.id.as_str()).collect();
+            match (&realm, ids.as_slice()) {
+                (Some(r), _) if !ids.contains(&r.as_str()) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        &format!("no realm {r:?}; the realms are {}\n", ids.join(", ")),
+                    );
+                }
+                (Some(r), _) => Some(r.clone()),
+                (None, [only]) if user.is_some() => Some((*only).to_owned()),
+                (None, _) if user.is_some() => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        &format!(
+                            "several realms ({}): give &realm=ID with ?user=NAME\n",
+                            ids.join(", ")
+                        ),
+                    );
+                }
+                (None, _) => None,
+            }
+        };
         let matching: Vec<(SessionKey, Arc<crate::session::Session>)> = self
             .gw
             .sessions
             .list()
             .await
             .into_iter()
-            .filter(|(k, s)| match (&user, &id) {
-                (Some(u), _) => &s.user == u,
-                (_, Some(i)) => k.short() == *i,
-                _ => false,
+            .filter(|(k, s)| {
+                let in_realm = realm.as_ref().is_none_or(|r| &s.realm == r);
+                in_realm
+                    && match (&user, &id) {
+                        (Some(u), _) => &s.user == u,
+                        (_, Some(i)) => k.short() == *i,
+                        _ => false,
+                    }
             })
             .collect();
         let rt = self.gw.runtime();

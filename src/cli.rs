@@ -53,6 +53,10 @@ pub enum Command {
         /// The gateway's configuration (for storage and key).
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
+        /// The realm of the user the command names (a user is a realm and a
+        /// name). Needed only when the configuration has several realms.
+        #[arg(long, global = true, value_name = "ID")]
+        realm: Option<String>,
         /// What to do.
         #[command(subcommand)]
         action: TokenAction,
@@ -62,6 +66,10 @@ pub enum Command {
         /// The gateway's configuration.
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
+        /// The realm of the user the command names (a user is a realm and a
+        /// name). Needed only when the configuration has several realms.
+        #[arg(long, global = true, value_name = "ID")]
+        realm: Option<String>,
         /// What to do.
         #[command(subcommand)]
         action: TotpAction,
@@ -71,6 +79,10 @@ pub enum Command {
         /// The gateway's configuration.
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
+        /// The realm of the user the command names (a user is a realm and a
+        /// name). Needed only when the configuration has several realms.
+        #[arg(long, global = true, value_name = "ID")]
+        realm: Option<String>,
         /// What to do.
         #[command(subcommand)]
         action: EnrolmentAction,
@@ -80,9 +92,22 @@ pub enum Command {
         /// The gateway's configuration (admin address and secret key).
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
+        /// The realm: `list` shows only its sessions; `revoke USER` needs it
+        /// when the configuration has several realms.
+        #[arg(long, global = true, value_name = "ID")]
+        realm: Option<String>,
         /// What to do.
         #[command(subcommand)]
         action: SessionAction,
+    },
+    /// The enrolment store: enrolments kept from before they were stored per realm.
+    Storage {
+        /// The gateway's configuration (storage and key).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        action: StorageAction,
     },
     /// Audit logs: verify the auth log's hash chain, search and summarise both logs.
     Audit {
@@ -107,14 +132,34 @@ pub enum SessionAction {
         #[arg(long)]
         json: bool,
     },
-    /// End sessions at once: every session of USER, or the one with this id
-    /// (the short id `sessions list` shows). The user meets the login page.
+    /// End sessions at once: every session of USER (of the realm --realm names,
+    /// needed when there are several), or the one with this id (the short id
+    /// `sessions list` shows). The user meets the login page.
     Revoke {
         /// A user name, or a session id.
         who: String,
         /// Treat WHO as a session id even if it could be a user name.
         #[arg(long)]
         id: bool,
+    },
+}
+
+/// `portvakt storage …`
+#[derive(Debug, Subcommand)]
+pub enum StorageAction {
+    /// List users whose enrolments were stored before enrolments were kept
+    /// per realm (an upgraded store); they belong to no realm until adopted.
+    Legacy,
+    /// Give those enrolments to a realm, re-sealing their seeds: all that are
+    /// left, or only the users named. With one realm configured the gateway
+    /// does this by itself on start; with several, run it (once per realm)
+    /// before starting.
+    Adopt {
+        /// The realm whose directory those users are in.
+        #[arg(long, value_name = "ID")]
+        realm: String,
+        /// Only these users (default: everyone left).
+        users: Vec<String>,
     },
 }
 
@@ -245,12 +290,15 @@ impl EnrolmentAction {
 }
 
 /// Run an admin action against the storage of the config at `config`.
+/// `realm` is `--realm`; the user the action names (`what.1`) is taken in
+/// that realm, or in the only one.
 fn admin(
     config: Option<PathBuf>,
+    realm: Option<String>,
     what: (&str, Option<&str>),
     act: impl FnOnce(
-        &crate::admin::Admin,
         &crate::config::Config,
+        Option<&crate::storage::UserRef>,
     ) -> Result<String, crate::admin::AdminError>,
 ) -> ExitCode {
     let Some(path) = config else {
@@ -264,16 +312,30 @@ fn admin(
             return ExitCode::FAILURE;
         }
     };
-    let result = crate::admin::Admin::from_config(&cfg).and_then(|a| act(&a, &cfg));
-    // Every admin action is an auth-log event, like the users' own changes.
     let (action, user) = what;
+    // A named user needs a realm; a --realm given anyway must be configured.
+    let realm = match (user, &realm) {
+        (None, None) => None,
+        _ => match crate::admin::realm_for(&cfg, realm.as_deref()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("portvakt: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let who = user
+        .zip(realm.as_deref())
+        .map(|(u, r)| crate::storage::UserRef::new(r, u));
+    let result = act(&cfg, who.as_ref());
+    // Every admin action is an auth-log event, like the users' own changes.
     let event = crate::audit::AuthEvent {
         time: crate::audit::timestamp(crate::clock::Clock::now_ms(&crate::clock::SystemClock)),
         event: "admin",
         result: if result.is_ok() { "success" } else { "failure" },
         reason: action,
         user,
-        realm: None,
+        realm: realm.as_deref(),
         client_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         network: "internal",
         method: Some("cli"),
@@ -299,6 +361,13 @@ fn admin(
             ExitCode::FAILURE
         }
     }
+}
+
+/// The user an action names; `admin` always passes one for such actions.
+fn named(
+    who: Option<&crate::storage::UserRef>,
+) -> Result<&crate::storage::UserRef, crate::admin::AdminError> {
+    who.ok_or_else(|| crate::admin::AdminError::NotFound("no user named".into()))
 }
 
 /// Run the parsed command line.
@@ -335,35 +404,59 @@ pub fn run(cli: Cli) -> ExitCode {
             state,
         } => crate::demo::run(listen, admin, state),
         Command::HashPassword => hash_password(),
-        Command::Token { config, action } => admin(config, action.audit(), |a, _| match &action {
-            TokenAction::Import { file } => a.token_import(file),
-            TokenAction::Assign { serial, user } => a.token_assign(serial, user),
-            TokenAction::Unassign { serial } => a.token_unassign(serial),
-            TokenAction::Resync {
-                serial,
-                code1,
-                code2,
-            } => a.token_resync(serial, code1, code2),
-        }),
-        Command::Totp { config, action } => admin(config, action.audit(), |a, cfg| match &action {
-            TotpAction::Add { user, description } => {
-                a.totp_add(user, description, &cfg.codes.issuer)
+        Command::Token {
+            config,
+            realm,
+            action,
+        } => admin(config, realm, action.audit(), |cfg, who| {
+            let a = crate::admin::Admin::from_config(cfg)?;
+            match &action {
+                TokenAction::Import { file } => a.token_import(file),
+                TokenAction::Assign { serial, .. } => a.token_assign(serial, named(who)?),
+                TokenAction::Unassign { serial } => a.token_unassign(serial),
+                TokenAction::Resync {
+                    serial,
+                    code1,
+                    code2,
+                } => a.token_resync(serial, code1, code2),
             }
-            TotpAction::Remove { user, id } => a.remove_totp(user, *id),
         }),
-        Command::Enrolments { config, action } => {
-            admin(config, action.audit(), |a, _| match &action {
-                EnrolmentAction::List { user } => a.enrolments_list(user),
-                EnrolmentAction::RemoveSms { user, position } => match position {
-                    1 | 2 => a.remove_sms(user, position - 1),
+        Command::Totp {
+            config,
+            realm,
+            action,
+        } => admin(config, realm, action.audit(), |cfg, who| {
+            let a = crate::admin::Admin::from_config(cfg)?;
+            match &action {
+                TotpAction::Add { description, .. } => {
+                    a.totp_add(named(who)?, description, &cfg.codes.issuer)
+                }
+                TotpAction::Remove { id, .. } => a.remove_totp(named(who)?, *id),
+            }
+        }),
+        Command::Enrolments {
+            config,
+            realm,
+            action,
+        } => admin(config, realm, action.audit(), |cfg, who| {
+            let a = crate::admin::Admin::from_config(cfg)?;
+            match &action {
+                EnrolmentAction::List { .. } => a.enrolments_list(named(who)?),
+                EnrolmentAction::RemoveSms { position, .. } => match position {
+                    1 | 2 => a.remove_sms(named(who)?, position - 1),
                     _ => Err(crate::admin::AdminError::NotFound(format!(
                         "position {position}: use 1 or 2"
                     ))),
                 },
-                EnrolmentAction::Reset { user } => a.reset_user(user),
-            })
-        }
-        Command::Sessions { config, action } => crate::admin_listener::client::run(config, action),
+                EnrolmentAction::Reset { .. } => a.reset_user(named(who)?),
+            }
+        }),
+        Command::Sessions {
+            config,
+            realm,
+            action,
+        } => crate::admin_listener::client::run(config, realm, action),
+        Command::Storage { config, action } => storage(config, action),
         Command::Audit { action } => match action {
             AuditAction::Verify {
                 files,
@@ -380,6 +473,24 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// `portvakt storage legacy|adopt`. Adoption is audited like the other
+/// admin changes; listing changes nothing.
+fn storage(config: Option<PathBuf>, action: StorageAction) -> ExitCode {
+    match action {
+        StorageAction::Legacy => admin(config, None, ("storage_legacy", None), |cfg, _| {
+            crate::admin::storage_legacy(cfg)
+        }),
+        StorageAction::Adopt { realm, users } => {
+            // The realm must be configured; the users need not be (yet).
+            let given = Some(realm);
+            admin(config, given.clone(), ("storage_adopt", None), |cfg, _| {
+                let realm = crate::admin::realm_for(cfg, given.as_deref())?;
+                crate::admin::storage_adopt(cfg, &realm, &users)
+            })
+        }
     }
 }
 

@@ -292,12 +292,19 @@ fn enrol_demo_users(dir: &Path) -> Result<Enrolled, DemoError> {
             (b32, Some(secret))
         }
     };
+    let key =
+        std::fs::read(dir.join("secret.key")).map_err(|e| DemoError::Io("secret.key".into(), e))?;
+    let sealer = crate::storage::crypto::Sealer::from_secret(&key);
+    // An older demo's rows (realm-less) are alice's, of the staff realm: adopt
+    // them here, or the gateway (two realms) would refuse to start on them.
+    let store = crate::storage::sqlite::SqliteStore::open(
+        &dir.join("portvakt.db"),
+        sealer,
+        crate::storage::LegacyRows::AdoptInto("staff".into()),
+    )
+    .map_err(|e| DemoError::Storage(e.to_string()))?;
     if let Some(secret) = fresh {
-        let key = std::fs::read(dir.join("secret.key"))
-            .map_err(|e| DemoError::Io("secret.key".into(), e))?;
-        let sealer = crate::storage::crypto::Sealer::from_secret(&key);
-        let store = crate::storage::sqlite::SqliteStore::open(&dir.join("portvakt.db"), sealer)
-            .map_err(|e| DemoError::Storage(e.to_string()))?;
+        let alice = crate::storage::UserRef::new("staff", "alice");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -305,15 +312,11 @@ fn enrol_demo_users(dir: &Path) -> Result<Enrolled, DemoError> {
         let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
         rt.block_on(async {
             use crate::storage::EnrolmentStore;
-            store.reset_user("alice").await?;
+            store.reset_user(&alice).await?;
+            store.set_sms_number(&alice, 0, "+46701234567", now).await?;
+            store.set_sms_number(&alice, 1, "+46709876543", now).await?;
             store
-                .set_sms_number("alice", 0, "+46701234567", now)
-                .await?;
-            store
-                .set_sms_number("alice", 1, "+46709876543", now)
-                .await?;
-            store
-                .add_totp_device("alice", "Demotelefonen", &secret, now)
+                .add_totp_device(&alice, "Demotelefonen", &secret, now)
                 .await?;
             Ok::<(), crate::storage::StorageError>(())
         })

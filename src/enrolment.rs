@@ -40,7 +40,10 @@ impl std::fmt::Debug for Pending {
     }
 }
 
-/// Unfinished enrolments by session, one SMS and one app at a time.
+/// Unfinished enrolments by session, one SMS and one app at a time. Keyed by
+/// the session, never the user name: a session belongs to one (realm, user),
+/// so two realms' `anna` cannot finish each other's enrolment (the saved
+/// result goes to the store under the session's realm and user).
 #[derive(Debug, Default)]
 pub struct Enrolling {
     entries: Mutex<HashMap<(SessionKey, bool), (Pending, u64)>>,

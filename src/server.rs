@@ -148,7 +148,11 @@ impl Prepared {
 pub fn open_store(rt: &Runtime) -> Result<Arc<dyn crate::storage::EnrolmentStore>, StartError> {
     let secret = std::fs::read(&rt.config.secret_key_file).map_err(StartError::Key)?;
     let sealer = crate::storage::crypto::Sealer::from_secret(&secret);
-    let store = crate::storage::sqlite::SqliteStore::open(&rt.config.storage_path, sealer)?;
+    let store = crate::storage::sqlite::SqliteStore::open(
+        &rt.config.storage_path,
+        sealer,
+        crate::storage::LegacyRows::for_config(&rt.config),
+    )?;
     Ok(Arc::new(store))
 }
 

@@ -31,9 +31,10 @@ enum ClientError {
     Runtime(std::io::Error),
 }
 
-/// Run a sessions subcommand against the gateway configured in `config`.
-pub fn run(config: Option<PathBuf>, action: SessionAction) -> ExitCode {
-    match run_inner(config, action) {
+/// Run a sessions subcommand against the gateway configured in `config`;
+/// `realm` is `--realm`.
+pub fn run(config: Option<PathBuf>, realm: Option<String>, action: SessionAction) -> ExitCode {
+    match run_inner(config, realm, action) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
@@ -51,9 +52,27 @@ struct Target {
     token: String,
 }
 
-fn run_inner(config: Option<PathBuf>, action: SessionAction) -> Result<String, ClientError> {
+fn run_inner(
+    config: Option<PathBuf>,
+    realm: Option<String>,
+    action: SessionAction,
+) -> Result<String, ClientError> {
     let path = config.ok_or(ClientError::NoConfig)?;
     let cfg = crate::config::load(&path).map_err(|e| ClientError::Config(e.to_string()))?;
+    // Given: it must be configured. Not given: revoking by user name needs it
+    // when there are several realms (the same name may be two people).
+    let realm = match (&realm, &action) {
+        (None, SessionAction::List { .. }) => None,
+        (None, SessionAction::Revoke { id: true, .. }) => None,
+        _ => match crate::admin::realm_for(&cfg, realm.as_deref()) {
+            Ok(r) => Some(r),
+            // A session id alone is unambiguous; only a user name needs the realm.
+            Err(crate::admin::AdminError::RealmNeeded(_)) if matches!(&action, SessionAction::Revoke { who, .. } if looks_like_id(who)) => {
+                None
+            }
+            Err(e) => return Err(ClientError::Config(e.to_string())),
+        },
+    };
     let mut addr = cfg
         .admin_addr
         .ok_or_else(|| ClientError::AdminOff(path.display().to_string()))?;
@@ -81,21 +100,40 @@ fn run_inner(config: Option<PathBuf>, action: SessionAction) -> Result<String, C
                         status: 200,
                         body: format!("unexpected answer: {e}"),
                     })?;
-                Ok(if json { body } else { table(&list) })
+                let list: Vec<SessionInfo> = list
+                    .into_iter()
+                    .filter(|s| realm.as_ref().is_none_or(|r| &s.realm == r))
+                    .collect();
+                if json {
+                    let mut body =
+                        serde_json::to_string_pretty(&list).map_err(|e| ClientError::Refused {
+                            status: 200,
+                            body: format!("unexpected answer: {e}"),
+                        })?;
+                    body.push('\n');
+                    return Ok(body);
+                }
+                Ok(table(&list))
             }
             SessionAction::Revoke { who, id } => {
-                let looks_like_id = who.len() == 12 && who.bytes().all(|b| b.is_ascii_hexdigit());
+                let looks_like_id = looks_like_id(&who);
                 let enc =
                     |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-                let by_id = format!("/sessions/revoke?id={}", enc(&who.to_ascii_lowercase()));
-                let by_user = format!("/sessions/revoke?user={}", enc(&who));
+                let in_realm = realm
+                    .as_deref()
+                    .map_or_else(String::new, |r| format!("&realm={}", enc(r)));
+                let by_id = format!(
+                    "/sessions/revoke?id={}{in_realm}",
+                    enc(&who.to_ascii_lowercase())
+                );
+                let by_user = format!("/sessions/revoke?user={}{in_realm}", enc(&who));
                 let first = if id || looks_like_id {
                     &by_id
                 } else {
                     &by_user
                 };
                 let body = match call(&target, reqwest::Method::POST, first).await {
-                    Err(ClientError::NotFound(_)) if looks_like_id && !id => {
+                    Err(ClientError::NotFound(_)) if looks_like_id && !id && realm.is_some() => {
                         call(&target, reqwest::Method::POST, &by_user).await
                     }
                     other => other,
@@ -117,6 +155,11 @@ fn run_inner(config: Option<PathBuf>, action: SessionAction) -> Result<String, C
             }
         }
     })
+}
+
+/// A short session id as `sessions list` shows it.
+fn looks_like_id(who: &str) -> bool {
+    who.len() == 12 && who.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 async fn call(t: &Target, method: reqwest::Method, path: &str) -> Result<String, ClientError> {

@@ -34,6 +34,8 @@ use rand::{Rng, RngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::storage::UserRef;
+
 /// Characters a code is made of: upper-case letters and digits without the
 /// look-alikes 0/O and 1/I/L. 31 symbols, about 4.95 bits each.
 pub const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
@@ -204,8 +206,9 @@ impl Pending {
 #[derive(Debug, Default)]
 struct State {
     pending: HashMap<[u8; 32], Pending>,
-    /// Issue times per user within the budget window, oldest first.
-    by_user: HashMap<String, VecDeque<u64>>,
+    /// Issue times per (realm, user) within the budget window, oldest first:
+    /// two realms' `anna` are two people with two budgets.
+    by_user: HashMap<UserRef, VecDeque<u64>>,
     /// Issue times per client IP within the budget window, oldest first.
     by_ip: HashMap<IpAddr, VecDeque<u64>>,
 }
@@ -263,11 +266,11 @@ impl Challenges {
     /// Issue a code under `rules` for the login identified by `key` (the
     /// hash of the login session id), for `user` asking from `ip`, to be sent
     /// over `channel`. Returns the code to send; only its hash is kept.
-    /// `user` is the budget key: qualify it with the realm if names repeat.
+    /// `who` is the budget key: realm and user, never the bare name.
     pub fn issue(
         &self,
         key: [u8; 32],
-        user: &str,
+        who: &UserRef,
         ip: IpAddr,
         channel: Channel,
         now_ms: u64,
@@ -285,7 +288,7 @@ impl Challenges {
         }
         if state
             .by_user
-            .get_mut(user)
+            .get_mut(who)
             .is_some_and(|t| recent(t, now_ms) >= rules.per_user_per_hour as usize)
         {
             return Err(Refusal::UserBudget);
@@ -314,7 +317,7 @@ impl Challenges {
         state.pending.insert(key, pending);
         state
             .by_user
-            .entry(user.to_owned())
+            .entry(who.clone())
             .or_default()
             .push_back(now_ms);
         state.by_ip.entry(ip).or_default().push_back(now_ms);

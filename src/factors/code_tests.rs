@@ -24,6 +24,11 @@ fn challenges() -> Challenges {
     Challenges::new()
 }
 
+/// `name` of the realm `adm`.
+fn u(name: &str) -> UserRef {
+    UserRef::new("adm", name)
+}
+
 fn rules() -> CodeRules {
     CodeRules::default()
 }
@@ -68,7 +73,7 @@ fn normalising_drops_spaces_and_dashes_and_upper_cases() {
 fn the_right_code_is_accepted_once_in_any_case() {
     let c = challenges();
     let code = c
-        .issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+        .issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
         .unwrap();
     let typed = format!("{}-{}", &code[..3], &code[3..]).to_lowercase();
     assert_eq!(
@@ -84,7 +89,7 @@ fn the_right_code_is_accepted_once_in_any_case() {
 fn a_code_is_bound_to_its_key() {
     let c = challenges();
     let code = c
-        .issue(key(1), "alice", ip(), Channel::Email, 0, &rules())
+        .issue(key(1), &u("alice"), ip(), Channel::Email, 0, &rules())
         .unwrap();
     assert_eq!(c.verify(key(2), &code, 1), CodeVerdict::NoChallenge);
     assert!(matches!(
@@ -97,7 +102,7 @@ fn a_code_is_bound_to_its_key() {
 fn a_code_expires_after_five_minutes() {
     let c = challenges();
     let code = c
-        .issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+        .issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
         .unwrap();
     assert_eq!(c.verify(key(1), &code, 5 * MIN), CodeVerdict::Expired);
     assert_eq!(
@@ -106,7 +111,7 @@ fn a_code_expires_after_five_minutes() {
     );
 
     let code = c
-        .issue(key(2), "bob", ip(), Channel::Sms, 0, &rules())
+        .issue(key(2), &u("bob"), ip(), Channel::Sms, 0, &rules())
         .unwrap();
     assert!(matches!(
         c.verify(key(2), &code, 5 * MIN - 1),
@@ -118,7 +123,7 @@ fn a_code_expires_after_five_minutes() {
 fn three_wrong_tries_kill_the_code() {
     let c = challenges();
     let code = c
-        .issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+        .issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
         .unwrap();
     let bad = wrong(&code);
     assert_eq!(
@@ -134,7 +139,7 @@ fn three_wrong_tries_kill_the_code() {
     assert_eq!(c.verify(key(1), &code, 4), CodeVerdict::TooManyTries);
     // A new code (after the cooldown) has its own three tries.
     let code = c
-        .issue(key(1), "alice", ip(), Channel::Sms, MIN, &rules())
+        .issue(key(1), &u("alice"), ip(), Channel::Sms, MIN, &rules())
         .unwrap();
     assert_eq!(
         c.verify(key(1), &wrong(&code), MIN + 1),
@@ -149,7 +154,7 @@ fn three_wrong_tries_kill_the_code() {
 #[test]
 fn an_empty_entry_costs_no_try() {
     let c = challenges();
-    c.issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+    c.issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
         .unwrap();
     assert_eq!(
         c.verify(key(1), " - ", 1),
@@ -164,20 +169,20 @@ fn an_empty_entry_costs_no_try() {
 #[test]
 fn resending_waits_thirty_seconds() {
     let c = challenges();
-    c.issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+    c.issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
         .unwrap();
     assert_eq!(
-        c.issue(key(1), "alice", ip(), Channel::Sms, 10_500, &rules()),
+        c.issue(key(1), &u("alice"), ip(), Channel::Sms, 10_500, &rules()),
         Err(Refusal::Cooldown { wait_secs: 20 })
     );
     assert_eq!(c.resend_wait_secs(&key(1), 29_999), 1);
     assert_eq!(c.resend_wait_secs(&key(1), 30_000), 0);
     assert!(c
-        .issue(key(1), "alice", ip(), Channel::Sms, 30_000, &rules())
+        .issue(key(1), &u("alice"), ip(), Channel::Sms, 30_000, &rules())
         .is_ok());
     // Another login of the same user is not held up by this one's cooldown.
     assert!(c
-        .issue(key(2), "alice", ip(), Channel::Sms, 30_001, &rules())
+        .issue(key(2), &u("alice"), ip(), Channel::Sms, 30_001, &rules())
         .is_ok());
 }
 
@@ -185,12 +190,12 @@ fn resending_waits_thirty_seconds() {
 fn a_resend_replaces_the_code_but_keeps_the_failures() {
     let c = challenges();
     let first = c
-        .issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+        .issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
         .unwrap();
     c.verify(key(1), &wrong(&first), 1);
     c.verify(key(1), &wrong(&first), 2);
     let second = c
-        .issue(key(1), "alice", ip(), Channel::Email, 30_000, &rules())
+        .issue(key(1), &u("alice"), ip(), Channel::Email, 30_000, &rules())
         .unwrap();
     if first != second {
         assert_eq!(c.verify(key(1), &first, 30_001), CodeVerdict::TooManyTries);
@@ -206,10 +211,10 @@ fn a_resend_replaces_the_code_but_keeps_the_failures() {
 #[test]
 fn a_resend_gets_the_new_validity_and_channel() {
     let c = challenges();
-    c.issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+    c.issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
         .unwrap();
     let code = c
-        .issue(key(1), "alice", ip(), Channel::Email, 4 * MIN, &rules())
+        .issue(key(1), &u("alice"), ip(), Channel::Email, 4 * MIN, &rules())
         .unwrap();
     assert_eq!(
         c.verify(key(1), &code, 8 * MIN),
@@ -225,23 +230,30 @@ fn five_codes_per_user_per_hour_across_logins() {
     for i in 0..5u8 {
         let now = u64::from(i) * MIN;
         assert!(c
-            .issue(key(i), "alice", ip(), Channel::Sms, now, &rules())
+            .issue(key(i), &u("alice"), ip(), Channel::Sms, now, &rules())
             .is_ok());
     }
     assert_eq!(
-        c.issue(key(9), "alice", ip(), Channel::Sms, 10 * MIN, &rules()),
+        c.issue(key(9), &u("alice"), ip(), Channel::Sms, 10 * MIN, &rules()),
         Err(Refusal::UserBudget)
     );
     // Another user from the same IP is fine; the refusal used no budget.
     assert!(c
-        .issue(key(10), "bob", ip(), Channel::Sms, 10 * MIN, &rules())
+        .issue(key(10), &u("bob"), ip(), Channel::Sms, 10 * MIN, &rules())
         .is_ok());
     // The first code leaves the window an hour after it was issued.
     assert!(c
-        .issue(key(9), "alice", ip(), Channel::Sms, 60 * MIN, &rules())
+        .issue(key(9), &u("alice"), ip(), Channel::Sms, 60 * MIN, &rules())
         .is_ok());
     assert_eq!(
-        c.issue(key(11), "alice", ip(), Channel::Sms, 60 * MIN + 1, &rules()),
+        c.issue(
+            key(11),
+            &u("alice"),
+            ip(),
+            Channel::Sms,
+            60 * MIN + 1,
+            &rules()
+        ),
         Err(Refusal::UserBudget)
     );
 }
@@ -251,17 +263,24 @@ fn resends_count_against_the_user_budget() {
     let c = challenges();
     for i in 0..5u64 {
         assert!(c
-            .issue(key(1), "alice", ip(), Channel::Sms, i * 30_000, &rules())
+            .issue(
+                key(1),
+                &u("alice"),
+                ip(),
+                Channel::Sms,
+                i * 30_000,
+                &rules()
+            )
             .is_ok());
     }
     assert_eq!(
-        c.issue(key(1), "alice", ip(), Channel::Sms, 150_000, &rules()),
+        c.issue(key(1), &u("alice"), ip(), Channel::Sms, 150_000, &rules()),
         Err(Refusal::UserBudget)
     );
     // Sweeping does not forget the budget either.
     c.sweep(160_000);
     assert_eq!(
-        c.issue(key(2), "alice", ip(), Channel::Sms, 170_000, &rules()),
+        c.issue(key(2), &u("alice"), ip(), Channel::Sms, 170_000, &rules()),
         Err(Refusal::UserBudget)
     );
 }
@@ -272,25 +291,25 @@ fn twenty_codes_per_ip_per_hour_whoever_asks() {
     for i in 0..20u8 {
         let user = format!("user{i}");
         assert!(c
-            .issue(key(i), &user, ip(), Channel::Sms, 0, &rules())
+            .issue(key(i), &u(&user), ip(), Channel::Sms, 0, &rules())
             .is_ok());
     }
     assert_eq!(
-        c.issue(key(20), "someone", ip(), Channel::Sms, 1, &rules()),
+        c.issue(key(20), &u("someone"), ip(), Channel::Sms, 1, &rules()),
         Err(Refusal::IpBudget)
     );
     let other: IpAddr = "192.0.2.2".parse().unwrap();
     assert!(c
-        .issue(key(21), "someone", other, Channel::Sms, 2, &rules())
+        .issue(key(21), &u("someone"), other, Channel::Sms, 2, &rules())
         .is_ok());
 }
 
 #[test]
 fn sweeping_drops_old_challenges_only() {
     let c = challenges();
-    c.issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+    c.issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
         .unwrap();
-    c.issue(key(2), "bob", ip(), Channel::Sms, 4 * MIN, &rules())
+    c.issue(key(2), &u("bob"), ip(), Channel::Sms, 4 * MIN, &rules())
         .unwrap();
     c.sweep(5 * MIN);
     assert_eq!(c.pending_count(), 1);
@@ -302,7 +321,7 @@ fn sweeping_drops_old_challenges_only() {
 fn a_code_keeps_the_rules_it_was_issued_under() {
     let c = challenges();
     let code = c
-        .issue(key(1), "alice", ip(), Channel::Sms, 0, &rules())
+        .issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
         .unwrap();
     let strict = CodeRules {
         validity: Duration::from_secs(60),
@@ -310,11 +329,52 @@ fn a_code_keeps_the_rules_it_was_issued_under() {
         ..rules()
     };
     let newer = c
-        .issue(key(2), "bob", ip(), Channel::Sms, 0, &strict)
+        .issue(key(2), &u("bob"), ip(), Channel::Sms, 0, &strict)
         .unwrap();
     assert_eq!(c.verify(key(2), &newer, 60_000), CodeVerdict::Expired);
     assert_eq!(
         c.verify(key(1), &wrong(&code), 60_000),
         CodeVerdict::Wrong { tries_left: 2 }
     );
+}
+
+#[test]
+fn budgets_are_per_realm_and_user_not_per_name() {
+    let c = challenges();
+    let school = UserRef::new("school", "anna");
+    // anna of the school realm spends her whole hour's budget ...
+    for i in 0..5u8 {
+        c.issue(
+            key(i),
+            &school,
+            ip(),
+            Channel::Sms,
+            u64::from(i) * MIN,
+            &rules(),
+        )
+        .expect("within budget");
+    }
+    assert_eq!(
+        c.issue(key(9), &school, ip(), Channel::Sms, 10 * MIN, &rules()),
+        Err(Refusal::UserBudget)
+    );
+    // ... and anna of adm, another person, still gets her codes.
+    for i in 10..15u8 {
+        c.issue(key(i), &u("anna"), ip(), Channel::Sms, 10 * MIN, &rules())
+            .expect("another realm's anna has her own budget");
+    }
+    assert_eq!(
+        c.issue(key(20), &u("anna"), ip(), Channel::Sms, 11 * MIN, &rules()),
+        Err(Refusal::UserBudget)
+    );
+    // A name spelt to look like realm and user together is its own key.
+    c.issue(
+        key(21),
+        &UserRef::new("school", "anna/x"),
+        ip(),
+        Channel::Sms,
+        11 * MIN,
+        &rules(),
+    )
+    .expect("not anna's budget");
 }

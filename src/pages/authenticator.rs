@@ -11,6 +11,7 @@ use crate::enrolment::Pending;
 use crate::factors::token::Hotp;
 use crate::factors::totp::{self, StepCheck};
 use crate::gateway::{Gateway, Runtime};
+use crate::storage::UserRef;
 
 /// The settings page.
 pub const PATH: &str = "/.portvakt/settings";
@@ -43,7 +44,11 @@ pub async fn settings_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply
     let id = req.field("id").and_then(|i| i.parse::<i64>().ok());
     match (req.field("action"), id) {
         (Some("remove"), Some(id)) => {
-            match gw.store.remove_totp_device(&a.session.user, id).await {
+            match gw
+                .store
+                .remove_totp_device(&UserRef::of(a.session), id)
+                .await
+            {
                 Ok(true) => {
                     changed(gw, rt, req, &a, "totp_removed", "what_totp_removed").await;
                     Reply::redirect(303, &format!("{PATH}?done=totp_removed"))
@@ -119,7 +124,7 @@ pub async fn enrol_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             gw.enrolling.clear(a.id.key(), true);
             if let Err(e) = gw
                 .store
-                .add_totp_device(&a.session.user, &description, &secret, now)
+                .add_totp_device(&UserRef::of(a.session), &description, &secret, now)
                 .await
             {
                 return storage_failed(rt, req, e);
@@ -127,7 +132,7 @@ pub async fn enrol_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             // Mark the code just typed as used, so it cannot also log in.
             let _ = gw
                 .store
-                .verify_totp(&a.session.user, code, now / 1000)
+                .verify_totp(&UserRef::of(a.session), code, now / 1000)
                 .await;
             changed(gw, rt, req, &a, "totp_added", "what_totp_added").await;
             Reply::redirect(303, &format!("{PATH}?done=totp_added"))
@@ -144,7 +149,7 @@ async fn settings_page(
     status: u16,
     notice: Option<&str>,
 ) -> Reply {
-    let devices = match gw.store.totp_devices(&a.session.user).await {
+    let devices = match gw.store.totp_devices(&UserRef::of(a.session)).await {
         Ok(d) => d,
         Err(e) => return storage_failed(rt, req, e),
     };

@@ -340,7 +340,7 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             Some(choice) => {
                 let numbers = gw
                     .store
-                    .sms_numbers(&session.user)
+                    .sms_numbers(&crate::storage::UserRef::of(&session))
                     .await
                     .unwrap_or_default();
                 if numbers.len() == 1 {

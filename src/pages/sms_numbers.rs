@@ -13,6 +13,7 @@ use crate::factors::phone::{self, PhoneError};
 use crate::gateway::{Gateway, Runtime};
 use crate::notify::mask_phone;
 use crate::session::Method;
+use crate::storage::UserRef;
 
 /// Where the page lives.
 pub const PATH: &str = "/.portvakt/sms";
@@ -47,7 +48,11 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         (Some("set"), Some(pos)) => set(gw, rt, req, &a, pos).await,
         (Some("confirm"), _) => confirm(gw, rt, req, &a).await,
         (Some("remove"), Some(pos)) => {
-            match gw.store.remove_sms_number(&a.session.user, pos).await {
+            match gw
+                .store
+                .remove_sms_number(&UserRef::of(a.session), pos)
+                .await
+            {
                 Ok(true) => {
                     changed(gw, rt, req, &a, "sms_removed", "what_sms_removed").await;
                     Reply::redirect(303, &format!("{PATH}?done=sms_removed"))
@@ -76,10 +81,9 @@ async fn set(gw: &Gateway, rt: &Runtime, req: &Req<'_>, a: &Allowed<'_>, pos: u8
     };
     let now = gw.clock.now_ms();
     let session_key = a.id.key();
-    let budget_user = format!("{}/{}", a.session.realm, a.session.user);
     let code = match gw.challenges.issue(
         challenge_key(a),
-        &budget_user,
+        &UserRef::of(a.session),
         req.client_ip,
         Channel::Sms,
         now,
@@ -171,7 +175,7 @@ async fn confirm(gw: &Gateway, rt: &Runtime, req: &Req<'_>, a: &Allowed<'_>) -> 
     gw.enrolling.clear(a.id.key(), false);
     if let Err(e) = gw
         .store
-        .set_sms_number(&a.session.user, pos, &e164, now)
+        .set_sms_number(&UserRef::of(a.session), pos, &e164, now)
         .await
     {
         return storage_failed(rt, req, e);
@@ -198,7 +202,7 @@ async fn page(
     notice: Option<&str>,
 ) -> Reply {
     let cc = &rt.config.codes.default_country;
-    let numbers = match gw.store.sms_numbers(&a.session.user).await {
+    let numbers = match gw.store.sms_numbers(&UserRef::of(a.session)).await {
         Ok(n) => n,
         Err(e) => return storage_failed(rt, req, e),
     };

@@ -10,6 +10,14 @@ pub const RFC: &[u8] = b"12345678901234567890";
 /// A fixed "now" in Unix seconds.
 pub const NOW: u64 = 1_700_000_000;
 
+/// The realm the single-realm contract tests use.
+pub const REALM: &str = "adm";
+
+/// `name` of realm [`REALM`].
+pub fn u(name: &str) -> UserRef {
+    UserRef::new(REALM, name)
+}
+
 /// An HOTP token and a TOTP token with the RFC secret.
 pub fn two_tokens() -> Vec<TokenRecord> {
     let t = |serial: &str, digits, mode| TokenRecord {
@@ -37,56 +45,62 @@ fn by(v: &Verify) -> String {
 
 /// At most two numbers, E.164 only, replace and remove.
 pub async fn sms(s: &dyn EnrolmentStore) {
-    s.set_sms_number("alice", 1, "+46701234567", 5)
+    s.set_sms_number(&u("alice"), 1, "+46701234567", 5)
         .await
         .expect("set 1");
-    s.set_sms_number("alice", 0, "+46709999999", 6)
+    s.set_sms_number(&u("alice"), 0, "+46709999999", 6)
         .await
         .expect("set 0");
     assert!(matches!(
-        s.set_sms_number("alice", 2, "+46701111111", 7).await,
+        s.set_sms_number(&u("alice"), 2, "+46701111111", 7).await,
         Err(StorageError::InvalidPosition(2))
     ));
     assert!(matches!(
-        s.set_sms_number("alice", 0, "0701234567", 7).await,
+        s.set_sms_number(&u("alice"), 0, "0701234567", 7).await,
         Err(StorageError::InvalidNumber(_))
     ));
-    s.set_sms_number("alice", 0, "+46708888888", 8)
+    s.set_sms_number(&u("alice"), 0, "+46708888888", 8)
         .await
         .expect("replace");
-    let n = s.sms_numbers("alice").await.expect("list");
+    let n = s.sms_numbers(&u("alice")).await.expect("list");
     let got: Vec<(u8, &str, u64)> = n
         .iter()
         .map(|n| (n.position, n.e164.as_str(), n.added_ms))
         .collect();
     assert_eq!(got, vec![(0, "+46708888888", 8), (1, "+46701234567", 5)]);
-    assert!(s.remove_sms_number("alice", 1).await.expect("remove"));
-    assert!(!s.remove_sms_number("alice", 1).await.expect("remove again"));
-    assert!(s.sms_numbers("bob").await.expect("none").is_empty());
+    assert!(s.remove_sms_number(&u("alice"), 1).await.expect("remove"));
+    assert!(!s
+        .remove_sms_number(&u("alice"), 1)
+        .await
+        .expect("remove again"));
+    assert!(s.sms_numbers(&u("bob")).await.expect("none").is_empty());
 }
 
 /// ±1 step, ±2 rejected, replays rejected, devices independent.
 pub async fn totp(s: &dyn EnrolmentStore) {
     assert!(matches!(
-        s.add_totp_device("alice", "short", &[1; 16], 1).await,
+        s.add_totp_device(&u("alice"), "short", &[1; 16], 1).await,
         Err(StorageError::WeakSecret { bits: 128, .. })
     ));
     assert!(matches!(
-        s.add_totp_device("alice", "", RFC, 1).await,
+        s.add_totp_device(&u("alice"), "", RFC, 1).await,
         Err(StorageError::InvalidDescription)
     ));
     let one = s
-        .add_totp_device("alice", "Jobbmobil", RFC, 1)
+        .add_totp_device(&u("alice"), "Jobbmobil", RFC, 1)
         .await
         .expect("add");
     let two = s
-        .add_totp_device("alice", "Surfplatta", &[5; 20], 2)
+        .add_totp_device(&u("alice"), "Surfplatta", &[5; 20], 2)
         .await
         .expect("add");
     assert!(two > one);
     let step = NOW / PERIOD;
     let check = |code: String| async move {
-        by(&s.verify_totp("alice", &code, NOW).await.expect("verify"))
+        by(&s
+            .verify_totp(&u("alice"), &code, NOW)
+            .await
+            .expect("verify"))
     };
     assert_eq!(check(code_at(RFC, step - 2)).await, "rejected");
     assert_eq!(check(code_at(RFC, step + 2)).await, "rejected");
@@ -117,41 +131,52 @@ pub async fn totp(s: &dyn EnrolmentStore) {
     assert_eq!(check("abc".into()).await, "rejected");
     let code = code_at(RFC, step);
     assert_eq!(
-        by(&s.verify_totp("bob", &code, NOW).await.expect("bob")),
+        by(&s.verify_totp(&u("bob"), &code, NOW).await.expect("bob")),
         "rejected"
     );
-    let devices = s.totp_devices("alice").await.expect("list");
+    let devices = s.totp_devices(&u("alice")).await.expect("list");
     assert_eq!(devices[0].description, "Jobbmobil");
     assert_eq!(devices[0].last_used_secs, Some((step + 1) * PERIOD));
-    assert!(!s.remove_totp_device("bob", one).await.expect("not bob's"));
-    assert!(s.remove_totp_device("alice", one).await.expect("remove"));
-    assert_eq!(s.totp_devices("alice").await.expect("list").len(), 1);
+    assert!(!s
+        .remove_totp_device(&u("bob"), one)
+        .await
+        .expect("not bob's"));
+    assert!(s
+        .remove_totp_device(&u("alice"), one)
+        .await
+        .expect("remove"));
+    assert_eq!(s.totp_devices(&u("alice")).await.expect("list").len(), 1);
 }
 
 /// HOTP window, replay, far code → next code → resync; TOTP tokens.
 pub async fn tokens(s: &dyn EnrolmentStore) {
     assert_eq!(s.import_tokens(two_tokens(), 1).await.expect("import"), 2);
     assert_eq!(
-        by(&s.verify_token("alice", "755224", NOW).await.expect("v")),
+        by(&s.verify_token(&u("alice"), "755224", NOW).await.expect("v")),
         "rejected"
     );
-    s.assign_token("T1", "alice", 2).await.expect("assign");
-    s.assign_token("T1", "alice", 2)
+    s.assign_token("T1", &u("alice"), 2).await.expect("assign");
+    s.assign_token("T1", &u("alice"), 2)
         .await
         .expect("same user again");
-    s.assign_token("T2", "alice", 3).await.expect("assign");
+    s.assign_token("T2", &u("alice"), 3).await.expect("assign");
     assert!(matches!(
-        s.assign_token("T1", "bob", 4).await,
+        s.assign_token("T1", &u("bob"), 4).await,
         Err(StorageError::AlreadyAssigned { .. })
     ));
     assert!(matches!(
-        s.assign_token("T9", "bob", 4).await,
+        s.assign_token("T9", &u("bob"), 4).await,
         Err(StorageError::UnknownToken(_))
     ));
     let h = Hotp::new(RFC, 6);
     let check = |c: u64| {
         let code = h.code(c);
-        async move { by(&s.verify_token("alice", &code, NOW).await.expect("verify")) }
+        async move {
+            by(&s
+                .verify_token(&u("alice"), &code, NOW)
+                .await
+                .expect("verify"))
+        }
     };
     assert_eq!(check(0).await, "accepted token:T1");
     assert_eq!(check(0).await, "replay token:T1");
@@ -178,14 +203,14 @@ pub async fn tokens(s: &dyn EnrolmentStore) {
     assert_eq!(check(205).await, "accepted token:T1 resynced");
     let t2 = Hotp::new(RFC, 8).code(NOW / 60);
     assert_eq!(
-        by(&s.verify_token("alice", &t2, NOW).await.expect("v")),
+        by(&s.verify_token(&u("alice"), &t2, NOW).await.expect("v")),
         "accepted token:T2"
     );
     assert_eq!(
-        by(&s.verify_token("alice", &t2, NOW).await.expect("v")),
+        by(&s.verify_token(&u("alice"), &t2, NOW).await.expect("v")),
         "replay token:T2"
     );
-    let info = s.tokens_of("alice").await.expect("list");
+    let info = s.tokens_of(&u("alice")).await.expect("list");
     let got: Vec<_> = info
         .iter()
         .map(|t| (t.serial.as_str(), t.kind, t.digits, t.period))
@@ -197,11 +222,19 @@ pub async fn tokens(s: &dyn EnrolmentStore) {
             ("T2", TokenKind::Totp, 8, Some(60))
         ]
     );
-    assert!(s.unassign_token("T2").await.expect("unassign"));
-    assert!(!s.unassign_token("T2").await.expect("again"));
+    assert_eq!(
+        s.unassign_token("T2").await.expect("unassign"),
+        Some(u("alice")),
+        "says whose it was"
+    );
+    assert_eq!(
+        s.unassign_token("T2").await.expect("again"),
+        None,
+        "already free"
+    );
     let t2 = Hotp::new(RFC, 8).code(NOW / 60 + 1);
     assert_eq!(
-        by(&s.verify_token("alice", &t2, NOW).await.expect("v")),
+        by(&s.verify_token(&u("alice"), &t2, NOW).await.expect("v")),
         "rejected"
     );
     // Admin resync: two consecutive codes far ahead.
@@ -235,7 +268,7 @@ pub async fn import(s: &dyn EnrolmentStore) {
     }
     assert!(
         matches!(
-            s.assign_token("T3", "bob", 3).await,
+            s.assign_token("T3", &u("bob"), 3).await,
             Err(StorageError::UnknownToken(_))
         ),
         "T3 rolled back"
@@ -252,23 +285,134 @@ pub async fn import(s: &dyn EnrolmentStore) {
 /// Reset removes everything of one user and nothing of another.
 pub async fn reset(s: &dyn EnrolmentStore) {
     s.import_tokens(two_tokens(), 1).await.expect("import");
-    s.assign_token("T1", "alice", 2).await.expect("assign");
-    s.assign_token("T2", "bob", 2).await.expect("assign");
-    s.set_sms_number("alice", 0, "+46701234567", 3)
+    s.assign_token("T1", &u("alice"), 2).await.expect("assign");
+    s.assign_token("T2", &u("bob"), 2).await.expect("assign");
+    s.set_sms_number(&u("alice"), 0, "+46701234567", 3)
         .await
         .expect("sms");
-    s.add_totp_device("alice", "Jobbmobil", RFC, 4)
+    s.add_totp_device(&u("alice"), "Jobbmobil", RFC, 4)
         .await
         .expect("totp");
-    s.add_totp_device("bob", "Mobil", RFC, 4)
+    s.add_totp_device(&u("bob"), "Mobil", RFC, 4)
         .await
         .expect("totp");
-    let had = s.reset_user("alice").await.expect("reset");
+    let had = s.reset_user(&u("alice")).await.expect("reset");
     assert_eq!((had.sms.len(), had.totp.len(), had.tokens.len()), (1, 1, 1));
-    assert!(s.enrolments("alice").await.expect("e").is_empty());
-    let bob = s.enrolments("bob").await.expect("e");
+    assert!(s.enrolments(&u("alice")).await.expect("e").is_empty());
+    let bob = s.enrolments(&u("bob")).await.expect("e");
     assert_eq!((bob.totp.len(), bob.tokens.len()), (1, 1));
-    s.assign_token("T1", "carol", 5)
+    s.assign_token("T1", &u("carol"), 5)
         .await
         .expect("T1 is free again");
+}
+
+/// Two realms whose directories both hold `anna`: two people. Nothing one
+/// enrols is seen, used or removed by the other, for every kind of enrolment.
+pub async fn realms_apart(s: &dyn EnrolmentStore) {
+    let adm = UserRef::new("adm", "anna");
+    let school = UserRef::new("school", "anna");
+
+    // SMS numbers: one each in the same position, neither overwrites the other.
+    s.set_sms_number(&adm, 0, "+46701111111", 1)
+        .await
+        .expect("adm");
+    s.set_sms_number(&school, 0, "+46702222222", 2)
+        .await
+        .expect("school");
+    let numbers = |who: UserRef| async move {
+        s.sms_numbers(&who)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|n| n.e164)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(numbers(adm.clone()).await, vec!["+46701111111"]);
+    assert_eq!(numbers(school.clone()).await, vec!["+46702222222"]);
+    assert!(s.remove_sms_number(&school, 0).await.expect("remove"));
+    assert_eq!(
+        numbers(adm.clone()).await,
+        vec!["+46701111111"],
+        "untouched"
+    );
+
+    // Authenticator devices: adm's anna's code is no code for school's anna,
+    // and school's anna cannot see or remove adm's device.
+    let device = s
+        .add_totp_device(&adm, "Jobbmobil", RFC, 3)
+        .await
+        .expect("add");
+    let step = NOW / PERIOD;
+    let code = code_at(RFC, step);
+    assert_eq!(
+        by(&s.verify_totp(&school, &code, NOW).await.expect("v")),
+        "rejected",
+        "the other anna's authenticator logs no one else in"
+    );
+    assert!(s.totp_devices(&school).await.expect("list").is_empty());
+    assert!(!s
+        .remove_totp_device(&school, device)
+        .await
+        .expect("not hers"));
+    // Replay marks are the credential's: school's anna enrols the same
+    // secret (a shared seed, say); each device has its own mark.
+    let other = s
+        .add_totp_device(&school, "Skolmobil", RFC, 4)
+        .await
+        .expect("add");
+    assert_eq!(
+        by(&s.verify_totp(&adm, &code, NOW).await.expect("v")),
+        format!("accepted totp:{device}")
+    );
+    assert_eq!(
+        by(&s.verify_totp(&adm, &code, NOW).await.expect("v")),
+        format!("replay totp:{device}")
+    );
+    assert_eq!(
+        by(&s.verify_totp(&school, &code, NOW).await.expect("v")),
+        format!("accepted totp:{other}"),
+        "adm's use of the step does not use up school's device"
+    );
+    assert_eq!(s.totp_devices(&adm).await.expect("list").len(), 1);
+
+    // Tokens: assigned to one (realm, user); the other anna can neither use
+    // it nor take it over, and a reset of one leaves the other's.
+    s.import_tokens(two_tokens(), 5).await.expect("import");
+    s.assign_token("T1", &adm, 6).await.expect("assign");
+    match s.assign_token("T1", &school, 7).await {
+        Err(StorageError::AlreadyAssigned { owner, .. }) => assert_eq!(owner, adm),
+        other => panic!("expected AlreadyAssigned to adm's anna, got {other:?}"),
+    }
+    let h = Hotp::new(RFC, 6);
+    assert_eq!(
+        by(&s.verify_token(&school, &h.code(0), NOW).await.expect("v")),
+        "rejected"
+    );
+    assert!(s.tokens_of(&school).await.expect("list").is_empty());
+    assert_eq!(
+        by(&s.verify_token(&adm, &h.code(0), NOW).await.expect("v")),
+        "accepted token:T1"
+    );
+
+    // Reset of school's anna removes hers only.
+    let had = s.reset_user(&school).await.expect("reset");
+    assert_eq!((had.sms.len(), had.totp.len(), had.tokens.len()), (0, 1, 0));
+    let kept = s.enrolments(&adm).await.expect("e");
+    assert_eq!(
+        (kept.sms.len(), kept.totp.len(), kept.tokens.len()),
+        (1, 1, 1)
+    );
+    assert!(s.enrolments(&school).await.expect("e").is_empty());
+
+    // Realm ids the configuration could not have are refused, not stored.
+    assert!(matches!(
+        s.set_sms_number(&UserRef::new("a:b", "anna"), 0, "+46701111111", 8)
+            .await,
+        Err(StorageError::InvalidRealm(_))
+    ));
+    assert!(matches!(
+        s.add_totp_device(&UserRef::new("", "anna"), "x", RFC, 8)
+            .await,
+        Err(StorageError::InvalidRealm(_))
+    ));
 }

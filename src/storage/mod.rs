@@ -21,7 +21,50 @@ use async_trait::async_trait;
 
 pub use crate::factors::token::{TokenKind, TokenMode, TokenRecord};
 pub use crypto::{SealError, Sealer};
-pub use sqlite::SqliteStore;
+pub use sqlite::{LegacyRows, SqliteStore};
+
+/// Whose enrolment: a user is (realm, name), never the bare name. Two realms
+/// whose directories both hold `anna` are two people (SECURITY.md "Identity
+/// across realms"), so every store method takes this pair, and the compiler
+/// finds every caller that still has only a name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserRef {
+    /// The realm id from the configuration (`[A-Za-z0-9_-]+`).
+    pub realm: String,
+    /// The directory's canonical user id within that realm (case-sensitive).
+    pub user: String,
+}
+
+impl UserRef {
+    /// The user `user` of realm `realm`.
+    pub fn new(realm: impl Into<String>, user: impl Into<String>) -> UserRef {
+        UserRef {
+            realm: realm.into(),
+            user: user.into(),
+        }
+    }
+
+    /// The user a session belongs to (sessions carry their realm); takes
+    /// `&Arc<Session>` too, by deref.
+    pub fn of(s: &crate::session::Session) -> UserRef {
+        UserRef::new(&s.realm, &s.user)
+    }
+}
+
+impl From<&crate::session::Session> for UserRef {
+    /// The user a session belongs to (sessions carry their realm).
+    fn from(s: &crate::session::Session) -> UserRef {
+        UserRef::new(&s.realm, &s.user)
+    }
+}
+
+impl std::fmt::Display for UserRef {
+    /// `user (realm R)`, for messages to operators; audit events carry the two
+    /// fields separately.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (realm {})", self.user, self.realm)
+    }
+}
 
 /// Phone numbers a user may have.
 pub const MAX_SMS_NUMBERS: u8 = 2;
@@ -183,12 +226,35 @@ pub enum StorageError {
     #[error("already imported (nothing was imported): {}", .0.join(", "))]
     DuplicateSerials(Vec<String>),
     /// The token belongs to someone else.
-    #[error("token {serial} is assigned to {user}; unassign it first")]
+    #[error("token {serial} is assigned to {owner}; unassign it first")]
     AlreadyAssigned {
         /// The token.
         serial: String,
         /// Its current user.
-        user: String,
+        owner: UserRef,
+    },
+    /// A realm id that cannot be stored (the config's rule: letters, digits, - and _).
+    #[error("realm id {0:?} is not valid: use letters, digits, - and _")]
+    InvalidRealm(String),
+    /// The file holds enrolments from before they were kept per realm, and
+    /// nobody said which realm they belong to.
+    #[error(
+        "storage {path}: it holds enrolments of {users} user{} stored before enrolments \
+         were kept per realm, and this configuration has several realms ({}), so portvakt \
+         cannot tell whose they are (guessing could give one realm's anna the other's \
+         authenticator). Say which realm they belong to, once: \
+         `portvakt storage adopt --realm ID --config FILE` (add user names to adopt only \
+         those; `portvakt storage legacy --config FILE` lists them), then start again",
+        if *.users == 1 { "" } else { "s" },
+        .realms.join(", ")
+    )]
+    LegacyRows {
+        /// The database file.
+        path: String,
+        /// How many user names have such rows.
+        users: usize,
+        /// The configured realms, to choose from.
+        realms: Vec<String>,
     },
     /// Resynchronisation asked for a TOTP token.
     #[error("token {0} is a TOTP token; only HOTP tokens are resynchronised")]
@@ -199,41 +265,42 @@ pub enum StorageError {
 }
 
 /// Durable enrolments, as the gateway and the admin commands use them.
-/// Times are passed in (the [`crate::clock`] seam); user names are the
-/// directory's canonical ids and are case-sensitive.
+/// Times are passed in (the [`crate::clock`] seam); users are (realm,
+/// canonical id) pairs, names case-sensitive: `anna` of one realm never sees,
+/// uses or removes what `anna` of another realm enrolled.
 #[async_trait]
 pub trait EnrolmentStore: Send + Sync + std::fmt::Debug {
     /// Whether the store answers a query now (the admin listener's `/readyz`).
     async fn ping(&self) -> Result<(), StorageError>;
     /// The user's SMS numbers by position.
-    async fn sms_numbers(&self, user: &str) -> Result<Vec<SmsNumber>, StorageError>;
+    async fn sms_numbers(&self, who: &UserRef) -> Result<Vec<SmsNumber>, StorageError>;
     /// Register or replace the number in `position` (0 or 1).
     async fn set_sms_number(
         &self,
-        user: &str,
+        who: &UserRef,
         position: u8,
         e164: &str,
         now_ms: u64,
     ) -> Result<(), StorageError>;
     /// Remove the number in `position`; false if there was none.
-    async fn remove_sms_number(&self, user: &str, position: u8) -> Result<bool, StorageError>;
+    async fn remove_sms_number(&self, who: &UserRef, position: u8) -> Result<bool, StorageError>;
 
     /// The user's authenticator devices by id.
-    async fn totp_devices(&self, user: &str) -> Result<Vec<TotpDevice>, StorageError>;
+    async fn totp_devices(&self, who: &UserRef) -> Result<Vec<TotpDevice>, StorageError>;
     /// Add a device with `secret` (at least 160 bits); returns its id.
     async fn add_totp_device(
         &self,
-        user: &str,
+        who: &UserRef,
         description: &str,
         secret: &[u8],
         now_ms: u64,
     ) -> Result<i64, StorageError>;
     /// Remove the user's device `id`; false if the user has no such device.
-    async fn remove_totp_device(&self, user: &str, id: i64) -> Result<bool, StorageError>;
+    async fn remove_totp_device(&self, who: &UserRef, id: i64) -> Result<bool, StorageError>;
     /// Check an app code against all the user's devices (±1 step, no replay).
     async fn verify_totp(
         &self,
-        user: &str,
+        who: &UserRef,
         code: &str,
         now_secs: u64,
     ) -> Result<Verify, StorageError>;
@@ -244,18 +311,22 @@ pub trait EnrolmentStore: Send + Sync + std::fmt::Debug {
         tokens: Vec<TokenRecord>,
         now_ms: u64,
     ) -> Result<usize, StorageError>;
-    /// Assign a token to a user (idempotent for the same user).
-    async fn assign_token(&self, serial: &str, user: &str, now_ms: u64)
-        -> Result<(), StorageError>;
-    /// Take a token from its user; false if it was not assigned.
-    async fn unassign_token(&self, serial: &str) -> Result<bool, StorageError>;
+    /// Assign a token to a user (idempotent for the same user of the same realm).
+    async fn assign_token(
+        &self,
+        serial: &str,
+        who: &UserRef,
+        now_ms: u64,
+    ) -> Result<(), StorageError>;
+    /// Take a token from its user; the user it had, None if it was not assigned.
+    async fn unassign_token(&self, serial: &str) -> Result<Option<UserRef>, StorageError>;
     /// The tokens assigned to a user by serial.
-    async fn tokens_of(&self, user: &str) -> Result<Vec<TokenInfo>, StorageError>;
+    async fn tokens_of(&self, who: &UserRef) -> Result<Vec<TokenInfo>, StorageError>;
     /// Check a token code against the user's tokens (HOTP window and
     /// resynchronisation, TOTP ±1 step without replay).
     async fn verify_token(
         &self,
-        user: &str,
+        who: &UserRef,
         code: &str,
         now_secs: u64,
     ) -> Result<Verify, StorageError>;
@@ -269,9 +340,27 @@ pub trait EnrolmentStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<u64>, StorageError>;
 
     /// Everything the user has enrolled.
-    async fn enrolments(&self, user: &str) -> Result<Enrolments, StorageError>;
+    async fn enrolments(&self, who: &UserRef) -> Result<Enrolments, StorageError>;
     /// Remove numbers and devices and unassign tokens; returns what there was.
-    async fn reset_user(&self, user: &str) -> Result<Enrolments, StorageError>;
+    async fn reset_user(&self, who: &UserRef) -> Result<Enrolments, StorageError>;
+}
+
+/// Refuse (realm, user) pairs a backend should not store.
+pub(crate) fn check_who(who: &UserRef) -> Result<(), StorageError> {
+    check_realm(&who.realm)?;
+    check_user(&who.user)
+}
+
+/// The config's rule for realm ids; the store repeats it because the realm
+/// is part of the sealed seeds' associated data, which must stay unambiguous.
+pub(crate) fn check_realm(realm: &str) -> Result<(), StorageError> {
+    let ok = !realm.is_empty()
+        && realm.len() <= 256
+        && realm
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(())
+        .ok_or_else(|| StorageError::InvalidRealm(realm.to_string()))
 }
 
 /// Refuse user names a backend should not store.

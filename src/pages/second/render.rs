@@ -9,6 +9,7 @@ use crate::gateway::{Gateway, Runtime};
 use crate::notify::{mask_email, mask_phone};
 use crate::pages::{message, session_csrf, Reply, Req};
 use crate::session::{Method, Session, SessionId};
+use crate::storage::UserRef;
 
 /// The method choice page.
 #[allow(clippy::too_many_arguments)]
@@ -48,7 +49,7 @@ pub(super) async fn choice_page(
             Method::Sms => {
                 let numbers = gw
                     .store
-                    .sms_numbers(&session.user)
+                    .sms_numbers(&UserRef::of(session))
                     .await
                     .unwrap_or_default();
                 if numbers.is_empty() {
@@ -82,7 +83,7 @@ pub(super) async fn choice_page(
             Method::Totp => {
                 let devices = gw
                     .store
-                    .totp_devices(&session.user)
+                    .totp_devices(&UserRef::of(session))
                     .await
                     .unwrap_or_default();
                 let detail = if devices.is_empty() {
@@ -97,7 +98,11 @@ pub(super) async fn choice_page(
                 options.push(option("totp".into(), detail, !devices.is_empty()));
             }
             Method::Token => {
-                let tokens = gw.store.tokens_of(&session.user).await.unwrap_or_default();
+                let tokens = gw
+                    .store
+                    .tokens_of(&UserRef::of(session))
+                    .await
+                    .unwrap_or_default();
                 options.push(option("token".into(), hint.clone(), !tokens.is_empty()));
             }
             Method::Password => {}

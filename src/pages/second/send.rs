@@ -11,6 +11,7 @@ use crate::gateway::{Gateway, Runtime};
 use crate::notify::{mask_email, mask_phone};
 use crate::pages::{session_event, Reply, Req};
 use crate::session::{Method, Session, SessionId};
+use crate::storage::UserRef;
 
 /// Issue and deliver a code by SMS or e-mail for `choice`, then show the
 /// code entry page (or the choice page again when there is nowhere to send).
@@ -29,7 +30,7 @@ pub(super) async fn send_code(
         Method::Sms => {
             let numbers = gw
                 .store
-                .sms_numbers(&session.user)
+                .sms_numbers(&UserRef::of(session))
                 .await
                 .unwrap_or_default();
             let wanted = choice.number.unwrap_or(0);
@@ -67,10 +68,9 @@ pub(super) async fn send_code(
     let now = gw.clock.now_ms();
     let key = id.key().0;
     // Budgets count per realm and user: the same name may exist in two realms.
-    let budget_user = format!("{}/{}", session.realm, session.user);
     let code = match gw.challenges.issue(
         key,
-        &budget_user,
+        &UserRef::of(session),
         req.client_ip,
         code_channel,
         now,

@@ -4,7 +4,7 @@
 use crate::factors::code::CodeVerdict;
 use crate::gateway::Gateway;
 use crate::session::{Method, Session, SessionId};
-use crate::storage::Verify;
+use crate::storage::{UserRef, Verify};
 
 use super::Choice;
 
@@ -49,9 +49,13 @@ pub(super) async fn verify(
         Method::Totp | Method::Token => {
             let secs = now_ms / 1000;
             let result = if choice.method == Method::Totp {
-                gw.store.verify_totp(&session.user, input, secs).await
+                gw.store
+                    .verify_totp(&UserRef::of(session), input, secs)
+                    .await
             } else {
-                gw.store.verify_token(&session.user, input, secs).await
+                gw.store
+                    .verify_token(&UserRef::of(session), input, secs)
+                    .await
             };
             match result {
                 Ok(v) => match v {

@@ -6,6 +6,7 @@
 //! across an `.await`). Read-modify-write (code checks) uses `BEGIN IMMEDIATE`,
 //! which also serialises against other processes on the same file.
 
+mod legacy;
 mod queries;
 
 use std::path::{Path, PathBuf};
@@ -20,10 +21,12 @@ use self::queries::{
     read_tokens, reset_user, resync_token, unassign_token, verify_token, verify_totp,
 };
 use super::{
-    check_description, check_e164, check_user, EnrolmentStore, Enrolments, Sealer, SmsNumber,
-    StorageError, TokenInfo, TokenRecord, TotpDevice, Verify, MAX_SMS_NUMBERS,
+    check_description, check_e164, check_who, EnrolmentStore, Enrolments, Sealer, SmsNumber,
+    StorageError, TokenInfo, TokenRecord, TotpDevice, UserRef, Verify, MAX_SMS_NUMBERS,
 };
 use crate::factors::totp;
+
+pub use legacy::{Adopted, LegacyRows, LegacyUser};
 
 /// Schema changes in order; entry `i` takes the file from version `i` to
 /// `i + 1` (`PRAGMA user_version`). Append only; never edit a shipped entry.
@@ -60,6 +63,66 @@ const MIGRATIONS: &[&str] = &[
         resync_at INTEGER
     ) STRICT;
     CREATE INDEX tokens_by_user ON tokens (username);",
+    // 2: a user is (realm, name). The realm-less rows of schema 1 move to
+    // legacy_* tables, which nothing reads but the adoption (legacy.rs): it
+    // needs the operator's word on their realm and re-seals each seed with
+    // the realm in its associated data. The AUTOINCREMENT counter carries
+    // over, so device ids are still never reused.
+    "DROP INDEX totp_devices_by_user;
+    DROP INDEX tokens_by_user;
+    ALTER TABLE sms_numbers RENAME TO legacy_sms_numbers;
+    ALTER TABLE totp_devices RENAME TO legacy_totp_devices;
+    ALTER TABLE tokens RENAME TO legacy_tokens;
+    CREATE TABLE sms_numbers (
+        realm TEXT NOT NULL,
+        username TEXT NOT NULL,
+        position INTEGER NOT NULL CHECK (position IN (0, 1)),
+        e164 TEXT NOT NULL,
+        added_ms INTEGER NOT NULL,
+        PRIMARY KEY (realm, username, position)
+    ) STRICT;
+    CREATE TABLE totp_devices (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        realm TEXT NOT NULL,
+        username TEXT NOT NULL,
+        description TEXT NOT NULL,
+        seed BLOB NOT NULL,
+        added_ms INTEGER NOT NULL,
+        last_step INTEGER
+    ) STRICT;
+    CREATE INDEX totp_devices_by_user ON totp_devices (realm, username);
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'totp_devices', seq FROM sqlite_sequence WHERE name = 'legacy_totp_devices';
+    CREATE TABLE tokens (
+        serial TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('hotp', 'totp')),
+        digits INTEGER NOT NULL CHECK (digits IN (6, 8)),
+        period INTEGER CHECK ((kind = 'totp') = (period IS NOT NULL)),
+        counter INTEGER NOT NULL DEFAULT 0,
+        last_step INTEGER,
+        seed BLOB NOT NULL,
+        imported_ms INTEGER NOT NULL,
+        realm TEXT,
+        username TEXT,
+        assigned_ms INTEGER,
+        resync_counter INTEGER,
+        resync_at INTEGER,
+        CHECK ((realm IS NULL) = (username IS NULL))
+    ) STRICT;
+    CREATE INDEX tokens_by_user ON tokens (realm, username);
+    INSERT INTO tokens (serial, kind, digits, period, counter, last_step, seed, imported_ms)
+        SELECT serial, kind, digits, period, counter, last_step, seed, imported_ms FROM legacy_tokens;
+    CREATE TABLE legacy_token_owners (
+        serial TEXT PRIMARY KEY REFERENCES tokens (serial),
+        username TEXT NOT NULL,
+        assigned_ms INTEGER,
+        resync_counter INTEGER,
+        resync_at INTEGER
+    ) STRICT;
+    INSERT INTO legacy_token_owners (serial, username, assigned_ms, resync_counter, resync_at)
+        SELECT serial, username, assigned_ms, resync_counter, resync_at
+        FROM legacy_tokens WHERE username IS NOT NULL;
+    DROP TABLE legacy_tokens;",
 ];
 
 /// How long a call waits for another process's write lock before failing.
@@ -95,8 +158,14 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Open (creating file and directory if missing, mode 0600) and migrate.
+    /// `legacy` says what to do with rows stored before enrolments were kept
+    /// per realm ([`LegacyRows::for_config`] in the gateway and the CLI).
     /// Blocking: call at start-up or from a blocking context.
-    pub fn open(path: &Path, sealer: Sealer) -> Result<SqliteStore, StorageError> {
+    pub fn open(
+        path: &Path,
+        sealer: Sealer,
+        legacy: LegacyRows,
+    ) -> Result<SqliteStore, StorageError> {
         let io = |source| StorageError::Io {
             path: path.display().to_string(),
             source,
@@ -115,6 +184,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let version = migrate(&mut conn)?;
+        legacy::on_open(&mut conn, &sealer, path, legacy)?;
         tracing::debug!(path = %path.display(), version, "storage: opened");
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -129,6 +199,25 @@ impl SqliteStore {
     pub fn schema_version(&self) -> Result<u32, StorageError> {
         let conn = self.inner.conn.lock().unwrap_or_else(|p| p.into_inner());
         Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// Users with enrolments from before they were kept per realm (for
+    /// `portvakt storage legacy`). Blocking.
+    pub fn legacy_users(&self) -> Result<Vec<LegacyUser>, StorageError> {
+        let conn = self.inner.conn.lock().unwrap_or_else(|p| p.into_inner());
+        legacy::legacy_users(&conn)
+    }
+
+    /// Give the enrolments from before realms of `users` (None: all that are
+    /// left) to `realm`, re-sealing their seeds (`portvakt storage adopt`).
+    /// Blocking.
+    pub fn adopt_legacy(
+        &self,
+        realm: &str,
+        users: Option<&[String]>,
+    ) -> Result<Adopted, StorageError> {
+        let mut conn = self.inner.conn.lock().unwrap_or_else(|p| p.into_inner());
+        legacy::adopt(&mut conn, &self.inner.sealer, realm, users)
     }
 
     /// Run `f` with the connection on the blocking pool.
@@ -200,60 +289,61 @@ impl EnrolmentStore for SqliteStore {
         .await
     }
 
-    async fn sms_numbers(&self, user: &str) -> Result<Vec<SmsNumber>, StorageError> {
-        let user = user.to_string();
-        self.call(move |c, _| read_sms(c, &user)).await
+    async fn sms_numbers(&self, who: &UserRef) -> Result<Vec<SmsNumber>, StorageError> {
+        let who = who.clone();
+        self.call(move |c, _| read_sms(c, &who)).await
     }
 
     async fn set_sms_number(
         &self,
-        user: &str,
+        who: &UserRef,
         position: u8,
         e164: &str,
         now_ms: u64,
     ) -> Result<(), StorageError> {
-        check_user(user)?;
+        check_who(who)?;
         if position >= MAX_SMS_NUMBERS {
             return Err(StorageError::InvalidPosition(position));
         }
         check_e164(e164)?;
-        let (user, e164) = (user.to_string(), e164.to_string());
+        let (who, e164) = (who.clone(), e164.to_string());
         self.call(move |c, _| {
             c.execute(
-                "INSERT INTO sms_numbers (username, position, e164, added_ms) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (username, position) DO UPDATE SET e164 = excluded.e164, added_ms = excluded.added_ms",
-                params![user, position, e164, int(now_ms)],
+                "INSERT INTO sms_numbers (realm, username, position, e164, added_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (realm, username, position) \
+                 DO UPDATE SET e164 = excluded.e164, added_ms = excluded.added_ms",
+                params![who.realm, who.user, position, e164, int(now_ms)],
             )?;
             Ok(())
         })
         .await
     }
 
-    async fn remove_sms_number(&self, user: &str, position: u8) -> Result<bool, StorageError> {
-        let user = user.to_string();
+    async fn remove_sms_number(&self, who: &UserRef, position: u8) -> Result<bool, StorageError> {
+        let who = who.clone();
         self.call(move |c, _| {
             let n = c.execute(
-                "DELETE FROM sms_numbers WHERE username = ?1 AND position = ?2",
-                params![user, position],
+                "DELETE FROM sms_numbers WHERE realm = ?1 AND username = ?2 AND position = ?3",
+                params![who.realm, who.user, position],
             )?;
             Ok(n > 0)
         })
         .await
     }
 
-    async fn totp_devices(&self, user: &str) -> Result<Vec<TotpDevice>, StorageError> {
-        let user = user.to_string();
-        self.call(move |c, _| read_devices(c, &user)).await
+    async fn totp_devices(&self, who: &UserRef) -> Result<Vec<TotpDevice>, StorageError> {
+        let who = who.clone();
+        self.call(move |c, _| read_devices(c, &who)).await
     }
 
     async fn add_totp_device(
         &self,
-        user: &str,
+        who: &UserRef,
         description: &str,
         secret: &[u8],
         now_ms: u64,
     ) -> Result<i64, StorageError> {
-        check_user(user)?;
+        check_who(who)?;
         check_description(description)?;
         if secret.len() < totp::SECRET_BYTES {
             return Err(StorageError::WeakSecret {
@@ -261,18 +351,17 @@ impl EnrolmentStore for SqliteStore {
                 min: totp::SECRET_BYTES * 8,
             });
         }
-        let (user, description, secret) =
-            (user.to_string(), description.to_string(), secret.to_vec());
-        self.call(move |c, s| add_totp_device(c, s, &user, &description, &secret, now_ms))
+        let (who, description, secret) = (who.clone(), description.to_string(), secret.to_vec());
+        self.call(move |c, s| add_totp_device(c, s, &who, &description, &secret, now_ms))
             .await
     }
 
-    async fn remove_totp_device(&self, user: &str, id: i64) -> Result<bool, StorageError> {
-        let user = user.to_string();
+    async fn remove_totp_device(&self, who: &UserRef, id: i64) -> Result<bool, StorageError> {
+        let who = who.clone();
         self.call(move |c, _| {
             let n = c.execute(
-                "DELETE FROM totp_devices WHERE username = ?1 AND id = ?2",
-                params![user, id],
+                "DELETE FROM totp_devices WHERE realm = ?1 AND username = ?2 AND id = ?3",
+                params![who.realm, who.user, id],
             )?;
             Ok(n > 0)
         })
@@ -281,12 +370,12 @@ impl EnrolmentStore for SqliteStore {
 
     async fn verify_totp(
         &self,
-        user: &str,
+        who: &UserRef,
         code: &str,
         now_secs: u64,
     ) -> Result<Verify, StorageError> {
-        let (user, code) = (user.to_string(), code.to_string());
-        self.call(move |c, s| verify_totp(c, s, &user, &code, now_secs))
+        let (who, code) = (who.clone(), code.to_string());
+        self.call(move |c, s| verify_totp(c, s, &who, &code, now_secs))
             .await
     }
 
@@ -302,33 +391,33 @@ impl EnrolmentStore for SqliteStore {
     async fn assign_token(
         &self,
         serial: &str,
-        user: &str,
+        who: &UserRef,
         now_ms: u64,
     ) -> Result<(), StorageError> {
-        check_user(user)?;
-        let (serial, user) = (serial.to_string(), user.to_string());
-        self.call(move |c, _| assign_token(c, &serial, &user, now_ms))
+        check_who(who)?;
+        let (serial, who) = (serial.to_string(), who.clone());
+        self.call(move |c, _| assign_token(c, &serial, &who, now_ms))
             .await
     }
 
-    async fn unassign_token(&self, serial: &str) -> Result<bool, StorageError> {
+    async fn unassign_token(&self, serial: &str) -> Result<Option<UserRef>, StorageError> {
         let serial = serial.to_string();
         self.call(move |c, _| unassign_token(c, &serial)).await
     }
 
-    async fn tokens_of(&self, user: &str) -> Result<Vec<TokenInfo>, StorageError> {
-        let user = user.to_string();
-        self.call(move |c, _| read_tokens(c, &user)).await
+    async fn tokens_of(&self, who: &UserRef) -> Result<Vec<TokenInfo>, StorageError> {
+        let who = who.clone();
+        self.call(move |c, _| read_tokens(c, &who)).await
     }
 
     async fn verify_token(
         &self,
-        user: &str,
+        who: &UserRef,
         code: &str,
         now_secs: u64,
     ) -> Result<Verify, StorageError> {
-        let (user, code) = (user.to_string(), code.to_string());
-        self.call(move |c, s| verify_token(c, s, &user, &code, now_secs))
+        let (who, code) = (who.clone(), code.to_string());
+        self.call(move |c, s| verify_token(c, s, &who, &code, now_secs))
             .await
     }
 
@@ -343,21 +432,23 @@ impl EnrolmentStore for SqliteStore {
             .await
     }
 
-    async fn enrolments(&self, user: &str) -> Result<Enrolments, StorageError> {
-        let user = user.to_string();
+    async fn enrolments(&self, who: &UserRef) -> Result<Enrolments, StorageError> {
+        let who = who.clone();
         self.call(move |c, _| {
             // One read transaction: a consistent picture of the three tables.
             let tx = c.transaction()?;
-            read_enrolments(&tx, &user)
+            read_enrolments(&tx, &who)
         })
         .await
     }
 
-    async fn reset_user(&self, user: &str) -> Result<Enrolments, StorageError> {
-        let user = user.to_string();
-        self.call(move |c, _| reset_user(c, &user)).await
+    async fn reset_user(&self, who: &UserRef) -> Result<Enrolments, StorageError> {
+        let who = who.clone();
+        self.call(move |c, _| reset_user(c, &who)).await
     }
 }
 
+#[cfg(test)]
+mod legacy_tests;
 #[cfg(test)]
 mod tests;

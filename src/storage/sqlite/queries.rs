@@ -14,10 +14,20 @@ use crate::factors::token::{
 use crate::factors::totp::{self, check_steps, StepCheck};
 use crate::storage::{
     Credential, Enrolments, Sealer, SmsNumber, StorageError, TokenInfo, TokenKind, TokenMode,
-    TokenRecord, TotpDevice, Verify,
+    TokenRecord, TotpDevice, UserRef, Verify,
 };
 
-fn totp_aad(id: i64, user: &str) -> Vec<u8> {
+/// What a device's seed is bound to: its row id, realm and user. A sealed seed
+/// moved to another row, user or realm in the file no longer opens. The
+/// realm id cannot contain `:` (its rule), so the fields cannot run together;
+/// the `totp2` prefix keeps these apart from the realm-less `totp:` form.
+pub(super) fn totp_aad(id: i64, who: &UserRef) -> Vec<u8> {
+    format!("totp2:{id}:{}:{}", who.realm, who.user).into_bytes()
+}
+
+/// The associated data of seeds sealed before realms were stored (schema 1);
+/// read only while adopting such rows.
+pub(super) fn legacy_totp_aad(id: i64, user: &str) -> Vec<u8> {
     format!("totp:{id}:{user}").into_bytes()
 }
 
@@ -25,7 +35,7 @@ fn token_aad(serial: &str) -> Vec<u8> {
     format!("token:{serial}").into_bytes()
 }
 
-fn open_seed(sealer: &Sealer, seed: &[u8], aad: &[u8]) -> Result<Vec<u8>, StorageError> {
+pub(super) fn open_seed(sealer: &Sealer, seed: &[u8], aad: &[u8]) -> Result<Vec<u8>, StorageError> {
     sealer.open(seed, aad).map_err(|source| StorageError::Seal {
         what: String::from_utf8_lossy(aad).into_owned(),
         source,
@@ -36,11 +46,12 @@ fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, StorageError> {
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
-pub(super) fn read_sms(conn: &Connection, user: &str) -> Result<Vec<SmsNumber>, StorageError> {
+pub(super) fn read_sms(conn: &Connection, who: &UserRef) -> Result<Vec<SmsNumber>, StorageError> {
     let mut st = conn.prepare_cached(
-        "SELECT position, e164, added_ms FROM sms_numbers WHERE username = ?1 ORDER BY position",
+        "SELECT position, e164, added_ms FROM sms_numbers WHERE realm = ?1 AND username = ?2 \
+         ORDER BY position",
     )?;
-    let rows = st.query_map([user], |r| {
+    let rows = st.query_map([&who.realm, &who.user], |r| {
         Ok(SmsNumber {
             position: r.get(0)?,
             e164: r.get(1)?,
@@ -50,11 +61,15 @@ pub(super) fn read_sms(conn: &Connection, user: &str) -> Result<Vec<SmsNumber>, 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(super) fn read_devices(conn: &Connection, user: &str) -> Result<Vec<TotpDevice>, StorageError> {
+pub(super) fn read_devices(
+    conn: &Connection,
+    who: &UserRef,
+) -> Result<Vec<TotpDevice>, StorageError> {
     let mut st = conn.prepare_cached(
-        "SELECT id, description, added_ms, last_step FROM totp_devices WHERE username = ?1 ORDER BY id",
+        "SELECT id, description, added_ms, last_step FROM totp_devices \
+         WHERE realm = ?1 AND username = ?2 ORDER BY id",
     )?;
-    let rows = st.query_map([user], |r| {
+    let rows = st.query_map([&who.realm, &who.user], |r| {
         let last: Option<i64> = r.get(3)?;
         Ok(TotpDevice {
             id: r.get(0)?,
@@ -66,11 +81,15 @@ pub(super) fn read_devices(conn: &Connection, user: &str) -> Result<Vec<TotpDevi
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(super) fn read_tokens(conn: &Connection, user: &str) -> Result<Vec<TokenInfo>, StorageError> {
+pub(super) fn read_tokens(
+    conn: &Connection,
+    who: &UserRef,
+) -> Result<Vec<TokenInfo>, StorageError> {
     let mut st = conn.prepare_cached(
-        "SELECT serial, kind, digits, period, assigned_ms FROM tokens WHERE username = ?1 ORDER BY serial",
+        "SELECT serial, kind, digits, period, assigned_ms FROM tokens \
+         WHERE realm = ?1 AND username = ?2 ORDER BY serial",
     )?;
-    let rows = st.query_map([user], |r| {
+    let rows = st.query_map([&who.realm, &who.user], |r| {
         let kind: String = r.get(1)?;
         let assigned: Option<i64> = r.get(4)?;
         Ok(TokenInfo {
@@ -88,32 +107,38 @@ pub(super) fn read_tokens(conn: &Connection, user: &str) -> Result<Vec<TokenInfo
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(super) fn read_enrolments(conn: &Connection, user: &str) -> Result<Enrolments, StorageError> {
+pub(super) fn read_enrolments(
+    conn: &Connection,
+    who: &UserRef,
+) -> Result<Enrolments, StorageError> {
     Ok(Enrolments {
-        sms: read_sms(conn, user)?,
-        totp: read_devices(conn, user)?,
-        tokens: read_tokens(conn, user)?,
+        sms: read_sms(conn, who)?,
+        totp: read_devices(conn, who)?,
+        tokens: read_tokens(conn, who)?,
     })
 }
 
 pub(super) fn verify_totp(
     conn: &mut Connection,
     sealer: &Sealer,
-    user: &str,
+    who: &UserRef,
     code: &str,
     now: u64,
 ) -> Result<Verify, StorageError> {
     let tx = immediate(conn)?;
     let devices: Vec<(i64, Vec<u8>, Option<i64>)> = {
         let mut st = tx.prepare_cached(
-            "SELECT id, seed, last_step FROM totp_devices WHERE username = ?1 ORDER BY id",
+            "SELECT id, seed, last_step FROM totp_devices WHERE realm = ?1 AND username = ?2 \
+             ORDER BY id",
         )?;
-        let rows = st.query_map([user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let rows = st.query_map([&who.realm, &who.user], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
         rows.collect::<Result<_, _>>()?
     };
     let mut replay = None;
     for (id, seed, last) in devices {
-        let secret = open_seed(sealer, &seed, &totp_aad(id, user))?;
+        let secret = open_seed(sealer, &seed, &totp_aad(id, who))?;
         let gen = Hotp::new(&secret, totp::DIGITS);
         match check_steps(&gen, code, now, totp::PERIOD, last.map(uint)) {
             StepCheck::Accepted { step } => {
@@ -145,17 +170,24 @@ struct TokenRow {
     state: TokenState,
 }
 
-fn load_token_rows(
-    tx: &Transaction<'_>,
-    by: &str,
-    key: &str,
-) -> Result<Vec<TokenRow>, StorageError> {
-    let sql = format!(
-        "SELECT serial, digits, period, seed, counter, last_step, resync_counter, resync_at \
-         FROM tokens WHERE {by} = ?1 ORDER BY serial"
-    );
+/// Which tokens to load: one by serial, or all of one user.
+enum TokensOf<'a> {
+    Serial(&'a str),
+    User(&'a UserRef),
+}
+
+fn load_token_rows(tx: &Transaction<'_>, of: TokensOf<'_>) -> Result<Vec<TokenRow>, StorageError> {
+    const COLUMNS: &str =
+        "SELECT serial, digits, period, seed, counter, last_step, resync_counter, resync_at FROM tokens";
+    let (sql, keys) = match of {
+        TokensOf::Serial(serial) => (format!("{COLUMNS} WHERE serial = ?1"), vec![serial]),
+        TokensOf::User(who) => (
+            format!("{COLUMNS} WHERE realm = ?1 AND username = ?2 ORDER BY serial"),
+            vec![who.realm.as_str(), who.user.as_str()],
+        ),
+    };
     let mut st = tx.prepare_cached(&sql)?;
-    let rows = st.query_map([key], |r| {
+    let rows = st.query_map(rusqlite::params_from_iter(keys), |r| {
         let (last, pc, pa): (Option<i64>, Option<i64>, Option<i64>) =
             (r.get(5)?, r.get(6)?, r.get(7)?);
         Ok(TokenRow {
@@ -190,12 +222,12 @@ fn save_token_state(tx: &Transaction<'_>, serial: &str, s: TokenState) -> Result
 pub(super) fn verify_token(
     conn: &mut Connection,
     sealer: &Sealer,
-    user: &str,
+    who: &UserRef,
     code: &str,
     now: u64,
 ) -> Result<Verify, StorageError> {
     let tx = immediate(conn)?;
-    let rows = load_token_rows(&tx, "username", user)?;
+    let rows = load_token_rows(&tx, TokensOf::User(who))?;
     let (mut needs, mut replay) = (None, None);
     for row in rows {
         let secret = open_seed(sealer, &row.seed, &token_aad(&row.serial))?;
@@ -234,7 +266,7 @@ pub(super) fn resync_token(
     code2: &str,
 ) -> Result<Option<u64>, StorageError> {
     let tx = immediate(conn)?;
-    let row = load_token_rows(&tx, "serial", serial)?
+    let row = load_token_rows(&tx, TokensOf::Serial(serial))?
         .pop()
         .ok_or_else(|| StorageError::UnknownToken(serial.to_string()))?;
     if row.period.is_some() {
@@ -321,7 +353,7 @@ pub(super) fn import_tokens(
 pub(super) fn add_totp_device(
     conn: &mut Connection,
     sealer: &Sealer,
-    user: &str,
+    who: &UserRef,
     description: &str,
     secret: &[u8],
     now_ms: u64,
@@ -329,11 +361,12 @@ pub(super) fn add_totp_device(
     let tx = immediate(conn)?;
     // The AAD names the row id, known only after the insert: insert, then seal.
     tx.execute(
-        "INSERT INTO totp_devices (username, description, seed, added_ms) VALUES (?1, ?2, X'', ?3)",
-        params![user, description, int(now_ms)],
+        "INSERT INTO totp_devices (realm, username, description, seed, added_ms) \
+         VALUES (?1, ?2, ?3, X'', ?4)",
+        params![who.realm, who.user, description, int(now_ms)],
     )?;
     let id = tx.last_insert_rowid();
-    let aad = totp_aad(id, user);
+    let aad = totp_aad(id, who);
     let seed = sealer
         .seal(secret, &aad)
         .map_err(|source| StorageError::Seal {
@@ -349,60 +382,81 @@ pub(super) fn add_totp_device(
 }
 
 /// Who has the token (None: unassigned); an unknown serial is an error.
-fn token_owner(tx: &Transaction<'_>, serial: &str) -> Result<Option<String>, StorageError> {
-    tx.query_row(
-        "SELECT username FROM tokens WHERE serial = ?1",
-        [serial],
-        |r| r.get(0),
-    )
-    .optional()?
-    .ok_or_else(|| StorageError::UnknownToken(serial.to_string()))
+fn token_owner(tx: &Transaction<'_>, serial: &str) -> Result<Option<UserRef>, StorageError> {
+    let row: Option<(Option<String>, Option<String>)> = tx
+        .query_row(
+            "SELECT realm, username FROM tokens WHERE serial = ?1",
+            [serial],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (realm, user) = row.ok_or_else(|| StorageError::UnknownToken(serial.to_string()))?;
+    // The schema keeps the two NULL together; a half-set row counts as taken
+    // by nobody one could name, so it is not handed out either.
+    Ok(match (realm, user) {
+        (Some(realm), Some(user)) => Some(UserRef { realm, user }),
+        (None, None) => None,
+        (realm, user) => Some(UserRef::new(
+            realm.unwrap_or_default(),
+            user.unwrap_or_default(),
+        )),
+    })
 }
 
 /// Sets a token free (the condition is appended); its counter stays, it is the token's.
-const FREE_TOKENS: &str = "UPDATE tokens SET username = NULL, assigned_ms = NULL, \
+const FREE_TOKENS: &str = "UPDATE tokens SET realm = NULL, username = NULL, assigned_ms = NULL, \
                            resync_counter = NULL, resync_at = NULL WHERE ";
 
 pub(super) fn assign_token(
     conn: &mut Connection,
     serial: &str,
-    user: &str,
+    who: &UserRef,
     now_ms: u64,
 ) -> Result<(), StorageError> {
     let tx = immediate(conn)?;
     match token_owner(&tx, serial)? {
-        Some(u) if u == user => return Ok(()),
-        Some(u) => {
+        Some(owner) if owner == *who => return Ok(()),
+        Some(owner) => {
             return Err(StorageError::AlreadyAssigned {
                 serial: serial.to_string(),
-                user: u,
+                owner,
             })
         }
         None => {}
     }
     tx.execute(
-        "UPDATE tokens SET username = ?1, assigned_ms = ?2, resync_counter = NULL, resync_at = NULL \
-         WHERE serial = ?3",
-        params![user, int(now_ms), serial],
+        "UPDATE tokens SET realm = ?1, username = ?2, assigned_ms = ?3, resync_counter = NULL, \
+         resync_at = NULL WHERE serial = ?4",
+        params![who.realm, who.user, int(now_ms), serial],
     )?;
     tx.commit()?;
     Ok(())
 }
 
-pub(super) fn unassign_token(conn: &mut Connection, serial: &str) -> Result<bool, StorageError> {
+pub(super) fn unassign_token(
+    conn: &mut Connection,
+    serial: &str,
+) -> Result<Option<UserRef>, StorageError> {
     let tx = immediate(conn)?;
-    let was = token_owner(&tx, serial)?.is_some();
+    let was = token_owner(&tx, serial)?;
     tx.execute(&format!("{FREE_TOKENS}serial = ?1"), [serial])?;
     tx.commit()?;
     Ok(was)
 }
 
-pub(super) fn reset_user(conn: &mut Connection, user: &str) -> Result<Enrolments, StorageError> {
+pub(super) fn reset_user(conn: &mut Connection, who: &UserRef) -> Result<Enrolments, StorageError> {
     let tx = immediate(conn)?;
-    let had = read_enrolments(&tx, user)?;
-    tx.execute("DELETE FROM sms_numbers WHERE username = ?1", [user])?;
-    tx.execute("DELETE FROM totp_devices WHERE username = ?1", [user])?;
-    tx.execute(&format!("{FREE_TOKENS}username = ?1"), [user])?;
+    let had = read_enrolments(&tx, who)?;
+    let keys = [&who.realm, &who.user];
+    tx.execute(
+        "DELETE FROM sms_numbers WHERE realm = ?1 AND username = ?2",
+        keys,
+    )?;
+    tx.execute(
+        "DELETE FROM totp_devices WHERE realm = ?1 AND username = ?2",
+        keys,
+    )?;
+    tx.execute(&format!("{FREE_TOKENS}realm = ?1 AND username = ?2"), keys)?;
     tx.commit()?;
     Ok(had)
 }

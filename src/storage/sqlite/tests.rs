@@ -2,13 +2,20 @@
 //! file permissions, seeds at rest, durability across reopening, and two
 //! processes on one file.
 
-use super::super::contract::{self, NOW, RFC};
+use super::super::contract::{self, u, NOW, RFC};
 use super::*;
 use crate::factors::token::Hotp;
 use crate::factors::totp::{code_at, PERIOD};
 
+/// Open as a gateway with two realms would: legacy rows refused.
 fn open(path: &Path) -> SqliteStore {
-    SqliteStore::open(path, Sealer::from_secret(&[7; 32])).expect("open")
+    SqliteStore::open(path, Sealer::from_secret(&[7; 32]), refuse()).expect("open")
+}
+
+fn refuse() -> LegacyRows {
+    LegacyRows::Refuse {
+        realms: vec!["adm".into(), "school".into()],
+    }
 }
 
 fn fresh() -> (tempfile::TempDir, SqliteStore) {
@@ -42,6 +49,11 @@ async fn contract_reset() {
     contract::reset(&fresh().1).await;
 }
 
+#[tokio::test]
+async fn contract_realms_apart() {
+    contract::realms_apart(&fresh().1).await;
+}
+
 #[test]
 fn migrations_on_fresh_file_and_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -71,7 +83,8 @@ fn migrations_on_fresh_file_and_reopen() {
     conn.pragma_update(None, "user_version", 99).expect("bump");
     drop(conn);
     drop(s);
-    let err = SqliteStore::open(&path, Sealer::from_secret(&[7; 32])).expect_err("too new");
+    let err =
+        SqliteStore::open(&path, Sealer::from_secret(&[7; 32]), refuse()).expect_err("too new");
     assert!(
         matches!(err, StorageError::SchemaTooNew { found: 99, .. }),
         "{err}"
@@ -81,7 +94,7 @@ fn migrations_on_fresh_file_and_reopen() {
 #[tokio::test]
 async fn seeds_are_never_stored_in_plaintext() {
     let (dir, s) = fresh();
-    s.add_totp_device("alice", "Jobbmobil", RFC, 1)
+    s.add_totp_device(&u("alice"), "Jobbmobil", RFC, 1)
         .await
         .expect("add");
     s.import_tokens(contract::two_tokens(), 1)
@@ -116,37 +129,43 @@ async fn seeds_are_never_stored_in_plaintext() {
 async fn replay_and_counters_survive_reopen() {
     let (dir, s) = fresh();
     let path = dir.path().join("state/portvakt.db");
-    s.add_totp_device("alice", "Jobbmobil", RFC, 1)
+    s.add_totp_device(&u("alice"), "Jobbmobil", RFC, 1)
         .await
         .expect("add");
     s.import_tokens(contract::two_tokens(), 1)
         .await
         .expect("import");
-    s.assign_token("T1", "alice", 1).await.expect("assign");
+    s.assign_token("T1", &u("alice"), 1).await.expect("assign");
     let code = code_at(RFC, NOW / PERIOD);
     assert!(matches!(
-        s.verify_totp("alice", &code, NOW).await.expect("v"),
+        s.verify_totp(&u("alice"), &code, NOW).await.expect("v"),
         Verify::Accepted { .. }
     ));
     let h = Hotp::new(RFC, 6);
     assert!(matches!(
-        s.verify_token("alice", &h.code(3), NOW).await.expect("v"),
+        s.verify_token(&u("alice"), &h.code(3), NOW)
+            .await
+            .expect("v"),
         Verify::Accepted { .. }
     ));
     assert!(matches!(
-        s.verify_token("alice", &h.code(300), NOW).await.expect("v"),
+        s.verify_token(&u("alice"), &h.code(300), NOW)
+            .await
+            .expect("v"),
         Verify::NeedsNextCode { .. }
     ));
     drop(s);
 
     let s = open(&path);
     assert!(matches!(
-        s.verify_totp("alice", &code, NOW + 20).await.expect("v"),
+        s.verify_totp(&u("alice"), &code, NOW + 20)
+            .await
+            .expect("v"),
         Verify::Replay { .. }
     ));
     // The resynchronisation candidate is durable too.
     let v = s
-        .verify_token("alice", &h.code(301), NOW + 5)
+        .verify_token(&u("alice"), &h.code(301), NOW + 5)
         .await
         .expect("v");
     assert!(
@@ -156,15 +175,21 @@ async fn replay_and_counters_survive_reopen() {
     drop(s);
     let s = open(&path);
     assert!(matches!(
-        s.verify_token("alice", &h.code(3), NOW).await.expect("v"),
+        s.verify_token(&u("alice"), &h.code(3), NOW)
+            .await
+            .expect("v"),
         Verify::Rejected
     ));
     assert!(matches!(
-        s.verify_token("alice", &h.code(301), NOW).await.expect("v"),
+        s.verify_token(&u("alice"), &h.code(301), NOW)
+            .await
+            .expect("v"),
         Verify::Replay { .. }
     ));
     assert!(matches!(
-        s.verify_token("alice", &h.code(302), NOW).await.expect("v"),
+        s.verify_token(&u("alice"), &h.code(302), NOW)
+            .await
+            .expect("v"),
         Verify::Accepted { .. }
     ));
 }
@@ -174,13 +199,14 @@ async fn two_processes_never_accept_one_code_twice() {
     let (dir, gateway) = fresh();
     let admin = open(&dir.path().join("state/portvakt.db"));
     gateway
-        .add_totp_device("alice", "Jobbmobil", RFC, 1)
+        .add_totp_device(&u("alice"), "Jobbmobil", RFC, 1)
         .await
         .expect("add");
     let code = code_at(RFC, NOW / PERIOD);
+    let alice = u("alice");
     let (a, b) = tokio::join!(
-        gateway.verify_totp("alice", &code, NOW),
-        admin.verify_totp("alice", &code, NOW)
+        gateway.verify_totp(&alice, &code, NOW),
+        admin.verify_totp(&alice, &code, NOW)
     );
     let accepted = [a.expect("a"), b.expect("b")]
         .iter()
@@ -193,9 +219,12 @@ async fn two_processes_never_accept_one_code_twice() {
 async fn moved_seed_or_other_key_does_not_open() {
     let (dir, s) = fresh();
     let path = dir.path().join("state/portvakt.db");
-    let one = s.add_totp_device("alice", "A", RFC, 1).await.expect("add");
+    let one = s
+        .add_totp_device(&u("alice"), "A", RFC, 1)
+        .await
+        .expect("add");
     let two = s
-        .add_totp_device("mallory", "B", &[5; 20], 1)
+        .add_totp_device(&u("mallory"), "B", &[5; 20], 1)
         .await
         .expect("add");
     let conn = Connection::open(&path).expect("raw");
@@ -205,15 +234,36 @@ async fn moved_seed_or_other_key_does_not_open() {
         )
         .expect("copy seed");
     let err = s
-        .verify_totp("mallory", "123456", NOW)
+        .verify_totp(&u("mallory"), "123456", NOW)
         .await
         .expect_err("moved seed");
     assert!(matches!(err, StorageError::Seal { .. }), "{err}");
     drop(s);
-    let other = SqliteStore::open(&path, Sealer::from_secret(&[8; 32])).expect("open");
+    let other = SqliteStore::open(&path, Sealer::from_secret(&[8; 32]), refuse()).expect("open");
     let err = other
-        .verify_totp("alice", "123456", NOW)
+        .verify_totp(&u("alice"), "123456", NOW)
         .await
         .expect_err("other key");
+    assert!(matches!(err, StorageError::Seal { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_seed_moved_to_another_realm_does_not_open() {
+    let (dir, s) = fresh();
+    let id = s
+        .add_totp_device(&UserRef::new("adm", "anna"), "A", RFC, 1)
+        .await
+        .expect("add");
+    // Someone with write access to the file gives the device to the other anna.
+    let conn = Connection::open(dir.path().join("state/portvakt.db")).expect("raw");
+    conn.execute(
+        "UPDATE totp_devices SET realm = 'school' WHERE id = ?1",
+        [id],
+    )
+    .expect("move");
+    let err = s
+        .verify_totp(&UserRef::new("school", "anna"), "123456", NOW)
+        .await
+        .expect_err("moved seed");
     assert!(matches!(err, StorageError::Seal { .. }), "{err}");
 }

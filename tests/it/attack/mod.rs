@@ -6,4 +6,5 @@
 mod client_address;
 mod headers;
 mod paths;
+mod realms;
 mod smuggling;

@@ -41,15 +41,28 @@ pub fn store_of(gw: &Gateway) -> portvakt::storage::SqliteStore {
     portvakt::storage::SqliteStore::open(
         &gw.dir().join("portvakt.db"),
         portvakt::storage::crypto::Sealer::from_secret(&key),
+        // The gateway has already migrated the file: nothing from before realms.
+        portvakt::storage::LegacyRows::Keep,
     )
     .expect("open the gateway's SQLite store")
 }
 
 /// Register `e164` as `user`'s SMS number in `position` (0 or 1), the way
-/// "Mina SMS-nummer" will. Works while the gateway runs (WAL).
+/// "Mina SMS-nummer" will, for the default realm `staff`. Works while the
+/// gateway runs (WAL).
 pub async fn set_sms_number(gw: &Gateway, user: &User, position: u8, e164: &str) {
+    set_sms_number_in(gw, "staff", user, position, e164).await;
+}
+
+/// [`set_sms_number`] for the user of realm `realm`.
+pub async fn set_sms_number_in(gw: &Gateway, realm: &str, user: &User, position: u8, e164: &str) {
     store_of(gw)
-        .set_sms_number(user.name, position, e164, now_ms())
+        .set_sms_number(
+            &portvakt::storage::UserRef::new(realm, user.name),
+            position,
+            e164,
+            now_ms(),
+        )
         .await
         .unwrap_or_else(|e| panic!("set SMS number {position} of {}: {e}", user.name));
 }

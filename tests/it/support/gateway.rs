@@ -104,6 +104,10 @@ pub struct GatewayConfig {
     pki: Option<Pki>,
     /// `realms[0].methods` (internal, external); None: the gateway's defaults.
     realm_methods: Option<(Vec<String>, Vec<String>)>,
+    /// Raw YAML entries of `realms:` after `staff`.
+    extra_realms: String,
+    /// Files written into the gateway's directory before it starts.
+    files: Vec<(String, String)>,
 }
 
 impl Default for GatewayConfig {
@@ -122,6 +126,8 @@ impl Default for GatewayConfig {
             extra_yaml: String::new(),
             pki: None,
             realm_methods: None,
+            extra_realms: String::new(),
+            files: Vec::new(),
         }
     }
 }
@@ -199,6 +205,19 @@ impl GatewayConfig {
         self
     }
 
+    /// One more realm after `staff`: `id`, its own users file `users_file`
+    /// (written from `users_yaml` before the gateway starts), internal
+    /// networks as for `staff`, the default methods.
+    pub fn realm(mut self, id: &str, users_file: &str, users_yaml: &str) -> GatewayConfig {
+        self.extra_realms.push_str(&format!(
+            "  - id: {id}\n    title: {{ sv: \"{id}\", en: \"{id}\" }}\n    internal_networks: [{}]\n    directory:\n      file: {users_file}\n",
+            self.internal_networks.join(", ")
+        ));
+        self.files
+            .push((users_file.to_string(), users_yaml.to_string()));
+        self
+    }
+
     /// Use this PKI instead of the process-wide one.
     pub fn pki(mut self, pki: &Pki) -> GatewayConfig {
         self.pki = Some(pki.clone());
@@ -259,6 +278,7 @@ impl GatewayConfig {
                 external.join(", ")
             ));
         }
+        y.push_str(&self.extra_realms);
         if self.services.is_empty() {
             y.push_str("services: []\n");
         } else {
@@ -301,6 +321,9 @@ impl Gateway {
         pki.write_to(dir.path());
         std::fs::write(dir.path().join("users.yaml"), super::users::users_yaml())
             .expect("write users.yaml");
+        for (name, text) in &config.files {
+            std::fs::write(dir.path().join(name), text).expect("write a file of the config");
+        }
         let mut key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut key);
         std::fs::write(dir.path().join("secret.key"), key).expect("write secret.key");

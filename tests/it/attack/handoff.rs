@@ -1,0 +1,1 @@
+//! Handoff login CSRF (issue 12 item 5).

@@ -154,6 +154,7 @@ const KNOWN_EVENTS: &[&str] = &[
     "code_sent",
     "enrolment",
     "reauth",
+    "handoff",
     "admin",
     "session_revoked",
     CHAIN_ANCHOR,

@@ -371,6 +371,13 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
 
 /// Send a logged-in browser on: straight to a portal-host target, through a
 /// handoff code to a service host, or to the portal front page.
+///
+/// A code is only issued for a target that carries the binding of the nonce
+/// the service host gave this browser: the code then works for this browser
+/// alone. A target without one (an old link, a step started on the portal)
+/// is sent to the service host itself, which sends the browser back here
+/// with a nonce; the portal session is live by then, so that costs one more
+/// round trip and no form.
 pub(super) fn continue_to(
     gw: &Gateway,
     rt: &Runtime,
@@ -385,10 +392,14 @@ pub(super) fn continue_to(
     if target.host == rt.config.portal_host {
         return Reply::redirect(302, &target.url);
     }
+    let Some(binding) = target.binding else {
+        return Reply::redirect(302, &target.url);
+    };
     let code = gw.handoffs.issue(
         Handoff {
             session: id.clone(),
             host: target.host.clone(),
+            binding,
         },
         gw.clock.now_ms() + HANDOFF_TTL_MS,
     );

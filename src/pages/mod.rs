@@ -272,32 +272,72 @@ pub fn session_csrf(rt: &Runtime, id: &SessionId) -> String {
     rt.signer.csrf(Purpose::SessionCsrf, &id.key().0)
 }
 
-/// The signed return token for `url` (an absolute https URL we built).
+/// The signed return token for `url` (an absolute https URL we built),
+/// bound to no browser: a login for it that ends on a service host goes
+/// through that host once more to bind itself (see [`login::continue_to`]).
 pub fn return_token(rt: &Runtime, url: &str) -> String {
     rt.signer.sign(Purpose::Return, url)
 }
 
-/// A verified return address: signed by us, https, and naming a host we serve.
+/// Prefix of a bound return token's payload (`bound:<binding> <url>`); an
+/// unbound payload is the URL itself, which starts with `https://`.
+const BOUND: &str = "bound:";
+
+/// The signed return token for `url`, carrying the [`binding`] of the
+/// handoff nonce the browser got on `url`'s host.
+///
+/// [`binding`]: crate::session::handoff::binding
+pub fn bound_return_token(rt: &Runtime, url: &str, binding: &str) -> String {
+    rt.signer
+        .sign(Purpose::Return, &format!("{BOUND}{binding} {url}"))
+}
+
+/// A verified return address: signed by us, https, and naming a host and
+/// port we serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// The full URL.
     pub url: String,
     /// Its host, lower case.
     pub host: String,
+    /// The handoff binding it carries, if it was made on a service host
+    /// that gave the browser a nonce.
+    pub binding: Option<String>,
 }
 
-/// Check a return token. Anything unsigned, tampered, or naming a host we do
-/// not serve is refused (no open redirect).
+/// Check a return token. Anything unsigned, tampered, or naming a host or
+/// port we do not serve is refused (no open redirect; a code for
+/// `app.test:4444` would go to whatever listens there).
 pub fn verify_target(rt: &Runtime, token: &str) -> Option<Target> {
-    let url = rt.signer.verify(Purpose::Return, token)?;
+    let payload = rt.signer.verify(Purpose::Return, token)?;
+    let (binding, url) = match payload.strip_prefix(BOUND) {
+        Some(rest) => {
+            let (b, u) = rest.split_once(' ')?;
+            (Some(b.to_owned()), u.to_owned())
+        }
+        None => (None, payload),
+    };
     let parsed = url::Url::parse(&url).ok()?;
     if parsed.scheme() != "https" || !parsed.username().is_empty() || parsed.password().is_some() {
+        return None;
+    }
+    if !serves_port(rt, parsed.port()) {
         return None;
     }
     let host = parsed.host_str()?.to_ascii_lowercase();
     rt.router
         .is_known_host(&host)
-        .then_some(Target { url, host })
+        .then_some(Target { url, host, binding })
+}
+
+/// Whether an https URL's port (`None`: the default, 443) is ours: 443, or
+/// the port of our HTTPS listener (which is what a browser uses when it
+/// reaches us directly on a high port, as the tests do).
+pub fn serves_port(rt: &Runtime, port: Option<u16>) -> bool {
+    match port {
+        None | Some(443) => true,
+        Some(p) => p == rt.config.https_addr.port(),
+    }
 }
 
 /// The return token (`rd`) this request carries — form field, else query —
@@ -308,6 +348,48 @@ pub fn carried_rd(rt: &Runtime, req: &Req<'_>) -> String {
         .or_else(|| req.query_param("rd"))
         .filter(|rd| verify_target(rt, rd).is_some())
         .unwrap_or_default()
+}
+
+/// Send a browser without a session on this host to the login page,
+/// returning to `here`. On a service host the browser gets a handoff nonce
+/// cookie (its existing one if it has one, so two tabs logging in at once
+/// do not undo each other) and the return address carries its binding.
+pub fn login_redirect(
+    rt: &Runtime,
+    host: &str,
+    port_suffix: &str,
+    cookies: Option<&str>,
+    here: &str,
+    notice: Option<&str>,
+) -> Reply {
+    if host == rt.config.portal_host {
+        return Reply::redirect(302, &login_url(rt, port_suffix, here, notice));
+    }
+    let (nonce_cookie, binding) = handoff_nonce(cookies);
+    let mut url = format!(
+        "https://{}{}/.portvakt/login?rd={}",
+        rt.config.portal_host,
+        port_suffix,
+        bound_return_token(rt, here, &binding)
+    );
+    if let Some(n) = notice {
+        url.push_str("&notice=");
+        url.push_str(n);
+    }
+    Reply::redirect(302, &url).cookie(nonce_cookie)
+}
+
+/// The handoff nonce for this browser on a service host: the `Set-Cookie`
+/// value (set or refreshed) and the binding to sign into a return address.
+pub fn handoff_nonce(cookies: Option<&str>) -> (String, String) {
+    use crate::session::{cookie, handoff};
+    let nonce = cookies
+        .and_then(|c| cookie::find(c, cookie::HANDOFF))
+        .filter(|n| handoff::valid_nonce(n))
+        .map(str::to_owned)
+        .unwrap_or_else(handoff::new_nonce);
+    let set = cookie::set(cookie::HANDOFF, &nonce, Some(cookie::HANDOFF_MAX_AGE_SECS));
+    (set, handoff::binding(&nonce))
 }
 
 /// The login URL for a request that needs one, returning to `here`.

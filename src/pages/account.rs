@@ -182,7 +182,7 @@ pub async fn reauth_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     }
     let to = req
         .field("rd")
-        .and_then(|rd| verify_target(rt, rd))
+        .and_then(|rd| verify_target(rt, req.port_suffix, rd))
         .filter(|t| t.host == rt.config.portal_host)
         .map(|t| t.url)
         .unwrap_or_else(|| format!("{}/", req.portal_origin(rt)));

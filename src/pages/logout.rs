@@ -15,7 +15,7 @@ pub async fn handoff(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let code = req.query_param("code").unwrap_or_default();
     let target = req
         .query_param("rd")
-        .and_then(|rd| verify_target(rt, &rd))
+        .and_then(|rd| verify_target(rt, req.port_suffix, &rd))
         .filter(|t| t.host == req.host);
     let here = target
         .as_ref()

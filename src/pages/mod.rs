@@ -305,23 +305,19 @@ pub struct Target {
     pub binding: Option<String>,
 }
 
-/// Check a return token. Anything unsigned, tampered, or naming a host or
+/// Check a return token on a request that came in with `port_suffix` (see
+/// [`Req::port_suffix`]). Anything unsigned, tampered, or naming a host or
 /// port we do not serve is refused (no open redirect; a code for
 /// `app.test:4444` would go to whatever listens there).
-pub fn verify_target(rt: &Runtime, token: &str) -> Option<Target> {
+pub fn verify_target(rt: &Runtime, port_suffix: &str, token: &str) -> Option<Target> {
     let payload = rt.signer.verify(Purpose::Return, token)?;
-    let (binding, url) = match payload.strip_prefix(BOUND) {
-        Some(rest) => {
-            let (b, u) = rest.split_once(' ')?;
-            (Some(b.to_owned()), u.to_owned())
-        }
-        None => (None, payload),
-    };
+    let (binding, url) = split_payload(&payload)?;
+    let (binding, url) = (binding.map(str::to_owned), url.to_owned());
     let parsed = url::Url::parse(&url).ok()?;
     if parsed.scheme() != "https" || !parsed.username().is_empty() || parsed.password().is_some() {
         return None;
     }
-    if !serves_port(rt, parsed.port()) {
+    if !serves_port(rt, port_suffix, parsed.port()) {
         return None;
     }
     let host = parsed.host_str()?.to_ascii_lowercase();
@@ -330,13 +326,36 @@ pub fn verify_target(rt: &Runtime, token: &str) -> Option<Target> {
         .then_some(Target { url, host, binding })
 }
 
-/// Whether an https URL's port (`None`: the default, 443) is ours: 443, or
-/// the port of our HTTPS listener (which is what a browser uses when it
-/// reaches us directly on a high port, as the tests do).
-pub fn serves_port(rt: &Runtime, port: Option<u16>) -> bool {
+/// Whether an https URL's port (`None`: the default, 443) is ours: 443, the
+/// port of our HTTPS listener (a browser reaching us directly on a high
+/// port), or the port this very request came in on (`port_suffix`, from its
+/// Host header: behind a port mapping the browser's port is not our
+/// listener's, but the browser just reached us through it). A token made
+/// from a forged Host port therefore only ever works for whoever forged it,
+/// on a request that names that port itself.
+pub fn serves_port(rt: &Runtime, port_suffix: &str, port: Option<u16>) -> bool {
+    port_allowed(rt.config.https_addr.port(), port_suffix, port)
+}
+
+/// [`serves_port`] without the runtime.
+fn port_allowed(listener: u16, port_suffix: &str, port: Option<u16>) -> bool {
     match port {
         None | Some(443) => true,
-        Some(p) => p == rt.config.https_addr.port(),
+        Some(p) => {
+            p == listener
+                || port_suffix
+                    .strip_prefix(':')
+                    .and_then(|s| s.parse::<u16>().ok())
+                    == Some(p)
+        }
+    }
+}
+
+/// A return token's payload: the binding, if bound, and the URL.
+fn split_payload(payload: &str) -> Option<(Option<&str>, &str)> {
+    match payload.strip_prefix(BOUND) {
+        Some(rest) => rest.split_once(' ').map(|(b, u)| (Some(b), u)),
+        None => Some((None, payload)),
     }
 }
 
@@ -346,7 +365,7 @@ pub fn carried_rd(rt: &Runtime, req: &Req<'_>) -> String {
     req.field("rd")
         .map(str::to_owned)
         .or_else(|| req.query_param("rd"))
-        .filter(|rd| verify_target(rt, rd).is_some())
+        .filter(|rd| verify_target(rt, req.port_suffix, rd).is_some())
         .unwrap_or_default()
 }
 
@@ -405,4 +424,34 @@ pub fn login_url(rt: &Runtime, req_port_suffix: &str, here: &str, notice: Option
         url.push_str(n);
     }
     url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_ports_are_ours_or_the_requests_own() {
+        assert!(port_allowed(8443, "", None));
+        assert!(port_allowed(8443, "", Some(443)));
+        assert!(port_allowed(8443, "", Some(8443)));
+        assert!(!port_allowed(8443, "", Some(4444)));
+        // Behind a port mapping: the port the browser came in on.
+        assert!(port_allowed(443, ":18443", Some(18443)));
+        assert!(!port_allowed(443, ":18443", Some(4444)));
+        assert!(!port_allowed(443, ":x", Some(4444)));
+    }
+
+    #[test]
+    fn bound_and_unbound_payloads_split() {
+        assert_eq!(
+            split_payload("https://app.test/x"),
+            Some((None, "https://app.test/x"))
+        );
+        assert_eq!(
+            split_payload("bound:abc https://app.test/x y"),
+            Some((Some("abc"), "https://app.test/x y"))
+        );
+        assert_eq!(split_payload("bound:abc"), None);
+    }
 }

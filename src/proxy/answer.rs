@@ -113,7 +113,7 @@ impl Proxy {
 
 /// The request's cookies as one string (HTTP/2 may split them over several
 /// `Cookie` headers).
-fn cookie_header(session: &Session) -> Option<String> {
+pub(super) fn cookie_header(session: &Session) -> Option<String> {
     let values: Vec<&str> = session
         .req_header()
         .headers

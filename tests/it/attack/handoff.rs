@@ -9,6 +9,7 @@
 
 use reqwest::Url;
 
+use crate::support::client::ClientOptions;
 use crate::support::expect::*;
 use crate::support::users::User;
 use crate::support::*;
@@ -263,4 +264,34 @@ async fn a_return_address_on_a_port_we_do_not_serve_is_refused() {
     let journey = gw.client().login(&url, &ALICE).await;
     assert!(journey.end.is_whoami(), "{}", journey.describe());
     assert_eq!(journey.end.url.port(), Some(port));
+}
+
+/// HTTP/2 browsers send each cookie as a header field of its own (Chromium
+/// does). A gateway reading only the first would miss the nonce, refuse the
+/// code, set a new nonce and send the browser round forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_that_splits_its_cookies_over_http2_gets_in() {
+    let upstream = Upstream::start().await;
+    let gw = gateway(&upstream).await;
+    let alice = gw.client();
+    let link = handoff_link(&alice, "https://app.test/h2", &ALICE).await;
+    let nonce = alice
+        .cookie("https://app.test/", NONCE_COOKIE)
+        .expect("the nonce cookie in alice's jar");
+
+    let h2 = gw.client_with(ClientOptions::default().http2());
+    let pair = format!("{NONCE_COOKIE}={nonce}");
+    let landed = h2
+        .get_with(
+            link.as_str(),
+            &[("cookie", "theme=dark"), ("cookie", pair.as_str())],
+        )
+        .await;
+    assert_eq!(landed.version, reqwest::Version::HTTP_2, "not HTTP/2");
+    assert_redirects_to(&landed, 302, "https://app.test/h2");
+    assert!(
+        landed.set_cookie(SESSION_COOKIE).is_some(),
+        "{}",
+        landed.describe()
+    );
 }

@@ -3,7 +3,9 @@
 //! `portvakt sessions list|revoke` calls.
 //!
 //! Health and metrics answer anyone who can reach the port (Prometheus
-//! scrapers carry no secrets). The sessions API needs the admin token,
+//! scrapers carry no secrets); `/readyz` tells them only which checks
+//! failed, the reasons (backend error text, which can name hosts, paths and
+//! accounts) go to the log and to callers with the admin token. The sessions API needs the admin token,
 //! derived from the gateway's secret key ([`admin_token`]): whoever can read
 //! the key can already forge sessions, so the CLI needs no other secret.
 
@@ -96,7 +98,7 @@ impl ServeHttp for AdminApp {
         );
         match (method, path.as_str()) {
             (Method::GET | Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
-            (Method::GET | Method::HEAD, "/readyz") => self.ready().await,
+            (Method::GET | Method::HEAD, "/readyz") => self.ready(authorised).await,
             (Method::GET | Method::HEAD, "/metrics") => {
                 let n = self.gw.sessions.len().await;
                 reply(
@@ -132,8 +134,9 @@ impl AdminApp {
     }
 
     /// Ready when the configuration is loaded and the store and every
-    /// realm's directory answer.
-    async fn ready(&self) -> Response<Vec<u8>> {
+    /// realm's directory answer. `detail`: show why a check failed (the
+    /// admin token was sent); otherwise each check is only `ok` or `failed`.
+    async fn ready(&self, detail: bool) -> Response<Vec<u8>> {
         let rt = self.gw.runtime();
         let mut checks = BTreeMap::new();
         checks.insert("config".to_owned(), "ok".to_owned());
@@ -166,6 +169,7 @@ impl AdminApp {
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
+        let checks = if detail { checks } else { redacted(checks) };
         json(
             status,
             &serde_json::json!({ "ready": ready, "checks": checks }),
@@ -297,6 +301,17 @@ impl AdminApp {
     }
 }
 
+/// The checks as anyone may see them: name and `ok` or `failed`.
+fn redacted(checks: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    checks
+        .into_iter()
+        .map(|(name, v)| {
+            let v = if v == "ok" { v } else { "failed".to_owned() };
+            (name, v)
+        })
+        .collect()
+}
+
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
     Response::builder()
         .status(status)
@@ -322,5 +337,23 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Vec<u8>> {
             reply(status, "application/json", body)
         }
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_without_the_token_names_checks_but_not_errors() {
+        let mut checks = BTreeMap::new();
+        checks.insert("config".to_owned(), "ok".to_owned());
+        checks.insert(
+            "directory:staff".to_owned(),
+            "bind as cn=svc,dc=kommun,dc=se failed at ldaps://10.1.2.3".to_owned(),
+        );
+        let shown = redacted(checks);
+        assert_eq!(shown["config"], "ok");
+        assert_eq!(shown["directory:staff"], "failed");
     }
 }

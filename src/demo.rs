@@ -11,8 +11,9 @@ use std::process::ExitCode;
 use rand::Rng;
 
 /// Host names the demo serves (all resolve to loopback: `*.localhost`).
-const HOSTS: [&str; 6] = [
+const HOSTS: [&str; 7] = [
     "portal.localhost",
+    "wiki.localhost",
     "whoami.localhost",
     "public.localhost",
     "secure.localhost",
@@ -253,9 +254,8 @@ services:
     host: public.localhost
     upstream: http://{upstream}
     policy: bypass
-  - name: Wiki på portalen
-    host: portal.localhost
-    path: /wiki
+  - name: Wiki
+    host: wiki.localhost
     upstream: http://{upstream}
     policy: one_factor
 audit: {{ access_log: logs/access.jsonl, auth_log: logs/auth.jsonl }}

@@ -155,6 +155,7 @@ const KNOWN_EVENTS: &[&str] = &[
     "code_sent",
     "enrolment",
     "reauth",
+    "handoff",
     "admin",
     "session_revoked",
     CHAIN_ANCHOR,

@@ -180,6 +180,11 @@ pub struct Listen {
     /// Admin listener (`/healthz`, `/readyz`, `/metrics`, sessions API):
     /// an address, or `off`. Default `127.0.0.1:9100`.
     pub admin: Option<String>,
+    /// Allow `admin` on an address that is not loopback. The admin listener
+    /// speaks plain HTTP: its bearer token (which lists and revokes
+    /// sessions) and the metrics would cross the network in clear text.
+    #[serde(default)]
+    pub admin_insecure_plain_http: bool,
 }
 
 /// `client_address:`
@@ -485,6 +490,12 @@ pub struct Service {
     pub basic_auth: bool,
     /// Send the client's Host header upstream (default true).
     pub preserve_host: Option<bool>,
+    /// Publish this service on the portal host anyway. It then shares the
+    /// origin of the self-service pages, so any script it serves (its own,
+    /// or one injected into it) can read an enrolment page and add a device
+    /// for whoever is logged in. Refused unless this is `true`.
+    #[serde(default)]
+    pub accept_shared_portal_origin: bool,
     /// Identity header names; any left out keeps its default name.
     #[serde(default)]
     pub identity_headers: BTreeMap<String, String>,

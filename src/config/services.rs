@@ -14,6 +14,7 @@ pub(super) fn services(
     c: &mut Checker,
     list: &[file::Service],
     realm_ids: &[&str],
+    portal_host: &str,
 ) -> Vec<Arc<Service>> {
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut out = Vec::new();
@@ -50,6 +51,19 @@ pub(super) fn services(
                 ),
             ),
             Err(e) => c.problem(&k("path"), format!("{path:?}: {e}")),
+        }
+        if host == portal_host && !s.accept_shared_portal_origin {
+            // Same origin as the enrolment pages: the browser lets this
+            // service's scripts read them (CSRF token included) and post.
+            c.problem(
+                &k("host"),
+                format!(
+                    "{host} is the portal host: this service would share its origin with the \
+                     self-service pages, so any script it serves could read an enrolment page \
+                     and add a device for whoever is logged in. Give it a host of its own, or \
+                     set {key}.accept_shared_portal_origin: true to accept that risk"
+                ),
+            );
         }
         if !seen.insert((host.clone(), path.clone())) {
             c.problem(

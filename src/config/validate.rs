@@ -201,7 +201,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
 
     let realms = realms(&mut c, &f.realms);
     let realm_ids: Vec<&str> = realms.iter().map(|r| r.id.as_str()).collect();
-    let services = super::services::services(&mut c, &f.services, &realm_ids);
+    let services = super::services::services(&mut c, &f.services, &realm_ids, &portal_host);
 
     let log = |v: &Option<String>, c: &mut Checker| match v.as_deref() {
         None | Some("stdout") | Some("-") => LogTarget::Stdout,
@@ -218,6 +218,19 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
                 c.problem(
                     "listen.admin",
                     format!("{a} is already the https or http listener"),
+                );
+                None
+            }
+            Ok(addr) if !addr.ip().is_loopback() && !f.listen.admin_insecure_plain_http => {
+                c.problem(
+                    "listen.admin",
+                    format!(
+                        "{a} is not a loopback address, and the admin listener speaks plain HTTP: \
+                         its bearer token (which lists and revokes sessions) and the metrics \
+                         would cross the network in clear text. Keep it on 127.0.0.1 or [::1] \
+                         (reach it over SSH or a TLS proxy), or set \
+                         listen.admin_insecure_plain_http: true to accept that risk"
+                    ),
                 );
                 None
             }

@@ -165,12 +165,24 @@ pub async fn reauth_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         return reauth_page(rt, req, 401, Some("error_invalid"));
     }
     rt.regulator.succeeded(&session.user);
-    gw.sessions
-        .insert(id.key(), Arc::new(session.with_password_at(now)))
-        .await;
+    // Update what is stored now, not the copy read at the start: a revoke
+    // or logout during the password check must stay in force.
+    let key = id.key();
+    if gw
+        .sessions
+        .update(&key, &|s| s.with_password_at(now))
+        .await
+        .is_none()
+    {
+        let here = format!("{}/", req.portal_origin(rt));
+        let to = super::login_url(rt, req.port_suffix, &here, Some("expired"));
+        return Reply::redirect(303, &to).cookie(crate::session::cookie::clear(
+            crate::session::cookie::SESSION,
+        ));
+    }
     let to = req
         .field("rd")
-        .and_then(|rd| verify_target(rt, rd))
+        .and_then(|rd| verify_target(rt, req.port_suffix, rd))
         .filter(|t| t.host == rt.config.portal_host)
         .map(|t| t.url)
         .unwrap_or_else(|| format!("{}/", req.portal_origin(rt)));

@@ -23,7 +23,7 @@ const MAX_USERNAME: usize = 256;
 /// GET /.portvakt/login
 pub async fn show(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let rd = req.query_param("rd").unwrap_or_default();
-    let target = verify_target(rt, &rd);
+    let target = verify_target(rt, req.port_suffix, &rd);
     // Already logged in (e.g. arriving from a service host without a cookie
     // there): no form, straight on.
     if let SessionState::Valid(id, _) = &req.session {
@@ -71,12 +71,12 @@ fn form(
             (crate::signing::b64(&bytes), true)
         }
     };
-    let realm = choose_realm(rt, realm_hint, &rd);
+    let realm = choose_realm(rt, req.port_suffix, realm_hint, &rd);
     let p = &rt.pages;
     let lang = req.lang;
     // Offer a choice only when nothing decided the realm: no `realm=` from
     // the landing page, and no target service of exactly one realm.
-    let candidates = realm_candidates(rt, &rd);
+    let candidates = realm_candidates(rt, req.port_suffix, &rd);
     let decided = realm_hint.and_then(|h| rt.config.realm(h)).is_some() || candidates.len() < 2;
     let realms: Vec<_> = if decided {
         Vec::new()
@@ -133,11 +133,16 @@ fn valid_flow(f: &str) -> bool {
 }
 
 /// The realm for this login: the form's choice, else the target service's, else the first.
-fn choose_realm<'a>(rt: &'a Runtime, hint: Option<&str>, rd: &str) -> &'a Arc<Realm> {
+fn choose_realm<'a>(
+    rt: &'a Runtime,
+    port_suffix: &str,
+    hint: Option<&str>,
+    rd: &str,
+) -> &'a Arc<Realm> {
     if let Some(r) = hint.and_then(|h| rt.config.realm(h)) {
         return r;
     }
-    let from_target = verify_target(rt, rd).and_then(|t| {
+    let from_target = verify_target(rt, port_suffix, rd).and_then(|t| {
         let path = url::Url::parse(&t.url).ok()?.path().to_owned();
         match rt.router.route(&t.host, &path) {
             crate::routing::Route::Service(s) => Some(rt.realm_for(&s.realms).clone()),
@@ -151,8 +156,8 @@ fn choose_realm<'a>(rt: &'a Runtime, hint: Option<&str>, rd: &str) -> &'a Arc<Re
 }
 
 /// The realms a login for `rd` may be in: the target service's realms, or all.
-fn realm_candidates<'a>(rt: &'a Runtime, rd: &str) -> Vec<&'a Arc<Realm>> {
-    let service = verify_target(rt, rd).and_then(|t| {
+fn realm_candidates<'a>(rt: &'a Runtime, port_suffix: &str, rd: &str) -> Vec<&'a Arc<Realm>> {
+    let service = verify_target(rt, port_suffix, rd).and_then(|t| {
         let path = url::Url::parse(&t.url).ok()?.path().to_owned();
         match rt.router.route(&t.host, &path) {
             crate::routing::Route::Service(s) => Some(s),
@@ -183,7 +188,7 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let username = req.field("username").unwrap_or("").trim();
     let password = req.field("password").unwrap_or("");
     let rd = req.field("rd").unwrap_or("").to_owned();
-    let realm = choose_realm(rt, req.field("realm"), &rd).clone();
+    let realm = choose_realm(rt, req.port_suffix, req.field("realm"), &rd).clone();
     let internal = realm.is_internal(req.client_ip);
     let now = gw.clock.now_ms();
 
@@ -201,7 +206,7 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         ev.method = Some("password");
         ev.host = Some(req.host);
         gw.audit(rt, ev);
-        let rd = if verify_target(rt, &rd).is_some() {
+        let rd = if verify_target(rt, req.port_suffix, &rd).is_some() {
             rd.clone()
         } else {
             String::new()
@@ -328,7 +333,7 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     // Password first, then the second step when the target (or, for the
     // portal, being off-network) needs it, or when the user chose a second
     // method on the login page ("Webbdosa" inside).
-    let target = verify_target(rt, &rd);
+    let target = verify_target(rt, req.port_suffix, &rd);
     let chosen = req.field("method").and_then(second::Choice::parse);
     let needed = second::required_level(rt, &realm, target.as_ref(), internal) >= 2;
     let next = if needed || chosen.is_some() {
@@ -371,6 +376,13 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
 
 /// Send a logged-in browser on: straight to a portal-host target, through a
 /// handoff code to a service host, or to the portal front page.
+///
+/// A code is only issued for a target that carries the binding of the nonce
+/// the service host gave this browser: the code then works for this browser
+/// alone. A target without one (an old link, a step started on the portal)
+/// is sent to the service host itself, which sends the browser back here
+/// with a nonce; the portal session is live by then, so that costs one more
+/// round trip and no form.
 pub(super) fn continue_to(
     gw: &Gateway,
     rt: &Runtime,
@@ -385,10 +397,14 @@ pub(super) fn continue_to(
     if target.host == rt.config.portal_host {
         return Reply::redirect(302, &target.url);
     }
+    let Some(binding) = target.binding else {
+        return Reply::redirect(302, &target.url);
+    };
     let code = gw.handoffs.issue(
         Handoff {
             session: id.clone(),
             host: target.host.clone(),
+            binding,
         },
         gw.clock.now_ms() + HANDOFF_TTL_MS,
     );

@@ -8,30 +8,95 @@ use crate::session::cookie::{self, SESSION};
 use crate::signing::Purpose;
 
 /// GET /.portvakt/handoff?code=…&rd=… on a service host: trade the code for a
-/// host-only cookie and continue to the return address.
+/// host-only cookie and continue to the return address — only in the
+/// browser the login was started in (it holds the nonce the code is bound
+/// to), and never over another user's live session here.
 pub async fn handoff(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let code = req.query_param("code").unwrap_or_default();
     let target = req
         .query_param("rd")
-        .and_then(|rd| verify_target(rt, &rd))
+        .and_then(|rd| verify_target(rt, req.port_suffix, &rd))
         .filter(|t| t.host == req.host);
     let here = target
         .as_ref()
         .map(|t| t.url.clone())
         .unwrap_or_else(|| format!("{}/", req.origin()));
     let now = gw.clock.now_ms();
-    let Some(id) = gw.handoffs.redeem(&code, req.host, now) else {
-        // Used, expired or forged: start over at the portal (which hands off
-        // again at once if the portal session is alive).
-        return Reply::redirect(302, &super::login_url(rt, req.port_suffix, &here, None));
+    // Used, expired, forged or not this browser's: start over at the portal
+    // (which hands off again at once if this browser's portal session is
+    // alive), with this browser's own nonce.
+    let start_over =
+        |notice| super::login_redirect(rt, req.host, req.port_suffix, req.cookie, &here, notice);
+    let Some(handoff) = gw.handoffs.redeem(&code, req.host, now) else {
+        return start_over(None);
     };
-    if gw.sessions.get(&id.key()).await.is_none() {
-        return Reply::redirect(
-            302,
-            &super::login_url(rt, req.port_suffix, &here, Some("expired")),
-        );
+    let Some(session) = gw.sessions.get(&handoff.session.key()).await else {
+        return start_over(Some("expired"));
+    };
+    let internal = rt.config.is_internal_to(&session.realm, req.client_ip);
+    if let SessionState::Valid(live_id, live) = &req.session {
+        if live.user != session.user || live.realm != session.realm {
+            // Someone else's link (login CSRF), or a second account: the
+            // person at this browser stays who they are, and is told.
+            let live_internal = rt.config.is_internal_to(&live.realm, req.client_ip);
+            let mut ev = session_event(
+                gw,
+                "handoff",
+                "failure",
+                "other_user_logged_in",
+                live,
+                req,
+                live_internal,
+            );
+            ev.session = Some(live_id.key().short());
+            ev.host = Some(req.host);
+            ev.provider = Some(format!(
+                "refused a handoff for {} ({})",
+                session.user, session.realm
+            ));
+            gw.audit(rt, ev);
+            return other_user_page(rt, req, live_id, &live.user, &here).decision("deny");
+        }
     }
-    Reply::redirect(302, &here).cookie(cookie::set(SESSION, id.as_str(), None))
+    let nonce = req.cookie.and_then(|c| cookie::find(c, cookie::HANDOFF));
+    if !handoff.held_by(nonce) {
+        let mut ev = session_event(
+            gw,
+            "handoff",
+            "failure",
+            "not_this_browser",
+            &session,
+            req,
+            internal,
+        );
+        ev.host = Some(req.host);
+        gw.audit(rt, ev);
+        return start_over(None);
+    }
+    Reply::redirect(302, &here)
+        .cookie(cookie::set(SESSION, handoff.session.as_str(), None))
+        .cookie(cookie::clear(cookie::HANDOFF))
+}
+
+/// "You are already logged in here as {user}": continue as that user, or
+/// log out first.
+fn other_user_page(
+    rt: &Runtime,
+    req: &Req<'_>,
+    live_id: &crate::session::SessionId,
+    user: &str,
+    here: &str,
+) -> Reply {
+    let p = &rt.pages;
+    let lang = req.lang;
+    let ctx = context! {
+        status => 409,
+        heading => p.t(lang, "handoff_other_user_heading"),
+        text => p.t(lang, "handoff_other_user_text").replace("{user}", user),
+        link => context! { href => here, label => p.t(lang, "handoff_continue").replace("{user}", user) },
+        logout => context! { action => "/.portvakt/logout", csrf => session_csrf(rt, live_id) },
+    };
+    Reply::html(409, p.render("message.html", lang, req.request_id, ctx))
 }
 
 /// GET /.portvakt/logout: a confirmation form (a GET never changes state).

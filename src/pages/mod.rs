@@ -288,32 +288,91 @@ pub fn session_csrf(rt: &Runtime, id: &SessionId) -> String {
     rt.signer.csrf(Purpose::SessionCsrf, &id.key().0)
 }
 
-/// The signed return token for `url` (an absolute https URL we built).
+/// The signed return token for `url` (an absolute https URL we built),
+/// bound to no browser: a login for it that ends on a service host goes
+/// through that host once more to bind itself (see [`login::continue_to`]).
 pub fn return_token(rt: &Runtime, url: &str) -> String {
     rt.signer.sign(Purpose::Return, url)
 }
 
-/// A verified return address: signed by us, https, and naming a host we serve.
+/// Prefix of a bound return token's payload (`bound:<binding> <url>`); an
+/// unbound payload is the URL itself, which starts with `https://`.
+const BOUND: &str = "bound:";
+
+/// The signed return token for `url`, carrying the [`binding`] of the
+/// handoff nonce the browser got on `url`'s host.
+///
+/// [`binding`]: crate::session::handoff::binding
+pub fn bound_return_token(rt: &Runtime, url: &str, binding: &str) -> String {
+    rt.signer
+        .sign(Purpose::Return, &format!("{BOUND}{binding} {url}"))
+}
+
+/// A verified return address: signed by us, https, and naming a host and
+/// port we serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// The full URL.
     pub url: String,
     /// Its host, lower case.
     pub host: String,
+    /// The handoff binding it carries, if it was made on a service host
+    /// that gave the browser a nonce.
+    pub binding: Option<String>,
 }
 
-/// Check a return token. Anything unsigned, tampered, or naming a host we do
-/// not serve is refused (no open redirect).
-pub fn verify_target(rt: &Runtime, token: &str) -> Option<Target> {
-    let url = rt.signer.verify(Purpose::Return, token)?;
+/// Check a return token on a request that came in with `port_suffix` (see
+/// [`Req::port_suffix`]). Anything unsigned, tampered, or naming a host or
+/// port we do not serve is refused (no open redirect; a code for
+/// `app.test:4444` would go to whatever listens there).
+pub fn verify_target(rt: &Runtime, port_suffix: &str, token: &str) -> Option<Target> {
+    let payload = rt.signer.verify(Purpose::Return, token)?;
+    let (binding, url) = split_payload(&payload)?;
+    let (binding, url) = (binding.map(str::to_owned), url.to_owned());
     let parsed = url::Url::parse(&url).ok()?;
     if parsed.scheme() != "https" || !parsed.username().is_empty() || parsed.password().is_some() {
+        return None;
+    }
+    if !serves_port(rt, port_suffix, parsed.port()) {
         return None;
     }
     let host = parsed.host_str()?.to_ascii_lowercase();
     rt.router
         .is_known_host(&host)
-        .then_some(Target { url, host })
+        .then_some(Target { url, host, binding })
+}
+
+/// Whether an https URL's port (`None`: the default, 443) is ours: 443, the
+/// port of our HTTPS listener (a browser reaching us directly on a high
+/// port), or the port this very request came in on (`port_suffix`, from its
+/// Host header: behind a port mapping the browser's port is not our
+/// listener's, but the browser just reached us through it). A token made
+/// from a forged Host port therefore only ever works for whoever forged it,
+/// on a request that names that port itself.
+pub fn serves_port(rt: &Runtime, port_suffix: &str, port: Option<u16>) -> bool {
+    port_allowed(rt.config.https_addr.port(), port_suffix, port)
+}
+
+/// [`serves_port`] without the runtime.
+fn port_allowed(listener: u16, port_suffix: &str, port: Option<u16>) -> bool {
+    match port {
+        None | Some(443) => true,
+        Some(p) => {
+            p == listener
+                || port_suffix
+                    .strip_prefix(':')
+                    .and_then(|s| s.parse::<u16>().ok())
+                    == Some(p)
+        }
+    }
+}
+
+/// A return token's payload: the binding, if bound, and the URL.
+fn split_payload(payload: &str) -> Option<(Option<&str>, &str)> {
+    match payload.strip_prefix(BOUND) {
+        Some(rest) => rest.split_once(' ').map(|(b, u)| (Some(b), u)),
+        None => Some((None, payload)),
+    }
 }
 
 /// The return token (`rd`) this request carries — form field, else query —
@@ -322,8 +381,50 @@ pub fn carried_rd(rt: &Runtime, req: &Req<'_>) -> String {
     req.field("rd")
         .map(str::to_owned)
         .or_else(|| req.query_param("rd"))
-        .filter(|rd| verify_target(rt, rd).is_some())
+        .filter(|rd| verify_target(rt, req.port_suffix, rd).is_some())
         .unwrap_or_default()
+}
+
+/// Send a browser without a session on this host to the login page,
+/// returning to `here`. On a service host the browser gets a handoff nonce
+/// cookie (its existing one if it has one, so two tabs logging in at once
+/// do not undo each other) and the return address carries its binding.
+pub fn login_redirect(
+    rt: &Runtime,
+    host: &str,
+    port_suffix: &str,
+    cookies: Option<&str>,
+    here: &str,
+    notice: Option<&str>,
+) -> Reply {
+    if host == rt.config.portal_host {
+        return Reply::redirect(302, &login_url(rt, port_suffix, here, notice));
+    }
+    let (nonce_cookie, binding) = handoff_nonce(cookies);
+    let mut url = format!(
+        "https://{}{}/.portvakt/login?rd={}",
+        rt.config.portal_host,
+        port_suffix,
+        bound_return_token(rt, here, &binding)
+    );
+    if let Some(n) = notice {
+        url.push_str("&notice=");
+        url.push_str(n);
+    }
+    Reply::redirect(302, &url).cookie(nonce_cookie)
+}
+
+/// The handoff nonce for this browser on a service host: the `Set-Cookie`
+/// value (set or refreshed) and the binding to sign into a return address.
+pub fn handoff_nonce(cookies: Option<&str>) -> (String, String) {
+    use crate::session::{cookie, handoff};
+    let nonce = cookies
+        .and_then(|c| cookie::find(c, cookie::HANDOFF))
+        .filter(|n| handoff::valid_nonce(n))
+        .map(str::to_owned)
+        .unwrap_or_else(handoff::new_nonce);
+    let set = cookie::set(cookie::HANDOFF, &nonce, Some(cookie::HANDOFF_MAX_AGE_SECS));
+    (set, handoff::binding(&nonce))
 }
 
 /// The login URL for a request that needs one, returning to `here`.
@@ -339,4 +440,34 @@ pub fn login_url(rt: &Runtime, req_port_suffix: &str, here: &str, notice: Option
         url.push_str(n);
     }
     url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_ports_are_ours_or_the_requests_own() {
+        assert!(port_allowed(8443, "", None));
+        assert!(port_allowed(8443, "", Some(443)));
+        assert!(port_allowed(8443, "", Some(8443)));
+        assert!(!port_allowed(8443, "", Some(4444)));
+        // Behind a port mapping: the port the browser came in on.
+        assert!(port_allowed(443, ":18443", Some(18443)));
+        assert!(!port_allowed(443, ":18443", Some(4444)));
+        assert!(!port_allowed(443, ":x", Some(4444)));
+    }
+
+    #[test]
+    fn bound_and_unbound_payloads_split() {
+        assert_eq!(
+            split_payload("https://app.test/x"),
+            Some((None, "https://app.test/x"))
+        );
+        assert_eq!(
+            split_payload("bound:abc https://app.test/x y"),
+            Some((Some("abc"), "https://app.test/x y"))
+        );
+        assert_eq!(split_payload("bound:abc"), None);
+    }
 }

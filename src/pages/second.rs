@@ -261,9 +261,15 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     ev.session = Some(new_id.key().short());
     ev.host = Some(req.host);
     gw.audit(rt, ev);
-    super::login::continue_to(gw, rt, req, &new_id, verify_target(rt, &rd))
-        .status(303)
-        .cookie(cookie::set(cookie::SESSION, new_id.as_str(), None))
+    super::login::continue_to(
+        gw,
+        rt,
+        req,
+        &new_id,
+        verify_target(rt, req.port_suffix, &rd),
+    )
+    .status(303)
+    .cookie(cookie::set(cookie::SESSION, new_id.as_str(), None))
 }
 
 fn csrf_ok(rt: &Runtime, req: &Req<'_>, id: &SessionId) -> bool {

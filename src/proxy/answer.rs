@@ -40,9 +40,16 @@ impl Proxy {
                     if ended {
                         ctx.reason = "session_ended";
                     }
-                    let url =
-                        pages::login_url(rt, &ctx.port_suffix, &here, ended.then_some("expired"));
-                    let mut r = Reply::redirect(302, &url);
+                    let cookies = cookie_header(session);
+                    let notice = ended.then_some("expired");
+                    let mut r = pages::login_redirect(
+                        rt,
+                        &ctx.host,
+                        &ctx.port_suffix,
+                        cookies.as_deref(),
+                        &here,
+                        notice,
+                    );
                     if ended {
                         r = r.cookie(cookie::clear(cookie::SESSION));
                     }
@@ -60,14 +67,25 @@ impl Proxy {
                         .is_some_and(|r| r.second_factors(ctx.internal).next().is_some());
                 let reply = if can_step_up {
                     let here = self.here(session, ctx);
-                    let rd = pages::return_token(rt, &here);
-                    Reply::redirect(
+                    // Back through a handoff bound to this browser, as after a login.
+                    let (nonce, rd) = if ctx.host == rt.config.portal_host {
+                        (None, pages::return_token(rt, &here))
+                    } else {
+                        let (set, binding) =
+                            pages::handoff_nonce(cookie_header(session).as_deref());
+                        (Some(set), pages::bound_return_token(rt, &here, &binding))
+                    };
+                    let r = Reply::redirect(
                         302,
                         &format!(
                             "https://{}{}/.portvakt/second?rd={rd}",
                             rt.config.portal_host, ctx.port_suffix
                         ),
-                    )
+                    );
+                    match nonce {
+                        Some(set) => r.cookie(set),
+                        None => r,
+                    }
                 } else {
                     self.message(session, ctx, rt, 403, "step_up_heading", "step_up_text")
                 };
@@ -91,4 +109,17 @@ impl Proxy {
             }
         }
     }
+}
+
+/// The request's cookies as one string (HTTP/2 may split them over several
+/// `Cookie` headers).
+pub(super) fn cookie_header(session: &Session) -> Option<String> {
+    let values: Vec<&str> = session
+        .req_header()
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join("; "))
 }

@@ -44,11 +44,11 @@ impl Proxy {
         } else {
             Vec::new()
         };
+        // Every `Cookie` header: HTTP/2 browsers send one per cookie, and a
+        // missed handoff nonce would send the browser round in a loop.
+        let cookies = super::answer::cookie_header(session);
+        let cookie_header = cookies.as_deref();
         let req_header = session.req_header();
-        let cookie_header = req_header
-            .headers
-            .get(header::COOKIE)
-            .and_then(|v| v.to_str().ok());
         let req = Req {
             method: &req_header.method,
             host: &ctx.host,

@@ -8,9 +8,16 @@ pub const SESSION: &str = "__Host-portvakt";
 /// Login-flow cookie that binds the login form's CSRF token.
 pub const FLOW: &str = "__Host-portvakt-flow";
 
+/// Handoff nonce on a service host: binds a login started here to this
+/// browser (see [`super::handoff`]).
+pub const HANDOFF: &str = "__Host-portvakt-handoff";
+/// How long a handoff nonce lives: long enough for a login with a second
+/// factor, short enough not to linger.
+pub const HANDOFF_MAX_AGE_SECS: i64 = 1800;
+
 /// Whether a cookie name is one of ours (never forwarded upstream).
 pub fn is_ours(name: &str) -> bool {
-    name == SESSION || name == FLOW
+    name == SESSION || name == FLOW || name == HANDOFF
 }
 
 /// `Set-Cookie` value for a cookie of ours: `Secure`, `HttpOnly`,
@@ -80,7 +87,7 @@ mod tests {
 
     #[test]
     fn ours_are_stripped_theirs_kept() {
-        let h = "a=1; __Host-portvakt=sec; b=2; __Host-portvakt-flow=x";
+        let h = "a=1; __Host-portvakt=sec; b=2; __Host-portvakt-flow=x; __Host-portvakt-handoff=n";
         assert_eq!(strip_ours(h).unwrap(), "a=1; b=2");
         assert_eq!(strip_ours("__Host-portvakt=x"), None);
         assert_eq!(strip_ours("x=1").unwrap(), "x=1");

@@ -42,6 +42,19 @@ impl SessionStore for MemoryStore {
         self.shard(&key).write().insert(key, session);
     }
 
+    async fn update(
+        &self,
+        key: &SessionKey,
+        change: &(dyn for<'s> Fn(&'s Session) -> Session + Send + Sync),
+    ) -> Option<Arc<Session>> {
+        // One write lock for read and replace: a remove cannot fall between.
+        let mut shard = self.shard(key).write();
+        let slot = shard.get_mut(key)?;
+        let new = Arc::new(change(slot));
+        *slot = new.clone();
+        Some(new)
+    }
+
     async fn remove(&self, key: &SessionKey) -> Option<Arc<Session>> {
         self.shard(key).write().remove(key)
     }
@@ -104,5 +117,31 @@ mod tests {
         s.touch(200_000, 0);
         assert_eq!(store.sweep(200_001, 1_000_000, 100_000).await.len(), 1);
         assert_eq!(store.len().await, 0);
+    }
+
+    /// The re-auth page's race: it read the session, then (during the slow
+    /// password check) an administrator revoked it. Writing back must not
+    /// bring it back.
+    #[tokio::test]
+    async fn an_update_after_a_revoke_leaves_the_session_revoked() {
+        let store = MemoryStore::default();
+        let id = SessionId::generate();
+        store.insert(id.key(), Arc::new(new_session(0))).await;
+        let copy_at_start = store.get(&id.key()).await.unwrap();
+        store.remove(&id.key()).await;
+        let written = store
+            .update(&id.key(), &|s| s.with_password_at(5_000))
+            .await;
+        assert!(written.is_none());
+        assert!(store.get(&id.key()).await.is_none(), "revoke undone");
+        drop(copy_at_start);
+
+        store.insert(id.key(), Arc::new(new_session(0))).await;
+        let written = store
+            .update(&id.key(), &|s| s.with_password_at(5_000))
+            .await
+            .expect("a live session is updated");
+        assert_eq!(written.password_at_ms, 5_000);
+        assert_eq!(store.get(&id.key()).await.unwrap().password_at_ms, 5_000);
     }
 }

@@ -195,7 +195,7 @@ impl Session {
     /// Build a session at `now_ms`.
     pub fn new(n: NewSession, now_ms: u64) -> Session {
         let header_values = IdentityValues {
-            groups: header_value(&n.groups.join(",")),
+            groups: groups_value(&n.groups),
             methods: header_value(
                 &n.methods
                     .iter()
@@ -326,9 +326,55 @@ pub fn header_value(text: &str) -> http::HeaderValue {
     http::HeaderValue::from_str(&encoded).unwrap_or_else(|_| http::HeaderValue::from_static(""))
 }
 
+/// The `Remote-Groups` value: the names joined by `,`, each encoded as
+/// [`header_value`] does and with `,` itself written `%2C`, so a group named
+/// `Lärare, åk 7` stays one element. An upstream splits on `,` and
+/// percent-decodes each element (UTF-8). Names without `,`, `%`, control
+/// characters or non-ASCII arrive exactly as before; percent-encoding (not an
+/// RFC 8941 list of quoted strings) keeps the existing consumers, which split
+/// on commas, working.
+pub fn groups_value(groups: &[String]) -> http::HeaderValue {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%').add(b',');
+    let encoded: Vec<String> = groups
+        .iter()
+        .map(|g| percent_encoding::utf8_percent_encode(g, SET).collect())
+        .collect();
+    http::HeaderValue::from_str(&encoded.join(","))
+        .unwrap_or_else(|_| http::HeaderValue::from_static(""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_comma_in_a_group_name_does_not_split_it() {
+        let groups = vec![
+            "staff".to_owned(),
+            "Lärare, åk 7".to_owned(),
+            "100%".to_owned(),
+        ];
+        let v = groups_value(&groups);
+        let s = v.to_str().unwrap();
+        assert_eq!(
+            s,
+            "staff,L%C3%A4rare%2C åk 7".replace(" åk", " %C3%A5k") + ",100%25"
+        );
+        let decoded: Vec<String> = s
+            .split(',')
+            .map(|e| {
+                percent_encoding::percent_decode_str(e)
+                    .decode_utf8()
+                    .unwrap()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(decoded, groups);
+        assert_eq!(
+            groups_value(&["a".into(), "b".into()]).to_str().unwrap(),
+            "a,b"
+        );
+    }
 
     #[test]
     fn ids_are_long_random_and_keyed_by_hash() {

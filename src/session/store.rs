@@ -14,6 +14,15 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, key: &SessionKey) -> Option<Arc<Session>>;
     /// Store a session.
     async fn insert(&self, key: SessionKey, session: Arc<Session>);
+    /// Replace the session under `key` by `change(current)` in one step, only
+    /// if it is still there; returns the new session. A session removed in
+    /// the meantime (logout, revoke, expiry sweep) stays removed, which a
+    /// `get` … `insert` pair around a slow password check would undo.
+    async fn update(
+        &self,
+        key: &SessionKey,
+        change: &(dyn for<'s> Fn(&'s Session) -> Session + Send + Sync),
+    ) -> Option<Arc<Session>>;
     /// Delete a session; returns it if it existed.
     async fn remove(&self, key: &SessionKey) -> Option<Arc<Session>>;
     /// The idle clock of `key` moved (coalesced: called only when it moved

@@ -92,6 +92,10 @@ async fn a_directory_that_is_down_gives_a_clear_page_and_an_audit_event() {
     assert_eq!(status, 503, "not ready with the directory down: {body}");
     let ready: serde_json::Value = serde_json::from_str(&body).expect("readyz is JSON");
     assert_eq!(ready["checks"]["storage"], "ok", "{body}");
+    // Anyone sees which check failed; the reason only with the admin token.
+    assert_eq!(ready["checks"]["directory:staff"], "failed", "{body}");
+    let (_, body) = gw.admin_get_authorised("/readyz").await;
+    let ready: serde_json::Value = serde_json::from_str(&body).expect("readyz is JSON");
     assert!(
         ready["checks"]["directory:staff"]
             .as_str()

@@ -4,7 +4,9 @@
 //! must happen instead.
 
 mod client_address;
+mod handoff;
 mod headers;
 mod paths;
 mod realms;
+mod small;
 mod smuggling;

@@ -389,6 +389,25 @@ impl Gateway {
         (status, resp.text().await.unwrap_or_default())
     }
 
+    /// GET `path` on the admin listener with the admin bearer token.
+    pub async fn admin_get_authorised(&self, path: &str) -> (u16, String) {
+        let key = std::fs::read(self.dir.path().join("secret.key")).expect("read secret.key");
+        let token =
+            portvakt::admin_listener::admin_token(&portvakt::signing::Signer::from_bytes(&key));
+        let resp = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("admin client")
+            .get(format!("http://{}{path}", self.admin))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} on the admin listener: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    }
+
     /// Run `portvakt ARGS… --config <this gateway's config>` and wait for it.
     pub fn run_cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(super::portvakt_bin())

@@ -59,7 +59,9 @@ pub fn strip_ours(header: &str) -> Option<std::borrow::Cow<'_, str>> {
         .split(';')
         .map(str::trim)
         .filter(|part| {
-            let name = part.split_once('=').map(|(k, _)| k).unwrap_or(part);
+            // Trimmed: many upstream parsers read `__Host-portvakt =x` as
+            // our name, so the look-alike goes too (found by fuzzing).
+            let name = part.split_once('=').map(|(k, _)| k).unwrap_or(part).trim();
             !part.is_empty() && !is_ours(name)
         })
         .collect();

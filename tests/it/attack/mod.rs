@@ -2,3 +2,4 @@
 //! module per class of problem, each test failing when its rule in
 //! `SECURITY.md` is broken. Tests read as what an attacker tries and what
 //! must happen instead.
+mod lockout;

@@ -128,6 +128,8 @@ struct Record {
     run_second: u32,
     /// Last failure (ms): eviction order and run memory.
     last_failure: u64,
+    /// Attempts admitted and not finished yet (a directory check under way).
+    in_flight: u32,
 }
 
 /// What one failure did to a record.
@@ -195,11 +197,21 @@ impl Record {
         }
     }
 
+    /// Whether one more attempt may start: the failures in the window plus
+    /// the attempts already under way stay below the limit. Otherwise a
+    /// burst of concurrent guesses would all pass the lock check before the
+    /// first of them was counted.
+    fn admits(&mut self, now: u64, rules: &Rules) -> bool {
+        self.prune(now, rules.window);
+        (self.failures.len() as u64 + u64::from(self.in_flight)) < u64::from(rules.limit)
+    }
+
     /// Whether the record still matters: locked, failures in the window,
     /// or a run that has not been quiet for [`HOLD`].
     fn live(&mut self, now: u64, rules: &Rules) -> bool {
         self.prune(now, rules.window);
         self.locked(now)
+            || self.in_flight > 0
             || !self.failures.is_empty()
             || (rules.cap.is_some()
                 && self.run() > 0
@@ -218,6 +230,13 @@ struct Rules {
     window: u64,
     lockout: u64,
     hold: u64,
+}
+
+/// Where an admitted attempt was counted, so it is released there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Own,
+    Slot(usize),
 }
 
 /// A bounded map of records.
@@ -258,22 +277,45 @@ impl<K: Hash + Eq + Clone> Table<K> {
             || self.overflow[self.slot(key)].locked(now)
     }
 
-    fn fail(&mut self, key: &K, now: u64, factor: Factor, rules: &Rules) -> Step {
+    /// The record for `key`: its own (made if there is room, or room can be
+    /// made), else its shared overflow slot.
+    fn record(&mut self, key: &K, now: u64, rules: &Rules) -> (&mut Record, Place) {
         if !self.records.contains_key(key) && self.records.len() >= self.capacity {
             self.make_room(now, rules);
         }
-        if let Some(r) = self.records.get_mut(key) {
-            return r.fail(now, factor, rules);
-        }
-        if self.records.len() < self.capacity {
-            return self
-                .records
-                .entry(key.clone())
-                .or_default()
-                .fail(now, factor, rules);
+        if self.records.contains_key(key) || self.records.len() < self.capacity {
+            return (self.records.entry(key.clone()).or_default(), Place::Own);
         }
         let slot = self.slot(key);
-        self.overflow[slot].fail(now, factor, rules)
+        (&mut self.overflow[slot], Place::Slot(slot))
+    }
+
+    fn fail(&mut self, key: &K, now: u64, factor: Factor, rules: &Rules) -> Step {
+        self.record(key, now, rules).0.fail(now, factor, rules)
+    }
+
+    /// Admit one attempt for `key` (see [`Record::admits`]); where it was counted.
+    fn admit(&mut self, key: &K, now: u64, rules: &Rules) -> Option<Place> {
+        if self.overflow[self.slot(key)].locked(now) {
+            return None;
+        }
+        let (r, place) = self.record(key, now, rules);
+        if r.locked(now) || !r.admits(now, rules) {
+            return None;
+        }
+        r.in_flight += 1;
+        Some(place)
+    }
+
+    /// An admitted attempt ended.
+    fn release(&mut self, key: &K, place: Place) {
+        let r = match place {
+            Place::Own => self.records.get_mut(key),
+            Place::Slot(i) => self.overflow.get_mut(i),
+        };
+        if let Some(r) = r {
+            r.in_flight = r.in_flight.saturating_sub(1);
+        }
     }
 
     /// Drop what no longer matters, then (if still full) the oldest unlocked
@@ -287,7 +329,7 @@ impl<K: Hash + Eq + Clone> Table<K> {
         let mut unlocked: Vec<(u64, K)> = self
             .records
             .iter()
-            .filter(|(_, r)| !r.locked(now))
+            .filter(|(_, r)| !r.locked(now) && r.in_flight == 0)
             .map(|(k, r)| (r.last_failure, k.clone()))
             .collect();
         let batch = (self.capacity / 64).max(1);
@@ -307,6 +349,14 @@ impl<K: Hash + Eq + Clone> Table<K> {
         }
     }
 
+    fn without_in_flight(&self) -> Table<K> {
+        let mut t = self.clone();
+        for r in t.records.values_mut().chain(t.overflow.iter_mut()) {
+            r.in_flight = 0;
+        }
+        t
+    }
+
     fn sweep(&mut self, now: u64, rules: &Rules) {
         self.records.retain(|_, r| r.live(now, rules));
         for r in &mut self.overflow {
@@ -324,6 +374,9 @@ pub enum Block {
     User,
     /// The client IP is blocked.
     Ip,
+    /// As many attempts as the limit has left are already under way for
+    /// this user or address.
+    Busy,
 }
 
 impl Block {
@@ -332,6 +385,7 @@ impl Block {
         match self {
             Block::User => "locked",
             Block::Ip => "ip_blocked",
+            Block::Busy => "too_many_at_once",
         }
     }
 }
@@ -357,6 +411,27 @@ impl Escalation {
         } else {
             None
         }
+    }
+}
+
+/// An attempt under way (see [`Regulator::begin`]); ends when dropped, also
+/// when the request is abandoned half-way.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    regulator: &'a Regulator,
+    user: UserKey,
+    user_place: Place,
+    ip: IpBucket,
+    ip_place: Place,
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.regulator
+            .users
+            .lock()
+            .release(&self.user, self.user_place);
+        self.regulator.ips.lock().release(&self.ip, self.ip_place);
     }
 }
 
@@ -388,9 +463,10 @@ impl Regulator {
     }
 
     /// Take over the counters of `old` (config reload keeps lockouts).
+    /// Attempts under way stay counted in `old`, where they end.
     pub fn inherit(self, old: &Regulator) -> Regulator {
-        *self.users.lock() = old.users.lock().clone();
-        *self.ips.lock() = old.ips.lock().clone();
+        *self.users.lock() = old.users.lock().without_in_flight();
+        *self.ips.lock() = old.ips.lock().without_in_flight();
         *self.pace.lock() = old.pace.lock().clone();
         self
     }
@@ -415,6 +491,42 @@ impl Regulator {
             return Some(Block::User);
         }
         None
+    }
+
+    /// Start an attempt for `user` from `ip` that will ask the directory or
+    /// check a code: refused when locked or blocked, or when the attempts
+    /// already under way would use up what the limit has left. Count its
+    /// failure with [`Regulator::failed`] before the [`Attempt`] is dropped.
+    pub fn begin(&self, user: &UserKey, ip: IpAddr, now_ms: u64) -> Result<Attempt<'_>, Block> {
+        let bucket = IpBucket::from(ip);
+        let ip_rules = self.rules(self.limits.ip_failures, None);
+        let user_rules = self.rules(self.limits.user_failures, Some(MAX_CONSECUTIVE));
+        let ip_place = {
+            let mut ips = self.ips.lock();
+            if ips.locked(&bucket, now_ms) {
+                return Err(Block::Ip);
+            }
+            ips.admit(&bucket, now_ms, &ip_rules).ok_or(Block::Busy)?
+        };
+        let user_place = {
+            let mut users = self.users.lock();
+            let locked = users.locked(user, now_ms);
+            match users.admit(user, now_ms, &user_rules) {
+                Some(place) => place,
+                None => {
+                    drop(users);
+                    self.ips.lock().release(&bucket, ip_place);
+                    return Err(if locked { Block::User } else { Block::Busy });
+                }
+            }
+        };
+        Ok(Attempt {
+            regulator: self,
+            user: user.clone(),
+            user_place,
+            ip: bucket,
+            ip_place,
+        })
     }
 
     /// Count a failure of `factor` for `user` (none when the input named
@@ -816,6 +928,55 @@ mod tests {
         r.failed(Some(&key("later")), fresh(2000), Factor::Password, 16 * MIN);
         assert!(r.counts().0 <= capacity);
         assert_eq!(r.check(&key("locked0"), a, 16 * MIN), None);
+    }
+
+    #[test]
+    fn a_burst_of_concurrent_attempts_is_admitted_only_up_to_the_limit() {
+        let r = Regulator::new(limits());
+        let alice = key("alice");
+        let a = ip("192.0.2.1");
+        // Five guesses at once, each still at the directory: the sixth waits
+        // for none of them and is refused.
+        let under_way: Vec<_> = (0..5).map(|_| r.begin(&alice, a, 0).unwrap()).collect();
+        assert_eq!(r.begin(&alice, a, 0).err(), Some(Block::Busy));
+        assert_eq!(Block::Busy.reason(), "too_many_at_once");
+        // Bob on the same address is not held up by alice's burst.
+        drop(r.begin(&key("bob"), a, 0).unwrap());
+        // Four of them fail, one is abandoned (the client went away).
+        for _ in 0..4 {
+            r.failed(Some(&alice), a, Factor::Password, 1);
+        }
+        drop(under_way);
+        // One more may try; while it does, nobody else.
+        let last = r.begin(&alice, a, 2).unwrap();
+        assert_eq!(r.begin(&alice, a, 2).err(), Some(Block::Busy));
+        assert!(r.failed(Some(&alice), a, Factor::Password, 3).user_locked);
+        drop(last);
+        assert_eq!(r.begin(&alice, a, 4).err(), Some(Block::User));
+        // A reload does not inherit attempts that end in the old regulator.
+        let fresh = key("fresh");
+        let pending: Vec<_> = (0..5)
+            .map(|_| r.begin(&fresh, ip("192.0.2.3"), 5).unwrap())
+            .collect();
+        let next = Regulator::new(limits()).inherit(&r);
+        drop(pending);
+        assert!(next.begin(&fresh, ip("192.0.2.3"), 6).is_ok());
+    }
+
+    #[test]
+    fn an_address_may_not_run_more_attempts_at_once_than_its_limit_has_left() {
+        let r = Regulator::new(limits());
+        let a = ip("2001:db8:5:6::1");
+        let under_way: Vec<_> = (0..20)
+            .map(|i| r.begin(&key(&format!("user{i}")), a, 0).unwrap())
+            .collect();
+        // Another address of the same /64 shares the budget.
+        assert_eq!(
+            r.begin(&key("other"), ip("2001:db8:5:6::2"), 0).err(),
+            Some(Block::Busy)
+        );
+        drop(under_way);
+        assert!(r.begin(&key("other"), ip("2001:db8:5:6::2"), 0).is_ok());
     }
 
     #[test]

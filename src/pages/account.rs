@@ -127,7 +127,8 @@ pub async fn reauth_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     // As at login: a locked user never reaches the directory, and waits
     // as long as a check would take.
     let key = UserKey::new(&realm.id, &session.user);
-    let blocked = rt.regulator.check(&key, req.client_ip, now);
+    let attempt = rt.regulator.begin(&key, req.client_ip, now);
+    let blocked = attempt.as_ref().err().copied();
     let verdict = match blocked {
         Some(_) => {
             rt.regulator.wait_like_check(&realm.id).await;

@@ -228,10 +228,13 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     // attacker must not lock AD accounts through us), and is answered in the
     // time a check takes, with the wrong-password page.
     let typed = UserKey::new(&realm.id, username);
-    if let Some(block) = rt.regulator.check(&typed, req.client_ip, now) {
-        rt.regulator.wait_like_check(&realm.id).await;
-        return fail(block.reason());
-    }
+    let _attempt = match rt.regulator.begin(&typed, req.client_ip, now) {
+        Ok(attempt) => attempt,
+        Err(block) => {
+            rt.regulator.wait_like_check(&realm.id).await;
+            return fail(block.reason());
+        }
+    };
     let started = std::time::Instant::now();
     let verdict = match directory.check(username, password).await {
         Ok(v) => v,

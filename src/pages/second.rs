@@ -193,7 +193,9 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let input = req.field("code").unwrap_or("").trim();
     let now = gw.clock.now_ms();
     let key = UserKey::new(&session.realm, &session.user);
-    let blocked = rt.regulator.check(&key, req.client_ip, now);
+    // Admitted (or not) before the code is looked at, so that a burst of
+    // concurrent guesses cannot all pass before the first is counted.
+    let attempt = rt.regulator.begin(&key, req.client_ip, now);
     let audit = |result: &str, reason: &str| {
         let mut ev = session_event(gw, "second_factor", result, reason, session, req, internal);
         ev.method = Some(choice.method.as_str());
@@ -214,7 +216,7 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     };
     // Locked: the code is not even looked at (a right one would be used up
     // for nothing), and the answer is a wrong code's.
-    if let Some(block) = blocked {
+    if let Err(block) = attempt {
         audit("failure", block.reason());
         let error = Some(rt.pages.t(req.lang, "error_code").to_owned());
         return code_page(rt, req, id, &rd, choice, error, None, 401);

@@ -70,11 +70,14 @@ impl Proxy {
         // The same rules as the login form: a locked user or blocked address
         // never reaches the directory and waits as long as a check takes.
         let typed = UserKey::new(&realm.id, &creds.user);
-        if let Some(block) = rt.regulator.check(&typed, ctx.client_ip, now) {
-            rt.regulator.wait_like_check(&realm.id).await;
-            audit("failure", block.reason());
-            return BasicOutcome::Refused;
-        }
+        let _attempt = match rt.regulator.begin(&typed, ctx.client_ip, now) {
+            Ok(attempt) => attempt,
+            Err(block) => {
+                rt.regulator.wait_like_check(&realm.id).await;
+                audit("failure", block.reason());
+                return BasicOutcome::Refused;
+            }
+        };
         let started = std::time::Instant::now();
         let verdict = directory.check(&creds.user, &creds.password).await;
         if verdict.is_ok() {

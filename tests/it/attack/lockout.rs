@@ -20,6 +20,8 @@ use crate::support::client::ClientOptions;
 use crate::support::enrol::*;
 use crate::support::expect::*;
 use crate::support::slapd::{Slapd, BASE_DN, ODD_PASSWORD, ODD_USER, SERVICE_DN};
+use crate::support::sms::SmsProvider;
+use crate::support::smtp::{notify_yaml, SmtpSink};
 use crate::support::wait::until;
 use crate::support::*;
 
@@ -641,4 +643,81 @@ async fn a_burst_of_concurrent_guesses_gets_no_more_than_five_checks() {
     // And she is locked now: her own password is refused.
     let page = attempt(&gw.offsite_client(), ONE, "alice", ALICE.password).await;
     assert_eq!(page.status, 401, "{}", page.describe());
+}
+
+// ------------------------------------------------------ codes by SMS and e-mail
+
+/// A code that is certainly not `code`: same length, same alphabet.
+fn not(code: &str) -> String {
+    let alphabet = portvakt::factors::code::ALPHABET;
+    code.bytes()
+        .map(|b| {
+            let i = alphabet.iter().position(|a| *a == b).unwrap_or(0);
+            char::from(alphabet[(i + 1) % alphabet.len()])
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_sms_and_email_codes_across_two_logins_add_up_to_one_lock() {
+    let upstream = Upstream::start().await;
+    let sms = SmsProvider::start().await;
+    let smtp = SmtpSink::start().await;
+    let gw = GatewayConfig::new()
+        .throttle(5, 100)
+        .service(Service::new("two.test", upstream.url()).policy("two_factor"))
+        .extra_yaml(&notify_yaml(&[
+            sms.sms_yaml(
+                "/send",
+                "form: { to: \"{phone}\", message: \"{text}\" }\ntimeout: 2s",
+            ),
+            smtp.email_yaml(),
+        ]))
+        .start()
+        .await;
+    set_sms_number(&gw, &ALICE, 0, "+46701234567").await;
+
+    // Login one: an SMS code (from the real provider stand-in), three wrong tries.
+    let attacker = gw.offsite_client();
+    let mut form = code_page_for(&attacker, APP, &ALICE, "sms:0").await;
+    let message = sms.request(1).await.form_field("message");
+    let code = code_in(&message).unwrap_or_else(|| panic!("no code in {message:?}"));
+    for _ in 0..3 {
+        let page = enter_code(&attacker, &form, &not(&code)).await;
+        assert_eq!(page.status, 401, "{}", page.describe());
+        form = CodePage::parse(page);
+    }
+
+    // Login two, a fresh browser: an e-mail code; the fourth failure does
+    // not lock, the fifth does — the password in between wiped nothing.
+    let attacker = gw.offsite_client();
+    let mut form = code_page_for(&attacker, APP, &ALICE, "email").await;
+    let code = smtp.mail(1).await.code();
+    form = assert_refused(enter_code(&attacker, &form, &not(&code)).await, 401, "");
+    let lines = gw
+        .wait_auth_log("four failed codes", |l| {
+            l.iter()
+                .filter(|e| e["event"] == "second_factor" && e["result"] == "failure")
+                .count()
+                >= 4
+        })
+        .await;
+    assert!(events(&lines, "lockout").is_empty(), "locked at the fourth");
+    form = assert_refused(enter_code(&attacker, &form, &not(&code)).await, 401, "");
+    gw.wait_auth_log("the lockout at the fifth", |l| {
+        !events(l, "lockout").is_empty()
+    })
+    .await;
+
+    // Her right e-mail code, unused and within its tries: refused like a wrong one.
+    let refused = assert_refused(
+        enter_code(&attacker, &form, &code).await,
+        401,
+        "Koden stämmer inte",
+    );
+    assert!(refused.page.set_cookie(SESSION_COOKIE).is_none());
+    gw.wait_auth_log("a locked code", |l| {
+        count(l, "second_factor", "locked") >= 1
+    })
+    .await;
 }

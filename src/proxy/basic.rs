@@ -47,7 +47,12 @@ impl Proxy {
         let now = self.gw.clock.now_ms();
         let key = BasicCache::key(&rt.signer, &realm.id, &creds);
         if let Some(s) = rt.basic_cache.get(&key, now) {
-            return BasicOutcome::Identity(s);
+            // Remembered credentials do not outlive a lock or block: then
+            // the attempt goes the normal way, which refuses it.
+            let user = UserKey::new(&realm.id, &s.user);
+            if rt.regulator.check(&user, ctx.client_ip, now).is_none() {
+                return BasicOutcome::Identity(s);
+            }
         }
         let Some(directory) = rt.directories.get(&realm.id) else {
             return BasicOutcome::Refused;

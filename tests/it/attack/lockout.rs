@@ -331,6 +331,7 @@ async fn a_locked_account_answers_in_about_the_time_of_a_wrong_password() {
     // quicker than the quickest wrong password (no shortcut to time).
     let quickest_wrong = wrong_times.iter().min().copied().unwrap_or_default();
     let quickest_locked = locked_times.iter().min().copied().unwrap_or_default();
+    eprintln!("wrong passwords took {wrong_times:?}; locked answers {locked_times:?}");
     assert!(
         quickest_locked * 2 >= quickest_wrong,
         "locked answers take {locked_times:?}, wrong passwords {wrong_times:?}"
@@ -718,6 +719,64 @@ async fn wrong_sms_and_email_codes_across_two_logins_add_up_to_one_lock() {
     assert!(refused.page.set_cookie(SESSION_COOKIE).is_none());
     gw.wait_auth_log("a locked code", |l| {
         count(l, "second_factor", "locked") >= 1
+    })
+    .await;
+}
+
+// ------------------------------------------------------------- Basic
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {token}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_credentials_meet_the_same_lock_even_when_remembered() {
+    let upstream = Upstream::start().await;
+    let gw = GatewayConfig::new()
+        .throttle(5, 100)
+        .service(
+            Service::new("basic.test", upstream.url())
+                .policy("one_factor")
+                .with("basic_auth: true"),
+        )
+        .start()
+        .await;
+    let tool = gw.client();
+    let get = |auth: String| {
+        let tool = &tool;
+        async move {
+            tool.get_with(
+                "https://basic.test/api",
+                &[("authorization", auth.as_str()), ("accept", "*/*")],
+            )
+            .await
+        }
+    };
+    // Her tool works, and the gateway now remembers her credentials.
+    assert!(get(basic("alice", ALICE.password)).await.is_whoami());
+
+    // Someone guesses her password with Basic, in two spellings.
+    for i in 0..5 {
+        let name = if i % 2 == 0 { "alice" } else { "ALICE" };
+        let page = get(basic(name, &format!("guess {i}"))).await;
+        assert_eq!(page.status, 401, "{}", page.describe());
+    }
+    gw.wait_auth_log("the lockout", |l| !events(l, "lockout").is_empty())
+        .await;
+    // Locked: not even the remembered right credentials pass.
+    let page = get(basic("alice", ALICE.password)).await;
+    assert_eq!(
+        page.status,
+        401,
+        "remembered credentials beat the lock: {}",
+        page.describe()
+    );
+    assert!(!page.is_whoami());
+    gw.wait_auth_log("a locked Basic attempt", |l| {
+        l.iter()
+            .any(|e| is_login_event(e) && e["method"] == "basic" && e["reason"] == "locked")
     })
     .await;
 }

@@ -780,3 +780,73 @@ async fn basic_credentials_meet_the_same_lock_even_when_remembered() {
     })
     .await;
 }
+
+// ------------------------------------------------------------- realms
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_in_one_realm_is_not_a_lock_in_another_and_survives_a_reload() {
+    let upstream = Upstream::start().await;
+    let gw = GatewayConfig::new()
+        .throttle(5, 100)
+        .service(
+            Service::new("other.test", upstream.url())
+                .policy("one_factor")
+                .with("realms: [staff]"),
+        )
+        .start()
+        .await;
+    let attacker = gw.offsite_client();
+    for i in 0..5 {
+        let page = attempt(&attacker, ONE, "alice", &format!("guess {i}")).await;
+        assert_eq!(page.status, 401, "{}", page.describe());
+    }
+    gw.wait_auth_log("the lockout in staff", |l| !events(l, "lockout").is_empty())
+        .await;
+
+    // A second realm whose directory also holds an `alice`: another person.
+    // It arrives by reload, which must keep the lock in the first.
+    let school = "  - id: school\n    title: { sv: \"Pedagogisk personal\", en: \"Teaching staff\" }\n    internal_networks: [10.99.0.0/16]\n    directory:\n      file: users.yaml\n";
+    let lon = format!(
+        "  - name: Skolwebben\n    host: lon.test\n    upstream: {}\n    policy: one_factor\n    realms: [school]\n",
+        upstream.url()
+    );
+    let text = gw.config_text();
+    let changed = text.replacen("services:\n", &format!("{school}services:\n{lon}"), 1);
+    assert_ne!(text, changed);
+    gw.write_config_text(&changed);
+    gw.reload();
+    let who = until(
+        "the school realm's alice to log in after the reload",
+        Duration::from_secs(10),
+        Duration::from_millis(300),
+        || async {
+            let b = gw.offsite_client();
+            if b.get("https://lon.test/").await.status == 404 {
+                return None; // not reloaded yet
+            }
+            let end = b.login("https://lon.test/", &ALICE).await.end;
+            end.is_whoami().then(|| end.whoami())
+        },
+    )
+    .await;
+    assert_eq!(who.one("remote-realm"), Some("school"));
+
+    // Staff's alice is still locked.
+    let page = attempt(&gw.offsite_client(), ONE, "alice", ALICE.password).await;
+    assert_eq!(
+        page.status,
+        401,
+        "the reload lifted the lock: {}",
+        page.describe()
+    );
+    let lines = gw
+        .wait_auth_log("a locked refusal in staff", |l| {
+            count(l, "login", "locked") >= 1
+        })
+        .await;
+    let locked = lines
+        .iter()
+        .find(|l| l["event"] == "login" && l["reason"] == "locked")
+        .unwrap();
+    assert_eq!(locked["realm"], "staff", "{locked}");
+}

@@ -68,9 +68,56 @@ impl UserKey {
     pub fn new(realm: &str, name: &str) -> UserKey {
         UserKey {
             realm: realm.into(),
-            name: name.trim().to_lowercase().into(),
+            name: fold(name).into(),
         }
     }
+}
+
+/// Longest folded name kept in a key (bytes): names longer than any real
+/// account share a key by their first [`MAX_KEY_NAME`] bytes, which can only
+/// lock more, never less, and keeps every record small.
+const MAX_KEY_NAME: usize = 256;
+
+/// A name as a case-blind directory compares it, or coarser: invisible
+/// characters dropped, NFKC (width and compatibility forms: `ａｌｉｃｅ`),
+/// lower case, runs of white space as one space and none at the ends — the
+/// steps of LDAP's string preparation (RFC 4518) that matter here; AD
+/// ignores case and width too. Coarser is safe: two names that fold alike
+/// share a lock; a spelling that the directory takes for `alice` but that
+/// folded differently would be a fresh set of guesses on her account.
+fn fold(name: &str) -> String {
+    let visible: String = name.chars().filter(|c| !ignorable(*c)).collect();
+    let nfkc = icu_normalizer::ComposingNormalizerBorrowed::new_nfkc().normalize(&visible);
+    let lower = nfkc.to_lowercase();
+    let mut out = String::with_capacity(lower.len().min(MAX_KEY_NAME));
+    for word in lower.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    if out.len() > MAX_KEY_NAME {
+        let mut end = MAX_KEY_NAME;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    out
+}
+
+/// Characters that string preparation maps to nothing (RFC 4518 §2.2, and
+/// Unicode's default-ignorable code points): soft hyphen, zero-width
+/// characters, joiners, direction marks, variation selectors, tags, and
+/// controls that are not white space.
+fn ignorable(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+        | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+        || (c.is_control() && !c.is_whitespace())
 }
 
 /// Which addresses share a counter: one IPv4 address, or one IPv6 /64

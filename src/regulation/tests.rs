@@ -85,6 +85,24 @@ fn names_fold_case_and_realms_stay_apart() {
         UserKey::new("school", "anna"),
         UserKey::new("staff", "anna")
     );
+    // Spellings a case- and width-blind directory takes for alice.
+    for spelling in [
+        "ＡＬＩＣＥ",
+        "ａｌｉｃｅ",
+        "ali\u{200B}ce",
+        "al\u{00AD}ice",
+        "\u{FEFF}alice",
+        "alice\u{2060}",
+        "\talice\u{3000}",
+    ] {
+        assert_eq!(key(spelling), key("alice"), "{spelling:?}");
+    }
+    assert_eq!(key("anna  maria"), key("Anna Maria"));
+    assert_eq!(key("\u{212A}alle"), key("kalle"), "Kelvin sign");
+    assert_ne!(key("alice"), key("alicé"));
+    // Long names stay small keys.
+    let long = "\u{FDFA}".repeat(85); // each expands to 18 characters under NFKC
+    assert!(key(&long).name.len() <= MAX_KEY_NAME);
 
     let r = Regulator::new(limits());
     let a = ip("192.0.2.1");

@@ -248,18 +248,21 @@ async fn re_entering_the_password_on_the_reauth_page_does_not_wipe_wrong_codes()
     .await;
 }
 
-/// ALICE, Alice and alice are one account: five failures spread over the
-/// spellings lock all of them, with the file directory (which knows only
-/// `alice`) as with a case-blind LDAP directory.
+/// ALICE, Alice, ａｌｉｃｅ and alice are one account: five failures spread
+/// over the spellings lock all of them, with the file directory (which knows
+/// only `alice`) as with a case- and width-blind LDAP directory.
 async fn spellings_share_one_lock(gw: &Gateway) {
     let client = gw.offsite_client();
     let wrong = attempt(&client, ONE, "alice", "wrong 0").await;
     assert_eq!(wrong.status, 401, "{}", wrong.describe());
-    for (i, name) in ["ALICE", "Alice", "aLiCe", "ALICE"].iter().enumerate() {
+    for (i, name) in ["ALICE", "Alice", "ａｌｉｃｅ", "ＡＬＩＣＥ"]
+        .iter()
+        .enumerate()
+    {
         let page = attempt(&client, ONE, name, &format!("wrong {}", i + 1)).await;
         assert_eq!(page.status, 401, "{name}: {}", page.describe());
     }
-    for name in ["alice", "ALICE", "Alice"] {
+    for name in ["alice", "ALICE", "ａｌｉｃｅ"] {
         let page = attempt(&client, ONE, name, ALICE.password).await;
         assert_eq!(
             page.status,
@@ -298,6 +301,13 @@ async fn other_letter_cases_share_one_lock_with_ldap() {
     let journey = gw
         .offsite_client()
         .login_as(ONE, "ALICE", ALICE.password)
+        .await;
+    assert!(journey.end.is_whoami(), "{}", journey.describe());
+    assert_eq!(journey.end.whoami().one("remote-user"), Some("alice"));
+    // …and width-blind: slapd takes fullwidth ａｌｉｃｅ for alice too.
+    let journey = gw
+        .offsite_client()
+        .login_as(ONE, "ａｌｉｃｅ", ALICE.password)
         .await;
     assert!(journey.end.is_whoami(), "{}", journey.describe());
     assert_eq!(journey.end.whoami().one("remote-user"), Some("alice"));

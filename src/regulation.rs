@@ -1,37 +1,164 @@
-//! Regulation: lock a user after repeated failures and block an IP that
-//! fails too often (SECURITY.md "Throttling"). Counters live in memory now;
-//! they move to the shared state store with Redis.
+//! Regulation: lock a user after repeated failures and block an address
+//! that fails too often (SECURITY.md "Throttling"). Counters live in memory
+//! now; they move to the shared state store with Redis.
+//!
+//! - Users are counted per [`UserKey`]: realm and case-folded name, so
+//!   `ALICE` and `alice` share one lock on a case-blind directory (LDAP/AD).
+//! - Addresses are counted per [`IpBucket`]: an IPv4 address, or an IPv6 /64
+//!   (one host is usually given a whole /64, so one address per bucket would
+//!   let it rotate through 2^64 of them).
+//! - Failures of every factor count towards one lock. A correct password
+//!   never clears second-factor failures: only a login completed with two
+//!   factors clears everything ([`Completed`]).
+//! - NIST SP 800-63B: a run of consecutive failures never passes
+//!   [`MAX_CONSECUTIVE`]; the failure that reaches it holds the account for
+//!   [`HOLD`].
+//! - Both maps are bounded ([`CAPACITY`]); see `table.rs` for why eviction
+//!   cannot unlock anyone.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use crate::config::model::LoginLimits;
 
-#[derive(Debug, Default, Clone)]
-struct Record {
-    /// Failure times (ms) within the window.
-    failures: Vec<u64>,
-    /// Locked until (ms), if locked.
-    locked_until: u64,
+mod table;
+
+use table::{Place, Rules, Step, Table};
+
+/// NIST SP 800-63B §5.2.2: at most 100 consecutive failed attempts on one
+/// account. Fixed: it is a ceiling, not a tuning knob.
+pub const MAX_CONSECUTIVE: u32 = 100;
+
+/// How long the account is held when a run reaches [`MAX_CONSECUTIVE`], and
+/// how long a run is remembered without new failures. A day: at most 100
+/// guesses per day and a bit, against 480 a day that 5-per-15-minutes allows.
+pub const HOLD: Duration = Duration::from_secs(24 * 3600);
+
+/// Records per map (users, addresses). Fixed: each record is at most a few
+/// hundred bytes (key ≤ 256 bytes of name plus `user_failures` times), so
+/// the worst case is tens of MiB; and a full map of *locked* records needs
+/// more failed directory checks within one lockout than the gateway can run
+/// (argon2 with bounded concurrency), so legitimate use never gets near it.
+pub const CAPACITY: usize = 65_536;
+
+/// Realms whose check time is remembered (realm ids come from the config;
+/// the bound is only a guard).
+const MAX_PACED_REALMS: usize = 256;
+
+/// Wait for a refused attempt before any check has been timed in its realm.
+const DEFAULT_PACE: Duration = Duration::from_millis(50);
+
+/// Longest wait for a refused attempt (a directory that hangs must not make
+/// refusals hang too).
+const MAX_PACE: Duration = Duration::from_secs(5);
+
+/// Who is counted: a realm and a user name, case-folded. Two realms that
+/// both hold `anna` are two people; `ANNA` and `anna` in one realm are one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserKey {
+    realm: Box<str>,
+    name: Box<str>,
 }
 
-impl Record {
-    fn locked(&self, now: u64) -> bool {
-        now < self.locked_until
-    }
-
-    fn fail(&mut self, now: u64, window: u64, limit: u32, lockout: u64) -> bool {
-        self.failures.retain(|t| now.saturating_sub(*t) < window);
-        self.failures.push(now);
-        if self.failures.len() >= limit as usize {
-            self.locked_until = now + lockout;
-            self.failures.clear();
-            return true;
+impl UserKey {
+    /// The key for `name` (as typed, or as the directory returned it) in `realm`.
+    pub fn new(realm: &str, name: &str) -> UserKey {
+        UserKey {
+            realm: realm.into(),
+            name: fold(name).into(),
         }
-        false
     }
+}
+
+/// Longest folded name kept in a key (bytes): names longer than any real
+/// account share a key by their first [`MAX_KEY_NAME`] bytes, which can only
+/// lock more, never less, and keeps every record small.
+const MAX_KEY_NAME: usize = 256;
+
+/// A name as a case-blind directory compares it, or coarser: invisible
+/// characters dropped, NFKC (width and compatibility forms: `ａｌｉｃｅ`),
+/// lower case, runs of white space as one space and none at the ends — the
+/// steps of LDAP's string preparation (RFC 4518) that matter here; AD
+/// ignores case and width too. Coarser is safe: two names that fold alike
+/// share a lock; a spelling that the directory takes for `alice` but that
+/// folded differently would be a fresh set of guesses on her account.
+fn fold(name: &str) -> String {
+    let visible: String = name.chars().filter(|c| !ignorable(*c)).collect();
+    let nfkc = icu_normalizer::ComposingNormalizerBorrowed::new_nfkc().normalize(&visible);
+    let lower = nfkc.to_lowercase();
+    let mut out = String::with_capacity(lower.len().min(MAX_KEY_NAME));
+    for word in lower.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    if out.len() > MAX_KEY_NAME {
+        let mut end = MAX_KEY_NAME;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    out
+}
+
+/// Characters that string preparation maps to nothing (RFC 4518 §2.2, and
+/// Unicode's default-ignorable code points): soft hyphen, zero-width
+/// characters, joiners, direction marks, variation selectors, tags, and
+/// controls that are not white space.
+fn ignorable(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+        | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+        || (c.is_control() && !c.is_whitespace())
+}
+
+/// Which addresses share a counter: one IPv4 address, or one IPv6 /64
+/// (IPv4-mapped IPv6 addresses count as the IPv4 address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpBucket {
+    /// One IPv4 address.
+    V4(Ipv4Addr),
+    /// The upper 64 bits of an IPv6 address.
+    V6(u64),
+}
+
+impl From<IpAddr> for IpBucket {
+    fn from(ip: IpAddr) -> IpBucket {
+        match ip {
+            IpAddr::V4(v4) => IpBucket::V4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpBucket::V4(v4),
+                None => IpBucket::V6((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// Which step failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factor {
+    /// The password (login form, re-auth page, Basic credentials).
+    Password,
+    /// A one-time code, authenticator or token.
+    Second,
+}
+
+/// What a successful attempt completed, and so what it may clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completed {
+    /// A correct password: a login that needed only it, the re-auth page,
+    /// Basic credentials. Clears password failures only.
+    Password,
+    /// A login completed with two factors. Clears everything.
+    TwoFactors,
 }
 
 /// Why a login is refused before the password is even checked.
@@ -41,6 +168,9 @@ pub enum Block {
     User,
     /// The client IP is blocked.
     Ip,
+    /// As many attempts as the limit has left are already under way for
+    /// this user or address.
+    Busy,
 }
 
 impl Block {
@@ -49,6 +179,7 @@ impl Block {
         match self {
             Block::User => "locked",
             Block::Ip => "ip_blocked",
+            Block::Busy => "too_many_at_once",
         }
     }
 }
@@ -58,140 +189,224 @@ impl Block {
 pub struct Escalation {
     /// This failure locked the user.
     pub user_locked: bool,
+    /// This failure ended a run of [`MAX_CONSECUTIVE`]: the user is held for [`HOLD`].
+    pub user_held: bool,
     /// This failure blocked the IP.
     pub ip_blocked: bool,
 }
 
-/// Failure counters per user and per IP.
+impl Escalation {
+    /// Reason for the `lockout` audit event, when the user was locked.
+    pub fn lockout_reason(&self) -> Option<&'static str> {
+        if self.user_held {
+            Some("too_many_consecutive_failures")
+        } else if self.user_locked {
+            Some("too_many_failures")
+        } else {
+            None
+        }
+    }
+}
+
+/// An attempt under way (see [`Regulator::begin`]); ends when dropped, also
+/// when the request is abandoned half-way.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    regulator: &'a Regulator,
+    user: UserKey,
+    user_place: Place,
+    ip: IpBucket,
+    ip_place: Place,
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.regulator
+            .users
+            .lock()
+            .release(&self.user, self.user_place);
+        self.regulator.ips.lock().release(&self.ip, self.ip_place);
+    }
+}
+
+/// Failure counters per user and per address, and how long a directory
+/// check takes per realm (so refusals without a check take as long).
 #[derive(Debug)]
 pub struct Regulator {
     limits: LoginLimits,
-    users: Mutex<HashMap<String, Record>>,
-    ips: Mutex<HashMap<IpAddr, Record>>,
+    users: Mutex<Table<UserKey>>,
+    ips: Mutex<Table<IpBucket>>,
+    /// Moving average of directory check time (µs) per realm id.
+    pace: Mutex<HashMap<String, u64>>,
 }
 
 impl Regulator {
-    /// A regulator with `limits`.
+    /// A regulator with `limits` and the fixed [`CAPACITY`].
     pub fn new(limits: LoginLimits) -> Regulator {
+        Regulator::with_capacity(limits, CAPACITY)
+    }
+
+    /// A regulator whose maps hold at most `capacity` records each (tests).
+    pub fn with_capacity(limits: LoginLimits, capacity: usize) -> Regulator {
         Regulator {
             limits,
-            users: Mutex::default(),
-            ips: Mutex::default(),
+            users: Mutex::new(Table::new(capacity)),
+            ips: Mutex::new(Table::new(capacity)),
+            pace: Mutex::default(),
         }
     }
 
     /// Take over the counters of `old` (config reload keeps lockouts).
+    /// Attempts under way stay counted in `old`, where they end.
     pub fn inherit(self, old: &Regulator) -> Regulator {
-        *self.users.lock() = old.users.lock().clone();
-        *self.ips.lock() = old.ips.lock().clone();
+        *self.users.lock() = old.users.lock().without_in_flight();
+        *self.ips.lock() = old.ips.lock().without_in_flight();
+        *self.pace.lock() = old.pace.lock().clone();
         self
     }
 
-    /// Whether a login for `user` from `ip` is refused outright.
-    pub fn check(&self, user: &str, ip: IpAddr, now_ms: u64) -> Option<Block> {
-        if self.ips.lock().get(&ip).is_some_and(|r| r.locked(now_ms)) {
+    fn rules(&self, limit: u32, cap: Option<u32>) -> Rules {
+        Rules {
+            limit,
+            cap,
+            window: self.limits.window.as_millis() as u64,
+            lockout: self.limits.lockout.as_millis() as u64,
+            hold: HOLD.as_millis() as u64,
+        }
+    }
+
+    /// Whether an attempt for `user` from `ip` is refused outright (before
+    /// the directory is asked, or a code checked).
+    pub fn check(&self, user: &UserKey, ip: IpAddr, now_ms: u64) -> Option<Block> {
+        if self.ips.lock().locked(&IpBucket::from(ip), now_ms) {
             return Some(Block::Ip);
         }
-        if self
-            .users
-            .lock()
-            .get(user)
-            .is_some_and(|r| r.locked(now_ms))
-        {
+        if self.users.lock().locked(user, now_ms) {
             return Some(Block::User);
         }
         None
     }
 
-    /// Count a failure.
-    pub fn failed(&self, user: &str, ip: IpAddr, now_ms: u64) -> Escalation {
-        let l = &self.limits;
-        let window = l.window.as_millis() as u64;
-        let lockout = l.lockout.as_millis() as u64;
-        let ip_blocked =
-            self.ips
-                .lock()
-                .entry(ip)
-                .or_default()
-                .fail(now_ms, window, l.ip_failures, lockout);
-        let user_locked = !user.is_empty()
-            && self.users.lock().entry(user.to_owned()).or_default().fail(
+    /// Start an attempt for `user` from `ip` that will ask the directory or
+    /// check a code: refused when locked or blocked, or when the attempts
+    /// already under way would use up what the limit has left. Count its
+    /// failure with [`Regulator::failed`] before the [`Attempt`] is dropped.
+    pub fn begin(&self, user: &UserKey, ip: IpAddr, now_ms: u64) -> Result<Attempt<'_>, Block> {
+        let bucket = IpBucket::from(ip);
+        let ip_rules = self.rules(self.limits.ip_failures, None);
+        let user_rules = self.rules(self.limits.user_failures, Some(MAX_CONSECUTIVE));
+        let ip_place = {
+            let mut ips = self.ips.lock();
+            if ips.locked(&bucket, now_ms) {
+                return Err(Block::Ip);
+            }
+            ips.admit(&bucket, now_ms, &ip_rules).ok_or(Block::Busy)?
+        };
+        let user_place = {
+            let mut users = self.users.lock();
+            let locked = users.locked(user, now_ms);
+            match users.admit(user, now_ms, &user_rules) {
+                Some(place) => place,
+                None => {
+                    drop(users);
+                    self.ips.lock().release(&bucket, ip_place);
+                    return Err(if locked { Block::User } else { Block::Busy });
+                }
+            }
+        };
+        Ok(Attempt {
+            regulator: self,
+            user: user.clone(),
+            user_place,
+            ip: bucket,
+            ip_place,
+        })
+    }
+
+    /// Count a failure of `factor` for `user` (none when the input named
+    /// nobody) from `ip`.
+    pub fn failed(
+        &self,
+        user: Option<&UserKey>,
+        ip: IpAddr,
+        factor: Factor,
+        now_ms: u64,
+    ) -> Escalation {
+        let ip_step = self.ips.lock().fail(
+            &IpBucket::from(ip),
+            now_ms,
+            factor,
+            &self.rules(self.limits.ip_failures, None),
+        );
+        let user_step = user.map(|u| {
+            self.users.lock().fail(
+                u,
                 now_ms,
-                window,
-                l.user_failures,
-                lockout,
-            );
+                factor,
+                &self.rules(self.limits.user_failures, Some(MAX_CONSECUTIVE)),
+            )
+        });
         Escalation {
-            user_locked,
-            ip_blocked,
+            user_locked: matches!(user_step, Some(Step::Locked | Step::Held)),
+            user_held: user_step == Some(Step::Held),
+            ip_blocked: matches!(ip_step, Step::Locked | Step::Held),
         }
     }
 
-    /// A success clears the user's failures (not the IP's).
-    pub fn succeeded(&self, user: &str) {
-        self.users.lock().remove(user);
+    /// A successful attempt for `user`: clears what `completed` may clear
+    /// (never the address's failures, never a lock).
+    pub fn succeeded(&self, user: &UserKey, completed: Completed) {
+        self.users.lock().clear(user, completed);
+    }
+
+    /// Remember how long a directory check in `realm` took.
+    pub fn note_check(&self, realm: &str, took: Duration) {
+        let sample = took.min(MAX_PACE).as_micros() as u64;
+        let mut pace = self.pace.lock();
+        if let Some(avg) = pace.get_mut(realm) {
+            // Exponential moving average, weight 1/8: follows a directory
+            // that slows down within a few logins.
+            *avg = (*avg * 7 + sample) / 8;
+        } else if pace.len() < MAX_PACED_REALMS {
+            pace.insert(realm.to_owned(), sample);
+        }
+    }
+
+    /// How long a refused attempt in `realm` should take: what a directory
+    /// check there takes lately.
+    pub fn pace(&self, realm: &str) -> Duration {
+        self.pace
+            .lock()
+            .get(realm)
+            .map(|us| Duration::from_micros(*us))
+            .unwrap_or(DEFAULT_PACE)
+    }
+
+    /// Take as long as a check in `realm` would, without asking the
+    /// directory: a refused attempt is not told apart by its answer time,
+    /// and costs the directory nothing (no account lockouts driven through
+    /// the gateway). A sleep, not dummy hashing: the same time without
+    /// spending CPU that a locked-out attacker could make us burn.
+    pub async fn wait_like_check(&self, realm: &str) {
+        tokio::time::sleep(self.pace(realm)).await;
     }
 
     /// Drop records with nothing left to remember.
     pub fn sweep(&self, now_ms: u64) {
-        let window = self.limits.window.as_millis() as u64;
-        let keep = |r: &mut Record| {
-            r.failures.retain(|t| now_ms.saturating_sub(*t) < window);
-            r.locked(now_ms) || !r.failures.is_empty()
-        };
-        self.users.lock().retain(|_, r| keep(r));
-        self.ips.lock().retain(|_, r| keep(r));
+        let users = self.rules(self.limits.user_failures, Some(MAX_CONSECUTIVE));
+        let ips = self.rules(self.limits.ip_failures, None);
+        self.users.lock().sweep(now_ms, &users);
+        self.ips.lock().sweep(now_ms, &ips);
+    }
+
+    /// Records held (users, addresses), for tests and metrics.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.users.lock().records.len(),
+            self.ips.lock().records.len(),
+        )
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn limits() -> LoginLimits {
-        LoginLimits {
-            user_failures: 5,
-            ip_failures: 20,
-            window: Duration::from_secs(600),
-            lockout: Duration::from_secs(900),
-            basic_auth_cache: Duration::from_secs(300),
-            max_concurrent_hashes: 1,
-        }
-    }
-
-    #[test]
-    fn five_failures_lock_the_user_for_fifteen_minutes() {
-        let r = Regulator::new(limits());
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        for i in 0..4 {
-            assert!(!r.failed("alice", ip, i * 1000).user_locked);
-        }
-        assert!(r.failed("alice", ip, 5000).user_locked);
-        assert_eq!(r.check("alice", ip, 6000), Some(Block::User));
-        assert_eq!(r.check("bob", ip, 6000), None);
-        assert_eq!(r.check("alice", ip, 5000 + 900_000), None);
-    }
-
-    #[test]
-    fn failures_outside_the_window_do_not_count() {
-        let r = Regulator::new(limits());
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        for i in 0..4 {
-            r.failed("alice", ip, i);
-        }
-        assert!(!r.failed("alice", ip, 700_000).user_locked);
-        assert_eq!(r.check("alice", ip, 700_001), None);
-    }
-
-    #[test]
-    fn twenty_failures_block_the_ip_for_any_user() {
-        let r = Regulator::new(limits());
-        let ip: IpAddr = "192.0.2.9".parse().unwrap();
-        for i in 0..20u64 {
-            r.failed(&format!("user{i}"), ip, i);
-        }
-        assert_eq!(r.check("someone", ip, 100), Some(Block::Ip));
-        assert_eq!(r.check("someone", "192.0.2.10".parse().unwrap(), 100), None);
-    }
-}
+mod tests;

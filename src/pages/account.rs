@@ -14,6 +14,7 @@ use super::{message, session_csrf, session_event, verify_target, Reply, Req, Ses
 use crate::config::model::Realm;
 use crate::directory::Verdict;
 use crate::gateway::{Gateway, Runtime};
+use crate::regulation::{Completed, Factor, UserKey};
 use crate::session::{Session, SessionId};
 use crate::signing::Purpose;
 
@@ -123,15 +124,32 @@ pub async fn reauth_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         return message(rt, req, 503, "unavailable_heading", "unavailable_text");
     };
     let now = gw.clock.now_ms();
-    let blocked = rt.regulator.check(&session.user, req.client_ip, now);
-    let verdict = directory
-        .check(&session.user, req.field("password").unwrap_or(""))
-        .await;
+    // As at login: a locked user never reaches the directory, and waits
+    // as long as a check would take.
+    let key = UserKey::new(&realm.id, &session.user);
+    let attempt = rt.regulator.begin(&key, req.client_ip, now);
+    let blocked = attempt.as_ref().err().copied();
+    let verdict = match blocked {
+        Some(_) => {
+            rt.regulator.wait_like_check(&realm.id).await;
+            None
+        }
+        None => {
+            let started = std::time::Instant::now();
+            let v = directory
+                .check(&session.user, req.field("password").unwrap_or(""))
+                .await;
+            if v.is_ok() {
+                rt.regulator.note_check(&realm.id, started.elapsed());
+            }
+            Some(v)
+        }
+    };
     let reason = match (blocked, &verdict) {
-        (None, Ok(Verdict::Valid(_))) => None,
         (Some(b), _) => Some(b.reason()),
-        (None, Ok(v)) => Some(v.reason()),
-        (None, Err(_)) => Some("directory_unavailable"),
+        (None, Some(Ok(Verdict::Valid(_)))) => None,
+        (None, Some(Ok(v))) => Some(v.reason()),
+        (None, _) => Some("directory_unavailable"),
     };
     let mut ev = session_event(
         gw,
@@ -160,17 +178,24 @@ pub async fn reauth_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     }
     if reason.is_some() {
         if blocked.is_none() {
-            rt.regulator.failed(&session.user, req.client_ip, now);
+            let escalation = rt
+                .regulator
+                .failed(Some(&key), req.client_ip, Factor::Password, now);
+            if let Some(why) = escalation.lockout_reason() {
+                let ev = session_event(gw, "lockout", "info", why, session, req, internal);
+                gw.audit(rt, ev);
+            }
         }
         return reauth_page(rt, req, 401, Some("error_invalid"));
     }
-    rt.regulator.succeeded(&session.user);
+    // A password clears password failures only: code failures stay until
+    // a completed two-factor login.
+    rt.regulator.succeeded(&key, Completed::Password);
     // Update what is stored now, not the copy read at the start: a revoke
     // or logout during the password check must stay in force.
-    let key = id.key();
     if gw
         .sessions
-        .update(&key, &|s| s.with_password_at(now))
+        .update(&id.key(), &|s| s.with_password_at(now))
         .await
         .is_none()
     {

@@ -10,6 +10,7 @@ use super::{message, second, verify_target, Reply, Req, SessionState, Target};
 use crate::config::model::Realm;
 use crate::directory::Verdict;
 use crate::gateway::{Gateway, Runtime};
+use crate::regulation::{Completed, Factor, UserKey};
 use crate::session::cookie::{self, FLOW};
 use crate::session::handoff::Handoff;
 use crate::session::{Method, NewSession, Session, SessionId};
@@ -228,9 +229,18 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let Some(directory) = rt.directories.get(&realm.id) else {
         return message(rt, req, 503, "unavailable_heading", "unavailable_text");
     };
-    // Check the password even when throttled so a locked account answers in
-    // the same time as a wrong password.
-    let blocked = rt.regulator.check(username, req.client_ip, now);
+    // A locked user or blocked address never reaches the directory (an
+    // attacker must not lock AD accounts through us), and is answered in the
+    // time a check takes, with the wrong-password page.
+    let typed = UserKey::new(&realm.id, username);
+    let _attempt = match rt.regulator.begin(&typed, req.client_ip, now) {
+        Ok(attempt) => attempt,
+        Err(block) => {
+            rt.regulator.wait_like_check(&realm.id).await;
+            return fail(block.reason());
+        }
+    };
+    let started = std::time::Instant::now();
     let verdict = match directory.check(username, password).await {
         Ok(v) => v,
         Err(e) => {
@@ -255,19 +265,19 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             );
         }
     };
-    if let Some(block) = blocked {
-        return fail(block.reason());
-    }
+    rt.regulator.note_check(&realm.id, started.elapsed());
     let user = match verdict {
         Verdict::Valid(user) => user,
         other => {
-            let escalation = rt.regulator.failed(username, req.client_ip, now);
+            let escalation =
+                rt.regulator
+                    .failed(Some(&typed), req.client_ip, Factor::Password, now);
             let reply = fail(other.reason());
-            if escalation.user_locked {
+            if let Some(reason) = escalation.lockout_reason() {
                 let ev = gw.event(
                     "lockout",
                     "info",
-                    "too_many_failures",
+                    reason,
                     Some(username),
                     Some(&realm.id),
                     req.client_ip,
@@ -292,7 +302,12 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             return reply;
         }
     };
-    rt.regulator.succeeded(username);
+    // The lock is on the name the directory returned too (LDAP/AD match
+    // case-blind and may accept other spellings of one account).
+    let canonical = UserKey::new(&realm.id, &user.username);
+    if let Some(block) = rt.regulator.check(&canonical, req.client_ip, now) {
+        return fail(block.reason());
+    }
 
     // A new id at every login; the old session (if any) ends.
     if let SessionState::Valid(old, _) = &req.session {
@@ -368,6 +383,10 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             None => Reply::redirect(303, &second::second_url(req, rt, &rd)),
         }
     } else {
+        // Only a login completed at the level asked for clears failures,
+        // and a password clears password failures only.
+        rt.regulator.succeeded(&canonical, Completed::Password);
+        rt.regulator.succeeded(&typed, Completed::Password);
         continue_to(gw, rt, req, &id, target).status(303)
     };
     next.cookie(cookie::set(cookie::SESSION, id.as_str(), None))

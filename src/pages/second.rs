@@ -19,6 +19,7 @@ use super::{message, session_event, verify_target, Reply, Req, SessionState, Tar
 use crate::config::model::Realm;
 use crate::gateway::{Gateway, Runtime};
 use crate::policy::Policy;
+use crate::regulation::{Completed, Factor, UserKey};
 use crate::session::cookie;
 use crate::session::{Method, Session, SessionId};
 use crate::signing::Purpose;
@@ -191,9 +192,10 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     }
     let input = req.field("code").unwrap_or("").trim();
     let now = gw.clock.now_ms();
-    // Checked even when throttled: a locked account answers like a wrong code.
-    let blocked = rt.regulator.check(&session.user, req.client_ip, now);
-    let outcome = verify(gw, id, session, choice, input, now).await;
+    let key = UserKey::new(&session.realm, &session.user);
+    // Admitted (or not) before the code is looked at, so that a burst of
+    // concurrent guesses cannot all pass before the first is counted.
+    let attempt = rt.regulator.begin(&key, req.client_ip, now);
     let audit = |result: &str, reason: &str| {
         let mut ev = session_event(gw, "second_factor", result, reason, session, req, internal);
         ev.method = Some(choice.method.as_str());
@@ -201,26 +203,25 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         gw.audit(rt, ev);
     };
     let fail = |reason: &str, error_key: &str, notice: Option<String>| {
-        let escalation = rt.regulator.failed(&session.user, req.client_ip, now);
+        let escalation = rt
+            .regulator
+            .failed(Some(&key), req.client_ip, Factor::Second, now);
         audit("failure", reason);
-        if escalation.user_locked {
-            let ev = session_event(
-                gw,
-                "lockout",
-                "info",
-                "too_many_failures",
-                session,
-                req,
-                internal,
-            );
+        if let Some(why) = escalation.lockout_reason() {
+            let ev = session_event(gw, "lockout", "info", why, session, req, internal);
             gw.audit(rt, ev);
         }
         let error = (!error_key.is_empty()).then(|| rt.pages.t(req.lang, error_key).to_owned());
         code_page(rt, req, id, &rd, choice, error, notice, 401)
     };
-    if let Some(block) = blocked {
-        return fail(block.reason(), "error_code", None);
+    // Locked: the code is not even looked at (a right one would be used up
+    // for nothing), and the answer is a wrong code's.
+    if let Err(block) = attempt {
+        audit("failure", block.reason());
+        let error = Some(rt.pages.t(req.lang, "error_code").to_owned());
+        return code_page(rt, req, id, &rd, choice, error, None, 401);
     }
+    let outcome = verify(gw, id, session, choice, input, now).await;
     match outcome {
         Outcome::Accepted => {}
         Outcome::Wrong => return fail("wrong_code", "error_code", None),
@@ -235,7 +236,8 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             return message(rt, req, 503, "unavailable_heading", "unavailable_text")
         }
     }
-    rt.regulator.succeeded(&session.user);
+    // The login is complete at the highest level: now failures clear.
+    rt.regulator.succeeded(&key, Completed::TwoFactors);
 
     // Privilege change: a new session id, the old one ends (every host's
     // cookie for it too; they hand off again from the portal).

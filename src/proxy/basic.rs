@@ -13,6 +13,7 @@ use crate::config::model::Service;
 use crate::directory::Verdict;
 use crate::gateway::Runtime;
 use crate::pages::{self, Reply};
+use crate::regulation::{Completed, Factor, UserKey};
 use crate::session::{Method, NewSession, Session as UserSession};
 
 /// What the `Authorization` header gave.
@@ -46,13 +47,16 @@ impl Proxy {
         let now = self.gw.clock.now_ms();
         let key = BasicCache::key(&rt.signer, &realm.id, &creds);
         if let Some(s) = rt.basic_cache.get(&key, now) {
-            return BasicOutcome::Identity(s);
+            // Remembered credentials do not outlive a lock or block: then
+            // the attempt goes the normal way, which refuses it.
+            let user = UserKey::new(&realm.id, &s.user);
+            if rt.regulator.check(&user, ctx.client_ip, now).is_none() {
+                return BasicOutcome::Identity(s);
+            }
         }
         let Some(directory) = rt.directories.get(&realm.id) else {
             return BasicOutcome::Refused;
         };
-        let blocked = rt.regulator.check(&creds.user, ctx.client_ip, now);
-        let verdict = directory.check(&creds.user, &creds.password).await;
         let audit = |result: &str, reason: &str| {
             let mut ev = self.gw.event(
                 "login",
@@ -68,13 +72,32 @@ impl Proxy {
             ev.host = Some(&ctx.host);
             self.gw.audit(rt, ev);
         };
-        match (blocked, verdict) {
-            (Some(block), _) => {
+        // The same rules as the login form: a locked user or blocked address
+        // never reaches the directory and waits as long as a check takes.
+        let typed = UserKey::new(&realm.id, &creds.user);
+        let _attempt = match rt.regulator.begin(&typed, ctx.client_ip, now) {
+            Ok(attempt) => attempt,
+            Err(block) => {
+                rt.regulator.wait_like_check(&realm.id).await;
                 audit("failure", block.reason());
-                BasicOutcome::Refused
+                return BasicOutcome::Refused;
             }
-            (None, Ok(Verdict::Valid(user))) => {
-                rt.regulator.succeeded(&user.username);
+        };
+        let started = std::time::Instant::now();
+        let verdict = directory.check(&creds.user, &creds.password).await;
+        if verdict.is_ok() {
+            rt.regulator.note_check(&realm.id, started.elapsed());
+        }
+        match verdict {
+            Ok(Verdict::Valid(user)) => {
+                let canonical = UserKey::new(&realm.id, &user.username);
+                if let Some(block) = rt.regulator.check(&canonical, ctx.client_ip, now) {
+                    audit("failure", block.reason());
+                    return BasicOutcome::Refused;
+                }
+                // Basic is a one-factor login complete with the password.
+                rt.regulator.succeeded(&canonical, Completed::Password);
+                rt.regulator.succeeded(&typed, Completed::Password);
                 audit("success", "ok");
                 let s = Arc::new(UserSession::new(
                     NewSession {
@@ -93,12 +116,27 @@ impl Proxy {
                 rt.basic_cache.put(key, s.clone(), now);
                 BasicOutcome::Identity(s)
             }
-            (None, Ok(other)) => {
-                rt.regulator.failed(&creds.user, ctx.client_ip, now);
+            Ok(other) => {
+                let escalation =
+                    rt.regulator
+                        .failed(Some(&typed), ctx.client_ip, Factor::Password, now);
                 audit("failure", other.reason());
+                if let Some(why) = escalation.lockout_reason() {
+                    let ev = self.gw.event(
+                        "lockout",
+                        "info",
+                        why,
+                        Some(&creds.user),
+                        Some(&realm.id),
+                        ctx.client_ip,
+                        ctx.internal,
+                        &ctx.request_id,
+                    );
+                    self.gw.audit(rt, ev);
+                }
                 BasicOutcome::Refused
             }
-            (None, Err(e)) => {
+            Err(e) => {
                 tracing::error!(error = %e, "directory failed during Basic authentication");
                 audit("failure", "directory_unavailable");
                 BasicOutcome::Refused

@@ -6,6 +6,7 @@
 mod client_address;
 mod handoff;
 mod headers;
+mod lockout;
 mod paths;
 mod realms;
 mod small;

@@ -1,0 +1,410 @@
+//! Unit tests of the regulator: keys, buckets, what clears what, the
+//! consecutive cap, the bounds and admission.
+
+use super::*;
+
+fn limits() -> LoginLimits {
+    LoginLimits {
+        user_failures: 5,
+        ip_failures: 20,
+        window: Duration::from_secs(600),
+        lockout: Duration::from_secs(900),
+        basic_auth_cache: Duration::from_secs(300),
+        max_concurrent_hashes: 1,
+    }
+}
+
+fn key(name: &str) -> UserKey {
+    UserKey::new("staff", name)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+const MIN: u64 = 60_000;
+
+#[test]
+fn five_failures_lock_the_user_for_fifteen_minutes() {
+    let r = Regulator::new(limits());
+    let a = ip("192.0.2.1");
+    for i in 0..4 {
+        assert!(
+            !r.failed(Some(&key("alice")), a, Factor::Password, i * 1000)
+                .user_locked
+        );
+    }
+    let e = r.failed(Some(&key("alice")), a, Factor::Password, 5000);
+    assert!(e.user_locked && !e.user_held);
+    assert_eq!(e.lockout_reason(), Some("too_many_failures"));
+    assert_eq!(r.check(&key("alice"), a, 6000), Some(Block::User));
+    assert_eq!(r.check(&key("bob"), a, 6000), None);
+    assert_eq!(r.check(&key("alice"), a, 5000 + 15 * MIN), None);
+}
+
+#[test]
+fn failures_outside_the_window_do_not_count() {
+    let r = Regulator::new(limits());
+    let a = ip("192.0.2.1");
+    for i in 0..4 {
+        r.failed(Some(&key("alice")), a, Factor::Password, i);
+    }
+    assert!(
+        !r.failed(Some(&key("alice")), a, Factor::Password, 700_000)
+            .user_locked
+    );
+    assert_eq!(r.check(&key("alice"), a, 700_001), None);
+}
+
+#[test]
+fn twenty_failures_block_the_ip_for_any_user() {
+    let r = Regulator::new(limits());
+    let a = ip("192.0.2.9");
+    for i in 0..20u64 {
+        r.failed(Some(&key(&format!("user{i}"))), a, Factor::Password, i);
+    }
+    assert_eq!(r.check(&key("someone"), a, 100), Some(Block::Ip));
+    assert_eq!(r.check(&key("someone"), ip("192.0.2.10"), 100), None);
+}
+
+#[test]
+fn names_fold_case_and_realms_stay_apart() {
+    assert_eq!(
+        UserKey::new("staff", "ALICE"),
+        UserKey::new("staff", "alice")
+    );
+    assert_eq!(
+        UserKey::new("staff", " Alice "),
+        UserKey::new("staff", "alice")
+    );
+    assert_eq!(
+        UserKey::new("staff", "ÖRJAN"),
+        UserKey::new("staff", "örjan")
+    );
+    assert_ne!(
+        UserKey::new("school", "anna"),
+        UserKey::new("staff", "anna")
+    );
+    // Spellings a case- and width-blind directory takes for alice.
+    for spelling in [
+        "ＡＬＩＣＥ",
+        "ａｌｉｃｅ",
+        "ali\u{200B}ce",
+        "al\u{00AD}ice",
+        "\u{FEFF}alice",
+        "alice\u{2060}",
+        "\talice\u{3000}",
+    ] {
+        assert_eq!(key(spelling), key("alice"), "{spelling:?}");
+    }
+    assert_eq!(key("anna  maria"), key("Anna Maria"));
+    assert_eq!(key("\u{212A}alle"), key("kalle"), "Kelvin sign");
+    assert_ne!(key("alice"), key("alicé"));
+    // Long names stay small keys.
+    let long = "\u{FDFA}".repeat(85); // each expands to 18 characters under NFKC
+    assert!(key(&long).name.len() <= MAX_KEY_NAME);
+
+    let r = Regulator::new(limits());
+    let a = ip("192.0.2.1");
+    for (i, name) in ["ALICE", "Alice", "alice", "aLiCe", "ALIce"]
+        .iter()
+        .enumerate()
+    {
+        r.failed(Some(&key(name)), a, Factor::Password, i as u64);
+    }
+    assert_eq!(r.check(&key("alice"), a, 10), Some(Block::User));
+    assert_eq!(r.check(&UserKey::new("school", "alice"), a, 10), None);
+}
+
+#[test]
+fn ipv6_addresses_of_one_slash_64_share_a_bucket() {
+    let b = |s: &str| IpBucket::from(ip(s));
+    assert_eq!(b("2001:db8:1:2::a"), b("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+    assert_ne!(b("2001:db8:1:2::a"), b("2001:db8:1:3::a"));
+    assert_eq!(b("::ffff:192.0.2.7"), b("192.0.2.7"));
+    assert_ne!(b("192.0.2.7"), b("192.0.2.8"));
+
+    let r = Regulator::new(limits());
+    for i in 0..20u64 {
+        let addr = ip(&format!("2001:db8:1:2::{:x}", i + 1));
+        r.failed(None, addr, Factor::Password, i);
+    }
+    assert_eq!(
+        r.check(&key("x"), ip("2001:db8:1:2::beef"), 30),
+        Some(Block::Ip)
+    );
+    assert_eq!(r.check(&key("x"), ip("2001:db8:1:3::1"), 30), None);
+}
+
+#[test]
+fn a_correct_password_never_clears_second_factor_failures() {
+    let r = Regulator::new(limits());
+    let a = ip("192.0.2.1");
+    let alice = key("alice");
+    // 4 wrong codes, the password again (a two-factor login's first
+    // step clears nothing, a password-only login clears passwords only),
+    // then the fifth wrong code locks.
+    for i in 0..4 {
+        r.failed(Some(&alice), a, Factor::Second, i);
+    }
+    r.succeeded(&alice, Completed::Password);
+    assert!(r.failed(Some(&alice), a, Factor::Second, 10).user_locked);
+}
+
+#[test]
+fn a_password_success_clears_password_failures_and_two_factors_clear_all() {
+    let r = Regulator::new(limits());
+    let a = ip("192.0.2.1");
+    let alice = key("alice");
+    for i in 0..2 {
+        r.failed(Some(&alice), a, Factor::Second, i);
+        r.failed(Some(&alice), a, Factor::Password, i);
+    }
+    r.succeeded(&alice, Completed::Password);
+    // Two code failures remain: three more lock.
+    for i in 0..2 {
+        assert!(
+            !r.failed(Some(&alice), a, Factor::Password, 10 + i)
+                .user_locked
+        );
+    }
+    r.succeeded(&alice, Completed::TwoFactors);
+    for i in 0..4 {
+        assert!(
+            !r.failed(Some(&alice), a, Factor::Password, 20 + i)
+                .user_locked
+        );
+    }
+    // A success never lifts a lock, nor clears the address.
+    assert!(r.failed(Some(&alice), a, Factor::Password, 30).user_locked);
+    r.succeeded(&alice, Completed::TwoFactors);
+    assert_eq!(r.check(&alice, a, 31), Some(Block::User));
+}
+
+#[test]
+fn a_run_never_passes_one_hundred_consecutive_failures() {
+    let r = Regulator::new(limits());
+    let alice = key("alice");
+    let mut now = 0;
+    let mut failures = 0u32;
+    let mut held_at = None;
+    // An attacker who waits out every lock, from ever new addresses
+    // (so only the user counter stops them); bounded at 1000 tries.
+    for n in 0..1000u32 {
+        let a = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n));
+        if r.check(&alice, a, now).is_some() {
+            now += MIN;
+            continue;
+        }
+        failures += 1;
+        let e = r.failed(Some(&alice), a, Factor::Password, now);
+        if e.user_held {
+            held_at = Some(now);
+            break;
+        }
+        now += 1000;
+    }
+    assert_eq!(
+        failures, MAX_CONSECUTIVE,
+        "held at the 100th failure, not later"
+    );
+    let held_at = held_at.expect("the run was held");
+    let a = ip("192.0.2.1");
+    // Held for a day, longer than a lockout; the sweep keeps it.
+    r.sweep(held_at + 23 * 60 * MIN);
+    assert_eq!(
+        r.check(&alice, a, held_at + 23 * 60 * MIN),
+        Some(Block::User)
+    );
+    assert_eq!(r.check(&alice, a, held_at + HOLD.as_millis() as u64), None);
+}
+
+#[test]
+fn an_address_is_never_held_for_a_day() {
+    // An office behind one NAT address: 150 typos spread over a day,
+    // never 20 within a window, never a block.
+    let r = Regulator::new(limits());
+    let office = ip("192.0.2.50");
+    for i in 0..150u64 {
+        let e = r.failed(None, office, Factor::Password, i * 9 * MIN);
+        assert!(!e.ip_blocked, "blocked after {i} typos");
+    }
+    assert_eq!(r.check(&key("anyone"), office, 150 * 9 * MIN), None);
+}
+
+#[test]
+fn a_run_is_remembered_across_windows_until_a_completed_login() {
+    let r = Regulator::new(limits());
+    let alice = key("alice");
+    let a = ip("192.0.2.1");
+    // 4 failures per window, forever under the per-window limit.
+    let mut now = 0;
+    for _ in 0..24 {
+        for _ in 0..4 {
+            r.failed(Some(&alice), a, Factor::Password, now);
+            now += 1;
+        }
+        now += 11 * MIN;
+        r.sweep(now);
+    }
+    // 96 so far: the 100th holds.
+    let held: Vec<bool> = (0..4)
+        .map(|i| {
+            r.failed(Some(&alice), a, Factor::Password, now + i)
+                .user_held
+        })
+        .collect();
+    assert_eq!(held, [false, false, false, true]);
+
+    // A completed login ends the run.
+    let bob = key("bob");
+    for _ in 0..99 {
+        r.failed(Some(&bob), a, Factor::Second, now);
+        r.succeeded(&bob, Completed::Password);
+        now += 11 * MIN;
+    }
+    r.succeeded(&bob, Completed::TwoFactors);
+    assert!(!r.failed(Some(&bob), a, Factor::Second, now).user_held);
+}
+
+#[test]
+fn many_names_do_not_grow_the_map_and_cannot_unlock_a_locked_account() {
+    let capacity = 1000;
+    let r = Regulator::with_capacity(limits(), capacity);
+    let alice = key("alice");
+    let a = ip("192.0.2.1");
+    for i in 0..5 {
+        r.failed(Some(&alice), a, Factor::Password, i);
+    }
+    assert_eq!(r.check(&alice, a, 10), Some(Block::User));
+    // Ten times the bound of fresh names, from fresh addresses.
+    for i in 0..10 * capacity as u32 {
+        let from = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i));
+        r.failed(Some(&key(&format!("junk{i}"))), from, Factor::Password, 20);
+    }
+    let (users, ips) = r.counts();
+    assert!(users <= capacity, "{users} user records");
+    assert!(ips <= capacity, "{ips} address records");
+    assert_eq!(
+        r.check(&alice, a, 30),
+        Some(Block::User),
+        "eviction unlocked alice"
+    );
+}
+
+#[test]
+fn a_map_full_of_locked_records_fails_closed_without_locking_out_everyone() {
+    let capacity = 50;
+    let r = Regulator::with_capacity(limits(), capacity);
+    let fresh = |n: u32| IpAddr::V4(Ipv4Addr::from(0x0c00_0000 + n));
+    let a = ip("192.0.2.1");
+    for n in 0..capacity as u32 {
+        for i in 0..5 {
+            let from = fresh(n * 5 + i);
+            r.failed(
+                Some(&key(&format!("locked{n}"))),
+                from,
+                Factor::Password,
+                i.into(),
+            );
+        }
+    }
+    assert_eq!(r.counts().0, capacity);
+    // A name with no room still meets the limit: counted in its slot.
+    let victim = key("victim");
+    for i in 0..5 {
+        r.failed(
+            Some(&victim),
+            fresh(1000 + i),
+            Factor::Password,
+            10 + u64::from(i),
+        );
+    }
+    assert_eq!(r.check(&victim, a, 20), Some(Block::User));
+    assert_eq!(r.counts().0, capacity);
+    // Everyone else is still free (some may share the victim's slot).
+    let free = (0..200)
+        .filter(|i| r.check(&key(&format!("other{i}")), a, 20).is_none())
+        .count();
+    assert!(free >= 190, "only {free} of 200 others may log in");
+    // When the locks expire, room comes back.
+    r.failed(Some(&key("later")), fresh(2000), Factor::Password, 16 * MIN);
+    assert!(r.counts().0 <= capacity);
+    assert_eq!(r.check(&key("locked0"), a, 16 * MIN), None);
+}
+
+#[test]
+fn a_burst_of_concurrent_attempts_is_admitted_only_up_to_the_limit() {
+    let r = Regulator::new(limits());
+    let alice = key("alice");
+    let a = ip("192.0.2.1");
+    // Five guesses at once, each still at the directory: the sixth waits
+    // for none of them and is refused.
+    let under_way: Vec<_> = (0..5).map(|_| r.begin(&alice, a, 0).unwrap()).collect();
+    assert_eq!(r.begin(&alice, a, 0).err(), Some(Block::Busy));
+    assert_eq!(Block::Busy.reason(), "too_many_at_once");
+    // Bob on the same address is not held up by alice's burst.
+    drop(r.begin(&key("bob"), a, 0).unwrap());
+    // Four of them fail, one is abandoned (the client went away).
+    for _ in 0..4 {
+        r.failed(Some(&alice), a, Factor::Password, 1);
+    }
+    drop(under_way);
+    // One more may try; while it does, nobody else.
+    let last = r.begin(&alice, a, 2).unwrap();
+    assert_eq!(r.begin(&alice, a, 2).err(), Some(Block::Busy));
+    assert!(r.failed(Some(&alice), a, Factor::Password, 3).user_locked);
+    drop(last);
+    assert_eq!(r.begin(&alice, a, 4).err(), Some(Block::User));
+    // A reload does not inherit attempts that end in the old regulator.
+    let fresh = key("fresh");
+    let pending: Vec<_> = (0..5)
+        .map(|_| r.begin(&fresh, ip("192.0.2.3"), 5).unwrap())
+        .collect();
+    let next = Regulator::new(limits()).inherit(&r);
+    drop(pending);
+    assert!(next.begin(&fresh, ip("192.0.2.3"), 6).is_ok());
+}
+
+#[test]
+fn an_address_may_not_run_more_attempts_at_once_than_its_limit_has_left() {
+    let r = Regulator::new(limits());
+    let a = ip("2001:db8:5:6::1");
+    let under_way: Vec<_> = (0..20)
+        .map(|i| r.begin(&key(&format!("user{i}")), a, 0).unwrap())
+        .collect();
+    // Another address of the same /64 shares the budget.
+    assert_eq!(
+        r.begin(&key("other"), ip("2001:db8:5:6::2"), 0).err(),
+        Some(Block::Busy)
+    );
+    drop(under_way);
+    assert!(r.begin(&key("other"), ip("2001:db8:5:6::2"), 0).is_ok());
+}
+
+#[test]
+fn reload_keeps_locks_and_pace() {
+    let r = Regulator::new(limits());
+    let a = ip("2001:db8::1");
+    for i in 0..5 {
+        r.failed(Some(&key("alice")), a, Factor::Second, i);
+    }
+    r.note_check("staff", Duration::from_millis(80));
+    let next = Regulator::new(limits()).inherit(&r);
+    assert_eq!(next.check(&key("ALICE"), a, 10), Some(Block::User));
+    assert_eq!(next.pace("staff"), Duration::from_millis(80));
+    assert_eq!(next.pace("other"), DEFAULT_PACE);
+}
+
+#[test]
+fn pace_follows_the_directory_and_is_capped() {
+    let r = Regulator::new(limits());
+    r.note_check("staff", Duration::from_millis(40));
+    for _ in 0..50 {
+        r.note_check("staff", Duration::from_millis(120));
+    }
+    let p = r.pace("staff").as_millis();
+    assert!((110..=120).contains(&p), "{p} ms");
+    r.note_check("slow", Duration::from_secs(60));
+    assert_eq!(r.pace("slow"), MAX_PACE);
+}

@@ -34,6 +34,7 @@ use rand::{Rng, RngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::regulation::IpBucket;
 use crate::storage::UserRef;
 
 /// Characters a code is made of: upper-case letters and digits without the
@@ -209,8 +210,10 @@ struct State {
     /// Issue times per (realm, user) within the budget window, oldest first:
     /// two realms' `anna` are two people with two budgets.
     by_user: HashMap<UserRef, VecDeque<u64>>,
-    /// Issue times per client IP within the budget window, oldest first.
-    by_ip: HashMap<IpAddr, VecDeque<u64>>,
+    /// Issue times per client address within the budget window, oldest
+    /// first; IPv6 per /64 as the lockouts count, so a host cannot rotate
+    /// through its /64 for fresh budgets.
+    by_ip: HashMap<IpBucket, VecDeque<u64>>,
 }
 
 /// Times within the window, after dropping older ones.
@@ -295,7 +298,7 @@ impl Challenges {
         }
         if state
             .by_ip
-            .get_mut(&ip)
+            .get_mut(&IpBucket::from(ip))
             .is_some_and(|t| recent(t, now_ms) >= rules.per_ip_per_hour as usize)
         {
             return Err(Refusal::IpBudget);
@@ -320,7 +323,11 @@ impl Challenges {
             .entry(who.clone())
             .or_default()
             .push_back(now_ms);
-        state.by_ip.entry(ip).or_default().push_back(now_ms);
+        state
+            .by_ip
+            .entry(IpBucket::from(ip))
+            .or_default()
+            .push_back(now_ms);
         Ok(code)
     }
 

@@ -305,6 +305,33 @@ fn twenty_codes_per_ip_per_hour_whoever_asks() {
 }
 
 #[test]
+fn an_ipv6_host_cannot_rotate_through_its_slash_64_for_more_codes() {
+    let c = challenges();
+    for i in 0..20u8 {
+        let from: IpAddr = format!("2001:db8:1:2::{i:x}").parse().unwrap();
+        assert!(c
+            .issue(
+                key(i),
+                &u(&format!("user{i}")),
+                from,
+                Channel::Sms,
+                0,
+                &rules()
+            )
+            .is_ok());
+    }
+    let same_64: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+    assert_eq!(
+        c.issue(key(20), &u("someone"), same_64, Channel::Sms, 1, &rules()),
+        Err(Refusal::IpBudget)
+    );
+    let next_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+    assert!(c
+        .issue(key(21), &u("someone"), next_64, Channel::Sms, 2, &rules())
+        .is_ok());
+}
+
+#[test]
 fn sweeping_drops_old_challenges_only() {
     let c = challenges();
     c.issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())

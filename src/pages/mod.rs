@@ -326,20 +326,36 @@ pub struct Target {
 /// port we do not serve is refused (no open redirect; a code for
 /// `app.test:4444` would go to whatever listens there).
 pub fn verify_target(rt: &Runtime, port_suffix: &str, token: &str) -> Option<Target> {
-    let payload = rt.signer.verify(Purpose::Return, token)?;
+    verify_return(
+        &rt.signer,
+        |host| rt.router.is_known_host(host),
+        rt.config.https_addr.port(),
+        port_suffix,
+        token,
+    )
+}
+
+/// [`verify_target`] without the runtime (for tests and the fuzz target):
+/// `known_host` says which hosts we serve, `listener` is our HTTPS port.
+pub fn verify_return(
+    signer: &crate::signing::Signer,
+    known_host: impl Fn(&str) -> bool,
+    listener: u16,
+    port_suffix: &str,
+    token: &str,
+) -> Option<Target> {
+    let payload = signer.verify(Purpose::Return, token)?;
     let (binding, url) = split_payload(&payload)?;
     let (binding, url) = (binding.map(str::to_owned), url.to_owned());
     let parsed = url::Url::parse(&url).ok()?;
     if parsed.scheme() != "https" || !parsed.username().is_empty() || parsed.password().is_some() {
         return None;
     }
-    if !serves_port(rt, port_suffix, parsed.port()) {
+    if !port_allowed(listener, port_suffix, parsed.port()) {
         return None;
     }
     let host = parsed.host_str()?.to_ascii_lowercase();
-    rt.router
-        .is_known_host(&host)
-        .then_some(Target { url, host, binding })
+    known_host(&host).then_some(Target { url, host, binding })
 }
 
 /// Whether an https URL's port (`None`: the default, 443) is ours: 443, the

@@ -93,8 +93,11 @@ pub fn normalise(raw: &str) -> Result<Normalised<'_>, PathError> {
             encoded_slash: false,
         });
     }
-    let (decoded, encoded_slash) = decode(bytes)?;
+    let decoded = decode(bytes)?;
     let path = remove_dot_segments(&decoded)?;
+    // What is forwarded decides: `/%2Fb/../x` is `/x`, with no encoded slash
+    // left for an upstream to read differently (found by fuzzing).
+    let encoded_slash = path.windows(3).any(|w| w == b"%2F");
     Ok(Normalised {
         // Only ASCII was added to the input's bytes, and its non-ASCII bytes
         // were copied whole, so the result is UTF-8 whenever `raw` was.
@@ -119,10 +122,9 @@ fn is_plain(bytes: &[u8]) -> bool {
 }
 
 /// Decode escapes of unreserved characters, upper-case the others, refuse
-/// what cannot be read one way only. Returns the bytes and whether `%2F` was seen.
-fn decode(bytes: &[u8]) -> Result<(Vec<u8>, bool), PathError> {
+/// what cannot be read one way only.
+fn decode(bytes: &[u8]) -> Result<Vec<u8>, PathError> {
     let mut out = Vec::with_capacity(bytes.len());
-    let mut encoded_slash = false;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -141,10 +143,7 @@ fn decode(bytes: &[u8]) -> Result<(Vec<u8>, bool), PathError> {
                     {
                         return Err(PathError::Overlong)
                     }
-                    _ => {
-                        encoded_slash |= v == b'/';
-                        push_escape(&mut out, v);
-                    }
+                    _ => push_escape(&mut out, v),
                 }
                 i += 3;
             }
@@ -156,7 +155,7 @@ fn decode(bytes: &[u8]) -> Result<(Vec<u8>, bool), PathError> {
             }
         }
     }
-    Ok((out, encoded_slash))
+    Ok(out)
 }
 
 /// The byte escaped as `%XX` at `bytes[at..]`.
@@ -302,14 +301,17 @@ mod tests {
 
     #[test]
     fn encoded_slashes_are_kept_and_reported() {
-        let n = normalise("/api/a%2fb/../c").unwrap();
-        assert!(n.encoded_slash);
         // `a%2Fb` is one segment: `..` removes it whole.
-        assert_eq!(n.path, "/api/c");
+        let n = normalise("/api/a%2fb/x/../c").unwrap();
+        assert!(n.encoded_slash);
+        assert_eq!(n.path, "/api/a%2Fb/c");
         let n = normalise("/api/a%2Fb").unwrap();
         assert_eq!(n.path, "/api/a%2Fb");
         assert!(n.encoded_slash);
         assert!(!normalise("/api/%2e").unwrap().encoded_slash);
+        // Removed by `..`: nothing encoded is left to forward.
+        let n = normalise("/%2Fb/../x").unwrap();
+        assert_eq!((n.path.as_ref(), n.encoded_slash), ("/x", false));
     }
 
     #[test]

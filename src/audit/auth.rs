@@ -4,17 +4,19 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use super::vocabulary::{Event, Outcome, Reason};
+
 /// One authentication decision.
 #[derive(Debug, Serialize)]
 pub struct AuthEvent<'a> {
     /// RFC 3339 UTC with milliseconds.
     pub time: String,
-    /// `login`, `logout`, `expired`, `lockout`, `ip_block`, `handoff`, `basic`.
-    pub event: &'a str,
-    /// `success` or `failure` (or `info`).
-    pub result: &'a str,
-    /// Why, e.g. `wrong_password`, `unknown_user`, `locked`, `idle`.
-    pub reason: &'a str,
+    /// What happened.
+    pub event: Event,
+    /// How it went.
+    pub result: Outcome,
+    /// Why.
+    pub reason: Reason,
     /// The user name as given or known.
     pub user: Option<&'a str>,
     /// Realm id.

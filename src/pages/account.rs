@@ -11,6 +11,7 @@ use std::sync::Arc;
 use minijinja::context;
 
 use super::{message, session_csrf, session_event, verify_target, Reply, Req, SessionState};
+use crate::audit::{Event, Outcome, Reason};
 use crate::config::model::Realm;
 use crate::directory::Verdict;
 use crate::gateway::{Gateway, Runtime};
@@ -149,17 +150,13 @@ pub async fn reauth_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         (Some(b), _) => Some(b.reason()),
         (None, Some(Ok(Verdict::Valid(_)))) => None,
         (None, Some(Ok(v))) => Some(v.reason()),
-        (None, _) => Some("directory_unavailable"),
+        (None, _) => Some(Reason::DirectoryUnavailable),
     };
     let mut ev = session_event(
         gw,
-        "reauth",
-        if reason.is_none() {
-            "success"
-        } else {
-            "failure"
-        },
-        reason.unwrap_or("ok"),
+        Event::Reauth,
+        Outcome::of(reason.is_none()),
+        reason.unwrap_or(Reason::Ok),
         session,
         req,
         internal,
@@ -167,7 +164,7 @@ pub async fn reauth_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     ev.method = Some("password");
     ev.session = Some(id.key().short());
     gw.audit(rt, ev);
-    if reason == Some("directory_unavailable") {
+    if reason == Some(Reason::DirectoryUnavailable) {
         return message(
             rt,
             req,
@@ -182,7 +179,15 @@ pub async fn reauth_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
                 .regulator
                 .failed(Some(&key), req.client_ip, Factor::Password, now);
             if let Some(why) = escalation.lockout_reason() {
-                let ev = session_event(gw, "lockout", "info", why, session, req, internal);
+                let ev = session_event(
+                    gw,
+                    Event::Lockout,
+                    Outcome::Info,
+                    why,
+                    session,
+                    req,
+                    internal,
+                );
                 gw.audit(rt, ev);
             }
         }
@@ -226,12 +231,12 @@ pub async fn changed(
     rt: &Runtime,
     req: &Req<'_>,
     a: &Allowed<'_>,
-    reason: &str,
+    reason: Reason,
     what: &str,
 ) {
     let mut ev = gw.event(
-        "enrolment",
-        "success",
+        Event::Enrolment,
+        Outcome::Success,
         reason,
         Some(&a.session.user),
         Some(&a.session.realm),

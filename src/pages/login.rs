@@ -7,6 +7,7 @@ use minijinja::context;
 use rand::RngCore;
 
 use super::{message, second, verify_target, Reply, Req, SessionState, Target};
+use crate::audit::{Event, Outcome, Reason};
 use crate::config::model::Realm;
 use crate::directory::Verdict;
 use crate::gateway::{Gateway, Runtime};
@@ -193,10 +194,10 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let internal = realm.is_internal(req.client_ip);
     let now = gw.clock.now_ms();
 
-    let fail = |reason: &str| {
+    let fail = |reason: Reason| {
         let mut ev = gw.event(
-            "login",
-            "failure",
+            Event::Login,
+            Outcome::Failure,
             reason,
             Some(username),
             Some(&realm.id),
@@ -224,7 +225,7 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         )
     };
     if username.is_empty() || username.len() > MAX_USERNAME || password.is_empty() {
-        return fail("empty_or_invalid_input");
+        return fail(Reason::EmptyOrInvalidInput);
     }
     let Some(directory) = rt.directories.get(&realm.id) else {
         return message(rt, req, 503, "unavailable_heading", "unavailable_text");
@@ -246,9 +247,9 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         Err(e) => {
             tracing::error!(realm = %realm.id, error = %e, "directory failed");
             let ev = gw.event(
-                "login",
-                "failure",
-                "directory_unavailable",
+                Event::Login,
+                Outcome::Failure,
+                Reason::DirectoryUnavailable,
                 Some(username),
                 Some(&realm.id),
                 req.client_ip,
@@ -275,8 +276,8 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             let reply = fail(other.reason());
             if let Some(reason) = escalation.lockout_reason() {
                 let ev = gw.event(
-                    "lockout",
-                    "info",
+                    Event::Lockout,
+                    Outcome::Info,
                     reason,
                     Some(username),
                     Some(&realm.id),
@@ -288,9 +289,9 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             }
             if escalation.ip_blocked {
                 let ev = gw.event(
-                    "ip_block",
-                    "info",
-                    "too_many_failures",
+                    Event::IpBlock,
+                    Outcome::Info,
+                    Reason::TooManyFailures,
                     None,
                     Some(&realm.id),
                     req.client_ip,
@@ -331,9 +332,9 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let session = Arc::new(session);
     gw.sessions.insert(id.key(), session.clone()).await;
     let mut ev = gw.event(
-        "login",
-        "success",
-        "ok",
+        Event::Login,
+        Outcome::Success,
+        Reason::Ok,
         Some(&user.username),
         Some(&realm.id),
         req.client_ip,

@@ -3,6 +3,7 @@
 use minijinja::context;
 
 use super::{message, session_csrf, session_event, verify_target, Reply, Req, SessionState};
+use crate::audit::{Event, Outcome, Reason};
 use crate::gateway::{Gateway, Runtime};
 use crate::session::cookie::{self, SESSION};
 use crate::signing::Purpose;
@@ -41,9 +42,9 @@ pub async fn handoff(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             let live_internal = rt.config.is_internal_to(&live.realm, req.client_ip);
             let mut ev = session_event(
                 gw,
-                "handoff",
-                "failure",
-                "other_user_logged_in",
+                Event::Handoff,
+                Outcome::Failure,
+                Reason::OtherUserLoggedIn,
                 live,
                 req,
                 live_internal,
@@ -62,9 +63,9 @@ pub async fn handoff(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     if !handoff.held_by(nonce) {
         let mut ev = session_event(
             gw,
-            "handoff",
-            "failure",
-            "not_this_browser",
+            Event::Handoff,
+            Outcome::Failure,
+            Reason::NotThisBrowser,
             &session,
             req,
             internal,
@@ -126,7 +127,15 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     }
     gw.sessions.remove(&id.key()).await;
     let internal = rt.config.is_internal_to(&session.realm, req.client_ip);
-    let mut ev = session_event(gw, "logout", "success", "user", session, req, internal);
+    let mut ev = session_event(
+        gw,
+        Event::Logout,
+        Outcome::Success,
+        Reason::User,
+        session,
+        req,
+        internal,
+    );
     ev.session = Some(id.key().short());
     ev.host = Some(req.host);
     gw.audit(rt, ev);

@@ -30,6 +30,7 @@ pub mod templates;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::audit::{Event, Outcome, Reason};
 use crate::config::types::Lang;
 use crate::gateway::{Gateway, Runtime};
 use crate::session::{Session, SessionId};
@@ -264,9 +265,9 @@ fn method_not_allowed(rt: &Runtime, req: &Req<'_>) -> Reply {
 /// user and realm, this request's client, network and id.
 pub fn session_event<'a>(
     gw: &Gateway,
-    event: &'a str,
-    result: &'a str,
-    reason: &'a str,
+    event: Event,
+    result: Outcome,
+    reason: Reason,
     session: &'a Session,
     req: &Req<'a>,
     internal: bool,

@@ -16,6 +16,7 @@ mod verify;
 use std::sync::Arc;
 
 use super::{message, session_event, verify_target, Reply, Req, SessionState, Target};
+use crate::audit::{Event, Outcome, Reason};
 use crate::config::model::Realm;
 use crate::gateway::{Gateway, Runtime};
 use crate::policy::Policy;
@@ -25,7 +26,7 @@ use crate::session::{Method, Session, SessionId};
 use crate::signing::Purpose;
 use render::{choice_page, code_page};
 use send::send_code;
-use verify::{verify, Outcome};
+use verify::{verify, Outcome as Check};
 
 /// A way to receive or make a code: a method and, for SMS, which number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,19 +197,35 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     // Admitted (or not) before the code is looked at, so that a burst of
     // concurrent guesses cannot all pass before the first is counted.
     let attempt = rt.regulator.begin(&key, req.client_ip, now);
-    let audit = |result: &str, reason: &str| {
-        let mut ev = session_event(gw, "second_factor", result, reason, session, req, internal);
+    let audit = |result: Outcome, reason: Reason| {
+        let mut ev = session_event(
+            gw,
+            Event::SecondFactor,
+            result,
+            reason,
+            session,
+            req,
+            internal,
+        );
         ev.method = Some(choice.method.as_str());
         ev.session = Some(id.key().short());
         gw.audit(rt, ev);
     };
-    let fail = |reason: &str, error_key: &str, notice: Option<String>| {
+    let fail = |reason: Reason, error_key: &str, notice: Option<String>| {
         let escalation = rt
             .regulator
             .failed(Some(&key), req.client_ip, Factor::Second, now);
-        audit("failure", reason);
+        audit(Outcome::Failure, reason);
         if let Some(why) = escalation.lockout_reason() {
-            let ev = session_event(gw, "lockout", "info", why, session, req, internal);
+            let ev = session_event(
+                gw,
+                Event::Lockout,
+                Outcome::Info,
+                why,
+                session,
+                req,
+                internal,
+            );
             gw.audit(rt, ev);
         }
         let error = (!error_key.is_empty()).then(|| rt.pages.t(req.lang, error_key).to_owned());
@@ -217,22 +234,22 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     // Locked: the code is not even looked at (a right one would be used up
     // for nothing), and the answer is a wrong code's.
     if let Err(block) = attempt {
-        audit("failure", block.reason());
+        audit(Outcome::Failure, block.reason());
         let error = Some(rt.pages.t(req.lang, "error_code").to_owned());
         return code_page(rt, req, id, &rd, choice, error, None, 401);
     }
     let outcome = verify(gw, id, session, choice, input, now).await;
     match outcome {
-        Outcome::Accepted => {}
-        Outcome::Wrong => return fail("wrong_code", "error_code", None),
-        Outcome::Dead(reason) => return fail(reason, "error_code_dead", None),
-        Outcome::Replay => return fail("replay", "error_code", None),
-        Outcome::NeedsNext => {
-            audit("info", "token_resync_started");
+        Check::Accepted => {}
+        Check::Wrong => return fail(Reason::WrongCode, "error_code", None),
+        Check::Dead(reason) => return fail(reason, "error_code_dead", None),
+        Check::Replay => return fail(Reason::Replay, "error_code", None),
+        Check::NeedsNext => {
+            audit(Outcome::Info, Reason::TokenResyncStarted);
             let notice = rt.pages.t(req.lang, "notice_token_next").to_owned();
             return code_page(rt, req, id, &rd, choice, None, Some(notice), 401);
         }
-        Outcome::Unavailable => {
+        Check::Unavailable => {
             return message(rt, req, 503, "unavailable_heading", "unavailable_text")
         }
     }
@@ -248,12 +265,12 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     gw.challenges.forget(&id.key().0);
     let mut ev = session_event(
         gw,
-        "login",
-        "success",
+        Event::Login,
+        Outcome::Success,
         if session.auth_level >= 1 {
-            "second_factor"
+            Reason::SecondFactor
         } else {
-            "ok"
+            Reason::Ok
         },
         session,
         req,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::render::{choice_page, code_page};
 use super::Choice;
+use crate::audit::{Event, Outcome, Reason};
 use crate::factors::code::{Channel, Refusal};
 use crate::gateway::{Gateway, Runtime};
 use crate::notify::{mask_email, mask_phone};
@@ -80,18 +81,29 @@ pub(super) async fn send_code(
         Err(refusal) => {
             let (reason, error) = match refusal {
                 Refusal::Cooldown { wait_secs } => (
-                    "cooldown",
+                    Reason::Cooldown,
                     rt.pages
                         .t(req.lang, "error_cooldown")
                         .replace("{seconds}", &wait_secs.to_string()),
                 ),
                 Refusal::UserBudget => (
-                    "user_budget",
+                    Reason::UserBudget,
                     rt.pages.t(req.lang, "error_budget").to_owned(),
                 ),
-                Refusal::IpBudget => ("ip_budget", rt.pages.t(req.lang, "error_budget").to_owned()),
+                Refusal::IpBudget => (
+                    Reason::IpBudget,
+                    rt.pages.t(req.lang, "error_budget").to_owned(),
+                ),
             };
-            let mut ev = session_event(gw, "code_sent", "failure", reason, session, req, internal);
+            let mut ev = session_event(
+                gw,
+                Event::CodeSent,
+                Outcome::Failure,
+                reason,
+                session,
+                req,
+                internal,
+            );
             ev.method = Some(channel);
             ev.destination = Some(masked);
             gw.audit(rt, ev);
@@ -111,9 +123,13 @@ pub(super) async fn send_code(
         .await;
     let mut ev = session_event(
         gw,
-        "code_sent",
-        if result.is_ok() { "success" } else { "failure" },
-        "",
+        Event::CodeSent,
+        Outcome::of(result.is_ok()),
+        if result.is_ok() {
+            Reason::Sent
+        } else {
+            Reason::DeliveryFailed
+        },
         session,
         req,
         internal,
@@ -123,11 +139,6 @@ pub(super) async fn send_code(
     let provider = match &result {
         Ok(d) => d.clone(),
         Err(e) => e.clone(),
-    };
-    ev.reason = if result.is_ok() {
-        "sent"
-    } else {
-        "delivery_failed"
     };
     ev.provider = Some(provider);
     gw.audit(rt, ev);

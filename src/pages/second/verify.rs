@@ -1,6 +1,7 @@
 //! Checking a typed code for the second step: against the issued challenge
 //! (SMS, e-mail) or the user's authenticator app or hardware token.
 
+use crate::audit::Reason;
 use crate::factors::code::CodeVerdict;
 use crate::gateway::Gateway;
 use crate::session::{Method, Session, SessionId};
@@ -15,7 +16,7 @@ pub(super) enum Outcome {
     /// The code is wrong.
     Wrong,
     /// The challenge is gone or used up (the reason says why).
-    Dead(&'static str),
+    Dead(Reason),
     /// An app or token code that was already used.
     Replay,
     /// A hardware token needs its next code to resynchronise.
@@ -40,11 +41,11 @@ pub(super) async fn verify(
             CodeVerdict::Accepted { channel } if channel.as_str() == choice.method.as_str() => {
                 Outcome::Accepted
             }
-            CodeVerdict::Accepted { .. } => Outcome::Dead("wrong_channel"),
+            CodeVerdict::Accepted { .. } => Outcome::Dead(Reason::WrongChannel),
             CodeVerdict::Wrong { .. } => Outcome::Wrong,
-            CodeVerdict::Expired => Outcome::Dead("expired"),
-            CodeVerdict::TooManyTries => Outcome::Dead("too_many_tries"),
-            CodeVerdict::NoChallenge => Outcome::Dead("no_code_sent"),
+            CodeVerdict::Expired => Outcome::Dead(Reason::Expired),
+            CodeVerdict::TooManyTries => Outcome::Dead(Reason::TooManyTries),
+            CodeVerdict::NoChallenge => Outcome::Dead(Reason::NoCodeSent),
         },
         Method::Totp | Method::Token => {
             let secs = now_ms / 1000;

@@ -3,10 +3,13 @@
 //! for errors and refusals.
 //!
 //! Handlers take a [`Req`] and return a [`Reply`]; they know nothing of
-//! pingora, so the proxy decides how replies are written.
+//! pingora, so the proxy decides how replies are written. The login flow's
+//! decisions (password, regulation, the session, the second step, re-auth,
+//! handoff) are made in [`crate::login`]; these pages only render its
+//! outcomes (template, status, cookies, redirect).
 //!
 //! - [`login`]: the password form and what happens after it.
-//! - [`logout`]: handoff to service hosts, logout everywhere.
+//! - [`logout`]: the handoff page on service hosts, logout everywhere.
 //! - [`portal`]: the portal front page.
 //! - [`second`]: the second step of login and step-up (one-time codes).
 //! - [`account`]: self-service rules (internal only, recent password, notices).
@@ -109,6 +112,17 @@ pub struct Req<'a> {
     pub session: SessionState,
     /// Form body (POST).
     pub form: Vec<(String, String)>,
+}
+
+impl<'a> Req<'a> {
+    /// The client, as the login flow's core ([`crate::login`]) takes it.
+    pub fn client(&self) -> crate::login::Client<'a> {
+        crate::login::Client {
+            ip: self.client_ip,
+            request_id: self.request_id,
+            host: self.host,
+        }
+    }
 }
 
 impl Req<'_> {

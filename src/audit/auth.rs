@@ -49,3 +49,34 @@ pub fn network(internal: bool) -> &'static str {
         "external"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line format is what readers of old logs parse: the enums must
+    /// write the same strings, in the same field order, as before them.
+    #[test]
+    fn an_event_is_written_as_it_always_was() {
+        let ev = AuthEvent {
+            time: "2026-11-23T13:44:58.001Z".into(),
+            event: Event::Login,
+            result: Outcome::Failure,
+            reason: Reason::WrongPassword,
+            user: Some("alice"),
+            realm: Some("adm"),
+            client_ip: "192.0.2.7".parse().unwrap(),
+            network: network(false),
+            method: Some("password"),
+            request_id: "a0",
+            session: None,
+            host: Some("login.example.org"),
+            destination: None,
+            provider: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&ev).unwrap(),
+            r#"{"time":"2026-11-23T13:44:58.001Z","event":"login","result":"failure","reason":"wrong_password","user":"alice","realm":"adm","client_ip":"192.0.2.7","network":"external","method":"password","request_id":"a0","session":null,"host":"login.example.org"}"#
+        );
+    }
+}

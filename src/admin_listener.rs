@@ -279,9 +279,9 @@ impl AdminApp {
         for (key, _) in matching {
             if let Some(s) = self.gw.sessions.remove(&key).await {
                 let mut ev = self.gw.event(
-                    "session_revoked",
-                    "success",
-                    "admin",
+                    crate::audit::Event::SessionRevoked,
+                    crate::audit::Outcome::Success,
+                    crate::audit::Reason::Admin,
                     Some(&s.user),
                     Some(&s.realm),
                     peer,

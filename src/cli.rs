@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::audit::Reason;
+
 /// portvakt — an authentication gateway: TLS reverse proxy with a login wall.
 #[derive(Debug, Parser)]
 #[command(name = "portvakt", version, about)]
@@ -260,31 +262,31 @@ pub enum EnrolmentAction {
 }
 
 impl TokenAction {
-    fn audit(&self) -> (&'static str, Option<&str>) {
+    fn audit(&self) -> (Reason, Option<&str>) {
         match self {
-            TokenAction::Import { .. } => ("token_import", None),
-            TokenAction::Assign { user, .. } => ("token_assign", Some(user)),
-            TokenAction::Unassign { .. } => ("token_unassign", None),
-            TokenAction::Resync { .. } => ("token_resync", None),
+            TokenAction::Import { .. } => (Reason::TokenImport, None),
+            TokenAction::Assign { user, .. } => (Reason::TokenAssign, Some(user)),
+            TokenAction::Unassign { .. } => (Reason::TokenUnassign, None),
+            TokenAction::Resync { .. } => (Reason::TokenResync, None),
         }
     }
 }
 
 impl TotpAction {
-    fn audit(&self) -> (&'static str, Option<&str>) {
+    fn audit(&self) -> (Reason, Option<&str>) {
         match self {
-            TotpAction::Add { user, .. } => ("totp_add", Some(user)),
-            TotpAction::Remove { user, .. } => ("totp_remove", Some(user)),
+            TotpAction::Add { user, .. } => (Reason::TotpAdd, Some(user)),
+            TotpAction::Remove { user, .. } => (Reason::TotpRemove, Some(user)),
         }
     }
 }
 
 impl EnrolmentAction {
-    fn audit(&self) -> (&'static str, Option<&str>) {
+    fn audit(&self) -> (Reason, Option<&str>) {
         match self {
-            EnrolmentAction::List { user } => ("enrolments_list", Some(user)),
-            EnrolmentAction::RemoveSms { user, .. } => ("sms_remove", Some(user)),
-            EnrolmentAction::Reset { user } => ("reset_user", Some(user)),
+            EnrolmentAction::List { user } => (Reason::EnrolmentsList, Some(user)),
+            EnrolmentAction::RemoveSms { user, .. } => (Reason::SmsRemove, Some(user)),
+            EnrolmentAction::Reset { user } => (Reason::ResetUser, Some(user)),
         }
     }
 }
@@ -295,7 +297,7 @@ impl EnrolmentAction {
 fn admin(
     config: Option<PathBuf>,
     realm: Option<String>,
-    what: (&str, Option<&str>),
+    what: (Reason, Option<&str>),
     act: impl FnOnce(
         &crate::config::Config,
         Option<&crate::storage::UserRef>,
@@ -331,8 +333,8 @@ fn admin(
     // Every admin action is an auth-log event, like the users' own changes.
     let event = crate::audit::AuthEvent {
         time: crate::audit::timestamp(crate::clock::Clock::now_ms(&crate::clock::SystemClock)),
-        event: "admin",
-        result: if result.is_ok() { "success" } else { "failure" },
+        event: crate::audit::Event::Admin,
+        result: crate::audit::Outcome::of(result.is_ok()),
         reason: action,
         user,
         realm: realm.as_deref(),
@@ -480,16 +482,21 @@ pub fn run(cli: Cli) -> ExitCode {
 /// admin changes; listing changes nothing.
 fn storage(config: Option<PathBuf>, action: StorageAction) -> ExitCode {
     match action {
-        StorageAction::Legacy => admin(config, None, ("storage_legacy", None), |cfg, _| {
+        StorageAction::Legacy => admin(config, None, (Reason::StorageLegacy, None), |cfg, _| {
             crate::admin::storage_legacy(cfg)
         }),
         StorageAction::Adopt { realm, users } => {
             // The realm must be configured; the users need not be (yet).
             let given = Some(realm);
-            admin(config, given.clone(), ("storage_adopt", None), |cfg, _| {
-                let realm = crate::admin::realm_for(cfg, given.as_deref())?;
-                crate::admin::storage_adopt(cfg, &realm, &users)
-            })
+            admin(
+                config,
+                given.clone(),
+                (Reason::StorageAdopt, None),
+                |cfg, _| {
+                    let realm = crate::admin::realm_for(cfg, given.as_deref())?;
+                    crate::admin::storage_adopt(cfg, &realm, &users)
+                },
+            )
         }
     }
 }

@@ -362,7 +362,7 @@ fn demo_passwords(dir: &Path) -> Result<Vec<(String, String)>, DemoError> {
     Ok(list)
 }
 
-fn write_certs(dir: &Path) -> Result<(), DemoError> {
+pub(crate) fn write_certs(dir: &Path) -> Result<(), DemoError> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let io = |p: &Path| {
         let p = p.display().to_string();

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use http::HeaderValue;
 use pingora::prelude::HttpPeer;
 
-use crate::audit::{self, AuthEvent, LogWriter, RequestIds};
+use crate::audit::{self, AuthEvent, Event, LogWriter, Outcome, Reason, RequestIds};
 use crate::basic::BasicCache;
 use crate::clock::SharedClock;
 use crate::config::model::{DirectoryConfig, Realm, Upstream};
@@ -418,8 +418,8 @@ impl Gateway {
     ) {
         let internal = rt.config.is_internal_to(&s.realm, s.ip_at_login);
         let mut ev = self.event(
-            "expired",
-            "info",
+            Event::Expired,
+            Outcome::Info,
             why.reason(),
             Some(&s.user),
             Some(&s.realm),
@@ -435,9 +435,9 @@ impl Gateway {
     #[allow(clippy::too_many_arguments)]
     pub fn event<'a>(
         &self,
-        event: &'a str,
-        result: &'a str,
-        reason: &'a str,
+        event: Event,
+        result: Outcome,
+        reason: Reason,
         user: Option<&'a str>,
         realm: Option<&'a str>,
         client_ip: IpAddr,

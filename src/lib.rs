@@ -21,8 +21,10 @@
 //! - [`basic`]: HTTP Basic for internal non-browser clients, with a keyed cache.
 //! - [`regulation`]: lockout after failures, per user and per IP.
 //! - [`signing`]: the secret key: return addresses, CSRF tokens.
-//! - [`pages`]: our own pages: login, handoff, logout, portal, errors.
-//! - [`audit`]: access log and hash-chained auth events (JSON lines); `audit verify|query|report`.
+//! - [`login`]: the login flow's decisions: password, second step, re-auth, handoff (typed outcomes).
+//! - [`pages`]: our own pages: login, handoff, logout, portal, errors; they render [`login`]'s outcomes.
+//! - [`audit`]: access log and hash-chained auth events (JSON lines); `audit verify|query|report`;
+//!   the auth log's vocabulary (`audit::vocabulary`: events, results, reasons).
 //! - [`clock`]: time as a seam for tests.
 //! - [`factors`]: second factors: codes, authenticator apps, hardware tokens.
 //! - [`notify`]: SMS over HTTP, e-mail over SMTP, the demo outbox.
@@ -45,6 +47,7 @@ pub mod directory;
 pub mod enrolment;
 pub mod factors;
 pub mod gateway;
+pub mod login;
 pub mod metrics;
 pub mod net;
 pub mod notify;

@@ -11,7 +11,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::audit::AuthEvent;
+use crate::audit::{AuthEvent, Event};
 
 /// Request latency buckets, seconds: from a cached page to a slow upstream.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -155,23 +155,26 @@ impl Metrics {
     /// Count what an auth event says (called for every auth-log event).
     pub fn auth_event(&self, ev: &AuthEvent<'_>) {
         self.auth_events
-            .with_label_values(&[ev.event, ev.result])
+            .with_label_values(&[ev.event.as_str(), ev.result.as_str()])
             .inc();
         match ev.event {
-            "login" | "basic" => {
+            Event::Login => {
                 let method = ev.method.unwrap_or("password");
                 self.logins
-                    .with_label_values(&[ev.realm.unwrap_or(""), method, ev.result])
+                    .with_label_values(&[ev.realm.unwrap_or(""), method, ev.result.as_str()])
                     .inc();
             }
-            "code_sent" => {
+            Event::CodeSent => {
                 self.codes_sent
-                    .with_label_values(&[ev.method.unwrap_or(""), ev.result])
+                    .with_label_values(&[ev.method.unwrap_or(""), ev.result.as_str()])
                     .inc();
             }
-            "lockout" => self.lockouts.with_label_values(&["user"]).inc(),
-            "ip_block" => self.lockouts.with_label_values(&["ip"]).inc(),
-            "session_revoked" => self.sessions_revoked.with_label_values(&[ev.reason]).inc(),
+            Event::Lockout => self.lockouts.with_label_values(&["user"]).inc(),
+            Event::IpBlock => self.lockouts.with_label_values(&["ip"]).inc(),
+            Event::SessionRevoked => self
+                .sessions_revoked
+                .with_label_values(&[ev.reason.as_str()])
+                .inc(),
             _ => {}
         }
     }
@@ -237,7 +240,7 @@ mod tests {
             time: String::new(),
             event,
             result,
-            reason: "",
+            reason: crate::audit::Reason::Ok,
             user: Some("alice"),
             realm: Some("staff"),
             client_ip: ip,
@@ -249,10 +252,11 @@ mod tests {
             destination: None,
             provider: None,
         };
-        m.auth_event(&ev("login", "success", Some("sms")));
-        m.auth_event(&ev("login", "failure", Some("password")));
-        m.auth_event(&ev("code_sent", "success", Some("sms")));
-        m.auth_event(&ev("lockout", "failure", None));
+        use crate::audit::Outcome;
+        m.auth_event(&ev(Event::Login, Outcome::Success, Some("sms")));
+        m.auth_event(&ev(Event::Login, Outcome::Failure, Some("password")));
+        m.auth_event(&ev(Event::CodeSent, Outcome::Success, Some("sms")));
+        m.auth_event(&ev(Event::Lockout, Outcome::Info, None));
         m.request(Some("app"), 302, "login", 0.002);
         let text = m.render(3);
         for line in [

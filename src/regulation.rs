@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::audit::Reason;
 use crate::config::model::LoginLimits;
 
 mod table;
@@ -175,11 +176,11 @@ pub enum Block {
 
 impl Block {
     /// Reason for the audit log.
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> Reason {
         match self {
-            Block::User => "locked",
-            Block::Ip => "ip_blocked",
-            Block::Busy => "too_many_at_once",
+            Block::User => Reason::Locked,
+            Block::Ip => Reason::IpBlocked,
+            Block::Busy => Reason::TooManyAtOnce,
         }
     }
 }
@@ -197,11 +198,11 @@ pub struct Escalation {
 
 impl Escalation {
     /// Reason for the `lockout` audit event, when the user was locked.
-    pub fn lockout_reason(&self) -> Option<&'static str> {
+    pub fn lockout_reason(&self) -> Option<Reason> {
         if self.user_held {
-            Some("too_many_consecutive_failures")
+            Some(Reason::TooManyConsecutiveFailures)
         } else if self.user_locked {
-            Some("too_many_failures")
+            Some(Reason::TooManyFailures)
         } else {
             None
         }

@@ -4,17 +4,19 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use super::vocabulary::{Event, Outcome, Reason};
+
 /// One authentication decision.
 #[derive(Debug, Serialize)]
 pub struct AuthEvent<'a> {
     /// RFC 3339 UTC with milliseconds.
     pub time: String,
-    /// `login`, `logout`, `expired`, `lockout`, `ip_block`, `handoff`, `basic`.
-    pub event: &'a str,
-    /// `success` or `failure` (or `info`).
-    pub result: &'a str,
-    /// Why, e.g. `wrong_password`, `unknown_user`, `locked`, `idle`.
-    pub reason: &'a str,
+    /// What happened.
+    pub event: Event,
+    /// How it went.
+    pub result: Outcome,
+    /// Why.
+    pub reason: Reason,
     /// The user name as given or known.
     pub user: Option<&'a str>,
     /// Realm id.
@@ -45,5 +47,36 @@ pub fn network(internal: bool) -> &'static str {
         "internal"
     } else {
         "external"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line format is what readers of old logs parse: the enums must
+    /// write the same strings, in the same field order, as before them.
+    #[test]
+    fn an_event_is_written_as_it_always_was() {
+        let ev = AuthEvent {
+            time: "2026-11-23T13:44:58.001Z".into(),
+            event: Event::Login,
+            result: Outcome::Failure,
+            reason: Reason::WrongPassword,
+            user: Some("alice"),
+            realm: Some("adm"),
+            client_ip: "192.0.2.7".parse().unwrap(),
+            network: network(false),
+            method: Some("password"),
+            request_id: "a0",
+            session: None,
+            host: Some("login.example.org"),
+            destination: None,
+            provider: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&ev).unwrap(),
+            r#"{"time":"2026-11-23T13:44:58.001Z","event":"login","result":"failure","reason":"wrong_password","user":"alice","realm":"adm","client_ip":"192.0.2.7","network":"external","method":"password","request_id":"a0","session":null,"host":"login.example.org"}"#
+        );
     }
 }

@@ -26,13 +26,15 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
+
+use super::vocabulary::{Event, Outcome, Reason};
 use sha2::{Digest, Sha256};
 
 /// `prev` of the first record of a new chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The `event` of the record that starts every file.
-pub const ANCHOR_EVENT: &str = "chain_anchor";
+pub const ANCHOR_EVENT: &str = Event::ChainAnchor.as_str();
 
 /// The chain's last record: what the next one links to.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -125,12 +127,12 @@ pub fn seal(mut record: Map<String, Value>, head: &Head) -> (String, Head) {
 
 /// The record that starts a file. `why`: `new_chain` (the first record
 /// ever) or `new_file` (a rotated or recreated file continuing the chain).
-pub fn anchor(time: &str, why: &str) -> Map<String, Value> {
+pub fn anchor(time: &str, why: Reason) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("time".into(), Value::from(time));
     m.insert("event".into(), Value::from(ANCHOR_EVENT));
-    m.insert("result".into(), Value::from("info"));
-    m.insert("reason".into(), Value::from(why));
+    m.insert("result".into(), Value::from(Outcome::Info.as_str()));
+    m.insert("reason".into(), Value::from(why.as_str()));
     m.insert(
         "host".into(),
         Value::from(
@@ -225,9 +227,9 @@ impl Appender {
             (None, _) => Head::genesis(),
         };
         let why = if head.seq == 0 {
-            "new_chain"
+            Reason::NewChain
         } else {
-            "new_file"
+            Reason::NewFile
         };
         let mut buf = String::new();
         for record in fresh.then(|| anchor(now, why)).into_iter().chain(records) {

@@ -161,7 +161,7 @@ pub struct Record<'a> {
 
 /// The event that starts each auth-log file's hash chain; not an
 /// authentication decision, so reports leave it out.
-pub const CHAIN_ANCHOR: &str = "chain_anchor";
+pub const CHAIN_ANCHOR: &str = super::Event::ChainAnchor.as_str();
 
 impl Record<'_> {
     /// The hash chain's anchor line.

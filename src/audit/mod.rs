@@ -11,10 +11,12 @@ pub mod logread;
 pub mod query;
 pub mod report;
 pub mod verify;
+pub mod vocabulary;
 mod writer;
 
 pub use access::AccessRecord;
 pub use auth::AuthEvent;
+pub use vocabulary::{Event, Outcome, Reason};
 pub use writer::LogWriter;
 
 use std::sync::atomic::{AtomicU64, Ordering};

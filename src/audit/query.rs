@@ -22,6 +22,7 @@ use crate::audit::logread::{
     line_time_ms, parse, printable, BadLine, Inputs, Kind, LineEnd, LogError, Period, PeriodArgs,
     Problems, Record, Stream, CHAIN_ANCHOR,
 };
+use crate::audit::vocabulary::{self, Event};
 use prefilter::Prefilter;
 use table::Table;
 
@@ -90,7 +91,8 @@ pub struct Select {
     pub decision: Vec<String>,
     /// Auth lines with this result.
     #[arg(long, value_name = "RESULT", value_delimiter = ',',
-          value_parser = ["success", "failure", "info"])]
+          value_parser = clap::builder::PossibleValuesParser::new(
+              vocabulary::Outcome::ALL.iter().map(|o| o.as_str())))]
     pub result: Vec<String>,
     /// Auth lines of this event: login, second_factor, logout, expired,
     /// lockout, ip_block, code_sent, enrolment, reauth, admin, …
@@ -144,21 +146,6 @@ const KNOWN_DECISIONS: &[&str] = &[
     "csrf",
     "logout",
     "asset",
-];
-const KNOWN_EVENTS: &[&str] = &[
-    "login",
-    "second_factor",
-    "logout",
-    "expired",
-    "lockout",
-    "ip_block",
-    "code_sent",
-    "enrolment",
-    "reauth",
-    "handoff",
-    "admin",
-    "session_revoked",
-    CHAIN_ANCHOR,
 ];
 
 /// Why a query's arguments cannot be used (exit 2).
@@ -366,7 +353,8 @@ fn hints(a: &QueryArgs) -> Vec<String> {
             .collect()
     };
     let mut out = unknown(&a.select.decision, KNOWN_DECISIONS, "a decision");
-    out.extend(unknown(&a.select.event, KNOWN_EVENTS, "an event"));
+    let events: Vec<&str> = Event::ALL.iter().map(|e| e.as_str()).collect();
+    out.extend(unknown(&a.select.event, &events, "an event"));
     out
 }
 

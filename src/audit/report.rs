@@ -15,6 +15,7 @@ use crate::audit::logread::{
     format_ms, line_time_ms, parse, BadLine, Inputs, Kind, LineEnd, LogError, Period, PeriodArgs,
     Problems, Record, Stream,
 };
+use crate::audit::vocabulary::{Event, Outcome};
 
 const AFTER_HELP: &str = "\
 Without --since/--until the report covers every line of the files given (so an
@@ -173,12 +174,14 @@ impl Tally {
         let result = or_dash(f.result.as_deref());
         let reason = or_dash(f.reason.as_deref());
         with(&mut self.events, event, |m| with(m, result, |n| *n += 1));
-        let success = result == "success";
-        let failure = result == "failure";
+        let success = result == Outcome::Success.as_str();
+        let failure = result == Outcome::Failure.as_str();
         // A login is each step that proves something: the password (event
         // `login`), and a second factor (its success is logged as `login`
         // with the factor's method, its failure as `second_factor`).
-        if (event == "login" || event == "second_factor") && (success || failure) {
+        if (event == Event::Login.as_str() || event == Event::SecondFactor.as_str())
+            && (success || failure)
+        {
             let method = or_dash(f.method.as_deref());
             let network = or_dash(f.network.as_deref());
             with(&mut self.logins, method, |m| {
@@ -197,16 +200,16 @@ impl Tally {
                 with(&mut self.refused_ips, ip, |c| c.auth += 1);
             }
         }
-        if event == "login" && success {
+        if event == Event::Login.as_str() && success {
             if let Some(user) = f.user.as_deref() {
                 remember(&mut self.users, user);
             }
         }
-        if event == "lockout" {
+        if event == Event::Lockout.as_str() {
             self.lockouts_total += 1;
             with(&mut self.lockouts, or_dash(f.user.as_deref()), |n| *n += 1);
         }
-        if event == "ip_block" {
+        if event == Event::IpBlock.as_str() {
             self.ip_blocks_total += 1;
             with(&mut self.ip_blocks, or_dash(f.client_ip.as_deref()), |n| {
                 *n += 1

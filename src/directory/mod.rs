@@ -6,6 +6,8 @@ pub mod ldap;
 
 use async_trait::async_trait;
 
+use crate::audit::Reason;
+
 /// A user as the directory knows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -35,12 +37,12 @@ pub enum Verdict {
 
 impl Verdict {
     /// Reason for the audit log.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Verdict::Valid(_) => "ok",
-            Verdict::UnknownUser => "unknown_user",
-            Verdict::WrongPassword => "wrong_password",
-            Verdict::Disabled => "disabled",
+            Verdict::Valid(_) => Reason::Ok,
+            Verdict::UnknownUser => Reason::UnknownUser,
+            Verdict::WrongPassword => Reason::WrongPassword,
+            Verdict::Disabled => Reason::Disabled,
         }
     }
 }

@@ -116,11 +116,12 @@ pub enum Refusal {
 
 impl Refusal {
     /// Reason for the audit log.
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> crate::audit::Reason {
+        use crate::audit::Reason;
         match self {
-            Refusal::Cooldown { .. } => "resend_cooldown",
-            Refusal::UserBudget => "user_code_budget",
-            Refusal::IpBudget => "ip_code_budget",
+            Refusal::Cooldown { .. } => Reason::ResendCooldown,
+            Refusal::UserBudget => Reason::UserCodeBudget,
+            Refusal::IpBudget => Reason::IpCodeBudget,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Self-service from the internal network (seed: "Mina SMS-nummer", "Mina
-//! inställningar"): the rules every such page shares, asking for the
-//! password again, and the notice e-mail sent after each change.
+//! inställningar"): the rules every such page shares, the page asking for
+//! the password again (its check is [`crate::login::reauth`]), and the
+//! notice e-mail sent after each change.
 //!
 //! SECURITY.md: changes only from an internal network, only with a session
 //! whose password was entered in the last five minutes, CSRF on every POST,
@@ -10,11 +11,11 @@ use std::sync::Arc;
 
 use minijinja::context;
 
-use super::{message, session_csrf, session_event, verify_target, Reply, Req, SessionState};
+use super::{message, session_csrf, verify_target, Reply, Req, SessionState};
+use crate::audit::{Event, Outcome, Reason};
 use crate::config::model::Realm;
-use crate::directory::Verdict;
 use crate::gateway::{Gateway, Runtime};
-use crate::regulation::{Completed, Factor, UserKey};
+use crate::login::reauth::{reauth, ReauthOutcome};
 use crate::session::{Session, SessionId};
 use crate::signing::Purpose;
 
@@ -104,7 +105,8 @@ fn reauth_page(rt: &Runtime, req: &Req<'_>, status: u16, error: Option<&str>) ->
     )
 }
 
-/// POST /.portvakt/reauth: check the password, note the time, go back.
+/// POST /.portvakt/reauth: show what [`crate::login::reauth`] decided: the
+/// form again, or back where the change was asked for.
 pub async fn reauth_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let SessionState::Valid(id, session) = &req.session else {
         return reauth_page(rt, req, 401, None);
@@ -119,91 +121,29 @@ pub async fn reauth_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let Some(realm) = rt.config.realm(&session.realm) else {
         return message(rt, req, 403, "forbidden_heading", "forbidden_text");
     };
-    let internal = realm.is_internal(req.client_ip);
-    let Some(directory) = rt.directories.get(&realm.id) else {
-        return message(rt, req, 503, "unavailable_heading", "unavailable_text");
-    };
-    let now = gw.clock.now_ms();
-    // As at login: a locked user never reaches the directory, and waits
-    // as long as a check would take.
-    let key = UserKey::new(&realm.id, &session.user);
-    let attempt = rt.regulator.begin(&key, req.client_ip, now);
-    let blocked = attempt.as_ref().err().copied();
-    let verdict = match blocked {
-        Some(_) => {
-            rt.regulator.wait_like_check(&realm.id).await;
-            None
+    let password = req.field("password").unwrap_or("");
+    match reauth(gw, rt, realm, &req.client(), id, session, password).await {
+        ReauthOutcome::Confirmed => {}
+        ReauthOutcome::Refused { .. } => return reauth_page(rt, req, 401, Some("error_invalid")),
+        ReauthOutcome::NoDirectory => {
+            return message(rt, req, 503, "unavailable_heading", "unavailable_text")
         }
-        None => {
-            let started = std::time::Instant::now();
-            let v = directory
-                .check(&session.user, req.field("password").unwrap_or(""))
-                .await;
-            if v.is_ok() {
-                rt.regulator.note_check(&realm.id, started.elapsed());
-            }
-            Some(v)
+        ReauthOutcome::DirectoryDown => {
+            return message(
+                rt,
+                req,
+                503,
+                "directory_down_heading",
+                "directory_down_text",
+            )
         }
-    };
-    let reason = match (blocked, &verdict) {
-        (Some(b), _) => Some(b.reason()),
-        (None, Some(Ok(Verdict::Valid(_)))) => None,
-        (None, Some(Ok(v))) => Some(v.reason()),
-        (None, _) => Some("directory_unavailable"),
-    };
-    let mut ev = session_event(
-        gw,
-        "reauth",
-        if reason.is_none() {
-            "success"
-        } else {
-            "failure"
-        },
-        reason.unwrap_or("ok"),
-        session,
-        req,
-        internal,
-    );
-    ev.method = Some("password");
-    ev.session = Some(id.key().short());
-    gw.audit(rt, ev);
-    if reason == Some("directory_unavailable") {
-        return message(
-            rt,
-            req,
-            503,
-            "directory_down_heading",
-            "directory_down_text",
-        );
-    }
-    if reason.is_some() {
-        if blocked.is_none() {
-            let escalation = rt
-                .regulator
-                .failed(Some(&key), req.client_ip, Factor::Password, now);
-            if let Some(why) = escalation.lockout_reason() {
-                let ev = session_event(gw, "lockout", "info", why, session, req, internal);
-                gw.audit(rt, ev);
-            }
+        ReauthOutcome::SessionEnded => {
+            let here = format!("{}/", req.portal_origin(rt));
+            let to = super::login_url(rt, req.port_suffix, &here, Some("expired"));
+            return Reply::redirect(303, &to).cookie(crate::session::cookie::clear(
+                crate::session::cookie::SESSION,
+            ));
         }
-        return reauth_page(rt, req, 401, Some("error_invalid"));
-    }
-    // A password clears password failures only: code failures stay until
-    // a completed two-factor login.
-    rt.regulator.succeeded(&key, Completed::Password);
-    // Update what is stored now, not the copy read at the start: a revoke
-    // or logout during the password check must stay in force.
-    if gw
-        .sessions
-        .update(&id.key(), &|s| s.with_password_at(now))
-        .await
-        .is_none()
-    {
-        let here = format!("{}/", req.portal_origin(rt));
-        let to = super::login_url(rt, req.port_suffix, &here, Some("expired"));
-        return Reply::redirect(303, &to).cookie(crate::session::cookie::clear(
-            crate::session::cookie::SESSION,
-        ));
     }
     let to = req
         .field("rd")
@@ -226,12 +166,12 @@ pub async fn changed(
     rt: &Runtime,
     req: &Req<'_>,
     a: &Allowed<'_>,
-    reason: &str,
+    reason: Reason,
     what: &str,
 ) {
     let mut ev = gw.event(
-        "enrolment",
-        "success",
+        Event::Enrolment,
+        Outcome::Success,
         reason,
         Some(&a.session.user),
         Some(&a.session.realm),

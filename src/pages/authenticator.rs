@@ -7,6 +7,7 @@ use minijinja::context;
 
 use super::account::{changed, guard, storage_failed, Allowed};
 use super::{qr, session_csrf, Reply, Req};
+use crate::audit::{Event, Outcome, Reason};
 use crate::enrolment::Pending;
 use crate::factors::token::Hotp;
 use crate::factors::totp::{self, StepCheck};
@@ -50,7 +51,7 @@ pub async fn settings_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply
                 .await
             {
                 Ok(true) => {
-                    changed(gw, rt, req, &a, "totp_removed", "what_totp_removed").await;
+                    changed(gw, rt, req, &a, Reason::TotpRemoved, "what_totp_removed").await;
                     Reply::redirect(303, &format!("{PATH}?done=totp_removed"))
                 }
                 Ok(false) => Reply::redirect(303, PATH),
@@ -108,9 +109,9 @@ pub async fn enrol_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
                 StepCheck::Accepted { .. }
             ) {
                 let mut ev = gw.event(
-                    "enrolment",
-                    "failure",
-                    "totp_wrong_code",
+                    Event::Enrolment,
+                    Outcome::Failure,
+                    Reason::TotpWrongCode,
                     Some(&a.session.user),
                     Some(&a.session.realm),
                     req.client_ip,
@@ -134,7 +135,7 @@ pub async fn enrol_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
                 .store
                 .verify_totp(&UserRef::of(a.session), code, now / 1000)
                 .await;
-            changed(gw, rt, req, &a, "totp_added", "what_totp_added").await;
+            changed(gw, rt, req, &a, Reason::TotpAdded, "what_totp_added").await;
             Reply::redirect(303, &format!("{PATH}?done=totp_added"))
         }
         _ => step_one(rt, req, &a, 400, None, ""),

@@ -1,5 +1,6 @@
-//! The password step of login ("Enkel inloggning"): show the form, check the
-//! password, start a session, and send the browser where it was going.
+//! The password step of login ("Enkel inloggning"): show the form, and
+//! show what [`crate::login::password`] decided: the form again, or the
+//! session's cookie and the way on to the second step or the target.
 
 use std::sync::Arc;
 
@@ -8,18 +9,12 @@ use rand::RngCore;
 
 use super::{message, second, verify_target, Reply, Req, SessionState, Target};
 use crate::config::model::Realm;
-use crate::directory::Verdict;
 use crate::gateway::{Gateway, Runtime};
-use crate::regulation::{Completed, Factor, UserKey};
+use crate::login::handoff;
+use crate::login::password::{self, Next, PasswordLogin, PasswordOutcome};
 use crate::session::cookie::{self, FLOW};
-use crate::session::handoff::Handoff;
-use crate::session::{Method, NewSession, Session, SessionId};
+use crate::session::{Method, SessionId};
 use crate::signing::Purpose;
-
-/// How long a handoff code may wait to be redeemed.
-const HANDOFF_TTL_MS: u64 = 60_000;
-/// Longest accepted user name.
-const MAX_USERNAME: usize = 256;
 
 /// GET /.portvakt/login
 pub async fn show(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
@@ -187,209 +182,86 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         return message(rt, req, 403, "csrf_heading", "csrf_text").decision("csrf");
     }
     let username = req.field("username").unwrap_or("").trim();
-    let password = req.field("password").unwrap_or("");
     let rd = req.field("rd").unwrap_or("").to_owned();
     let realm = choose_realm(rt, req.port_suffix, req.field("realm"), &rd).clone();
     let internal = realm.is_internal(req.client_ip);
-    let now = gw.clock.now_ms();
-
-    let fail = |reason: &str| {
-        let mut ev = gw.event(
-            "login",
-            "failure",
-            reason,
-            Some(username),
-            Some(&realm.id),
-            req.client_ip,
-            internal,
-            req.request_id,
-        );
-        ev.method = Some("password");
-        ev.host = Some(req.host);
-        gw.audit(rt, ev);
-        let rd = if verify_target(rt, req.port_suffix, &rd).is_some() {
-            rd.clone()
-        } else {
-            String::new()
-        };
-        form(
-            rt,
-            req,
-            401,
-            rd,
-            username,
-            Some("error_invalid"),
-            None,
-            Some(&realm.id),
-        )
-    };
-    if username.is_empty() || username.len() > MAX_USERNAME || password.is_empty() {
-        return fail("empty_or_invalid_input");
-    }
-    let Some(directory) = rt.directories.get(&realm.id) else {
-        return message(rt, req, 503, "unavailable_heading", "unavailable_text");
-    };
-    // A locked user or blocked address never reaches the directory (an
-    // attacker must not lock AD accounts through us), and is answered in the
-    // time a check takes, with the wrong-password page.
-    let typed = UserKey::new(&realm.id, username);
-    let _attempt = match rt.regulator.begin(&typed, req.client_ip, now) {
-        Ok(attempt) => attempt,
-        Err(block) => {
-            rt.regulator.wait_like_check(&realm.id).await;
-            return fail(block.reason());
-        }
-    };
-    let started = std::time::Instant::now();
-    let verdict = match directory.check(username, password).await {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::error!(realm = %realm.id, error = %e, "directory failed");
-            let ev = gw.event(
-                "login",
-                "failure",
-                "directory_unavailable",
-                Some(username),
-                Some(&realm.id),
-                req.client_ip,
-                internal,
-                req.request_id,
-            );
-            gw.audit(rt, ev);
-            return message(
-                rt,
-                req,
-                503,
-                "directory_down_heading",
-                "directory_down_text",
-            );
-        }
-    };
-    rt.regulator.note_check(&realm.id, started.elapsed());
-    let user = match verdict {
-        Verdict::Valid(user) => user,
-        other => {
-            let escalation =
-                rt.regulator
-                    .failed(Some(&typed), req.client_ip, Factor::Password, now);
-            let reply = fail(other.reason());
-            if let Some(reason) = escalation.lockout_reason() {
-                let ev = gw.event(
-                    "lockout",
-                    "info",
-                    reason,
-                    Some(username),
-                    Some(&realm.id),
-                    req.client_ip,
-                    internal,
-                    req.request_id,
-                );
-                gw.audit(rt, ev);
-            }
-            if escalation.ip_blocked {
-                let ev = gw.event(
-                    "ip_block",
-                    "info",
-                    "too_many_failures",
-                    None,
-                    Some(&realm.id),
-                    req.client_ip,
-                    internal,
-                    req.request_id,
-                );
-                gw.audit(rt, ev);
-            }
-            return reply;
-        }
-    };
-    // The lock is on the name the directory returned too (LDAP/AD match
-    // case-blind and may accept other spellings of one account).
-    let canonical = UserKey::new(&realm.id, &user.username);
-    if let Some(block) = rt.regulator.check(&canonical, req.client_ip, now) {
-        return fail(block.reason());
-    }
-
-    // A new id at every login; the old session (if any) ends.
-    if let SessionState::Valid(old, _) = &req.session {
-        gw.sessions.remove(&old.key()).await;
-    }
-    let id = SessionId::generate();
-    let session = Session::new(
-        NewSession {
-            user: user.username.clone(),
-            realm: realm.id.clone(),
-            groups: user.groups.clone(),
-            email: user.email.clone(),
-            display_name: user.display_name.clone(),
-            auth_level: 1,
-            methods: vec![Method::Password],
-            internal,
-            ip: req.client_ip,
-        },
-        now,
-    );
-    let session = Arc::new(session);
-    gw.sessions.insert(id.key(), session.clone()).await;
-    let mut ev = gw.event(
-        "login",
-        "success",
-        "ok",
-        Some(&user.username),
-        Some(&realm.id),
-        req.client_ip,
-        internal,
-        req.request_id,
-    );
-    ev.method = Some("password");
-    ev.session = Some(id.key().short());
-    ev.host = Some(req.host);
-    gw.audit(rt, ev);
-
     // Password first, then the second step when the target (or, for the
     // portal, being off-network) needs it, or when the user chose a second
     // method on the login page ("Webbdosa" inside).
     let target = verify_target(rt, req.port_suffix, &rd);
     let chosen = req.field("method").and_then(second::Choice::parse);
     let needed = second::required_level(rt, &realm, target.as_ref(), internal) >= 2;
-    let next = if needed || chosen.is_some() {
-        match chosen {
-            // One obvious destination: start it now (sends the code).
-            Some(choice) if choice.method != Method::Sms => {
-                second::start(gw, rt, req, &id, &session, &rd, choice).await
-            }
-            Some(choice) => {
-                let numbers = gw
-                    .store
-                    .sms_numbers(&crate::storage::UserRef::of(&session))
-                    .await
-                    .unwrap_or_default();
-                if numbers.len() == 1 {
-                    let choice = second::Choice {
-                        method: Method::Sms,
-                        number: Some(numbers[0].position),
-                    };
-                    second::start(gw, rt, req, &id, &session, &rd, choice).await
-                } else {
-                    Reply::redirect(
-                        303,
-                        &format!(
-                            "{}&method={}",
-                            second::second_url(req, rt, &rd),
-                            choice.value()
-                        ),
-                    )
-                }
-            }
-            None => Reply::redirect(303, &second::second_url(req, rt, &rd)),
-        }
-    } else {
-        // Only a login completed at the level asked for clears failures,
-        // and a password clears password failures only.
-        rt.regulator.succeeded(&canonical, Completed::Password);
-        rt.regulator.succeeded(&typed, Completed::Password);
-        continue_to(gw, rt, req, &id, target).status(303)
+    let input = PasswordLogin {
+        username,
+        password: req.field("password").unwrap_or(""),
+        previous: match &req.session {
+            SessionState::Valid(old, _) => Some(old),
+            _ => None,
+        },
+        second_step: needed || chosen.is_some(),
     };
-    next.cookie(cookie::set(cookie::SESSION, id.as_str(), None))
+    let (id, session, next) = match password::login(gw, rt, &realm, &req.client(), input).await {
+        PasswordOutcome::Session { id, session, next } => (id, session, next),
+        // One answer for every refusal: the reason is the log's alone.
+        PasswordOutcome::Refused { .. } => {
+            let rd = if target.is_some() { rd } else { String::new() };
+            return form(
+                rt,
+                req,
+                401,
+                rd,
+                username,
+                Some("error_invalid"),
+                None,
+                Some(&realm.id),
+            );
+        }
+        PasswordOutcome::NoDirectory => {
+            return message(rt, req, 503, "unavailable_heading", "unavailable_text")
+        }
+        PasswordOutcome::DirectoryDown => {
+            return message(
+                rt,
+                req,
+                503,
+                "directory_down_heading",
+                "directory_down_text",
+            )
+        }
+    };
+    let reply = match (next, chosen) {
+        (Next::Continue, _) => continue_to(gw, rt, req, &id, target).status(303),
+        // One obvious destination: start it now (sends the code).
+        (Next::SecondStep, Some(choice)) if choice.method != Method::Sms => {
+            second::start(gw, rt, req, &id, &session, &rd, choice).await
+        }
+        (Next::SecondStep, Some(choice)) => {
+            let numbers = gw
+                .store
+                .sms_numbers(&crate::storage::UserRef::of(&session))
+                .await
+                .unwrap_or_default();
+            if numbers.len() == 1 {
+                let choice = second::Choice {
+                    method: Method::Sms,
+                    number: Some(numbers[0].position),
+                };
+                second::start(gw, rt, req, &id, &session, &rd, choice).await
+            } else {
+                Reply::redirect(
+                    303,
+                    &format!(
+                        "{}&method={}",
+                        second::second_url(req, rt, &rd),
+                        choice.value()
+                    ),
+                )
+            }
+        }
+        (Next::SecondStep, None) => Reply::redirect(303, &second::second_url(req, rt, &rd)),
+    };
+    reply
+        .cookie(cookie::set(cookie::SESSION, id.as_str(), None))
         .cookie(cookie::clear(FLOW))
 }
 
@@ -419,14 +291,7 @@ pub(super) fn continue_to(
     let Some(binding) = target.binding else {
         return Reply::redirect(302, &target.url);
     };
-    let code = gw.handoffs.issue(
-        Handoff {
-            session: id.clone(),
-            host: target.host.clone(),
-            binding,
-        },
-        gw.clock.now_ms() + HANDOFF_TTL_MS,
-    );
+    let code = handoff::issue(gw, id, &target.host, binding);
     let origin = url::Url::parse(&target.url)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_else(|_| format!("https://{}", target.host));

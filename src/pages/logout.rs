@@ -3,14 +3,15 @@
 use minijinja::context;
 
 use super::{message, session_csrf, session_event, verify_target, Reply, Req, SessionState};
+use crate::audit::{Event, Outcome, Reason};
 use crate::gateway::{Gateway, Runtime};
+use crate::login::handoff::{self, HandoffOutcome};
 use crate::session::cookie::{self, SESSION};
 use crate::signing::Purpose;
 
-/// GET /.portvakt/handoff?code=…&rd=… on a service host: trade the code for a
-/// host-only cookie and continue to the return address — only in the
-/// browser the login was started in (it holds the nonce the code is bound
-/// to), and never over another user's live session here.
+/// GET /.portvakt/handoff?code=…&rd=… on a service host: show what
+/// [`crate::login::handoff::redeem`] decided: a host-only cookie and on to
+/// the return address, the portal again, or "someone else is logged in here".
 pub async fn handoff(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let code = req.query_param("code").unwrap_or_default();
     let target = req
@@ -21,61 +22,28 @@ pub async fn handoff(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         .as_ref()
         .map(|t| t.url.clone())
         .unwrap_or_else(|| format!("{}/", req.origin()));
-    let now = gw.clock.now_ms();
     // Used, expired, forged or not this browser's: start over at the portal
     // (which hands off again at once if this browser's portal session is
     // alive), with this browser's own nonce.
     let start_over =
         |notice| super::login_redirect(rt, req.host, req.port_suffix, req.cookie, &here, notice);
-    let Some(handoff) = gw.handoffs.redeem(&code, req.host, now) else {
-        return start_over(None);
-    };
-    let Some(session) = gw.sessions.get(&handoff.session.key()).await else {
-        return start_over(Some("expired"));
-    };
-    let internal = rt.config.is_internal_to(&session.realm, req.client_ip);
-    if let SessionState::Valid(live_id, live) = &req.session {
-        if live.user != session.user || live.realm != session.realm {
-            // Someone else's link (login CSRF), or a second account: the
-            // person at this browser stays who they are, and is told.
-            let live_internal = rt.config.is_internal_to(&live.realm, req.client_ip);
-            let mut ev = session_event(
-                gw,
-                "handoff",
-                "failure",
-                "other_user_logged_in",
-                live,
-                req,
-                live_internal,
-            );
-            ev.session = Some(live_id.key().short());
-            ev.host = Some(req.host);
-            ev.provider = Some(format!(
-                "refused a handoff for {} ({})",
-                session.user, session.realm
-            ));
-            gw.audit(rt, ev);
-            return other_user_page(rt, req, live_id, &live.user, &here).decision("deny");
-        }
-    }
     let nonce = req.cookie.and_then(|c| cookie::find(c, cookie::HANDOFF));
-    if !handoff.held_by(nonce) {
-        let mut ev = session_event(
-            gw,
-            "handoff",
-            "failure",
-            "not_this_browser",
-            &session,
-            req,
-            internal,
-        );
-        ev.host = Some(req.host);
-        gw.audit(rt, ev);
-        return start_over(None);
+    let live = match &req.session {
+        SessionState::Valid(id, s) => Some((id, s.as_ref())),
+        _ => None,
+    };
+    match handoff::redeem(gw, rt, &req.client(), &code, nonce, live).await {
+        HandoffOutcome::Enter { session } => Reply::redirect(302, &here)
+            .cookie(cookie::set(SESSION, session.as_str(), None))
+            .cookie(cookie::clear(cookie::HANDOFF)),
+        HandoffOutcome::StartOver { expired } => start_over(expired.then_some("expired")),
+        HandoffOutcome::OtherUser { live_user } => match live {
+            Some((live_id, _)) => {
+                other_user_page(rt, req, live_id, &live_user, &here).decision("deny")
+            }
+            None => start_over(None),
+        },
     }
-    Reply::redirect(302, &here)
-        .cookie(cookie::set(SESSION, handoff.session.as_str(), None))
-        .cookie(cookie::clear(cookie::HANDOFF))
 }
 
 /// "You are already logged in here as {user}": continue as that user, or
@@ -126,7 +94,15 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     }
     gw.sessions.remove(&id.key()).await;
     let internal = rt.config.is_internal_to(&session.realm, req.client_ip);
-    let mut ev = session_event(gw, "logout", "success", "user", session, req, internal);
+    let mut ev = session_event(
+        gw,
+        Event::Logout,
+        Outcome::Success,
+        Reason::User,
+        session,
+        req,
+        internal,
+    );
     ev.session = Some(id.key().short());
     ev.host = Some(req.host);
     gw.audit(rt, ev);

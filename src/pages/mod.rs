@@ -3,10 +3,13 @@
 //! for errors and refusals.
 //!
 //! Handlers take a [`Req`] and return a [`Reply`]; they know nothing of
-//! pingora, so the proxy decides how replies are written.
+//! pingora, so the proxy decides how replies are written. The login flow's
+//! decisions (password, regulation, the session, the second step, re-auth,
+//! handoff) are made in [`crate::login`]; these pages only render its
+//! outcomes (template, status, cookies, redirect).
 //!
 //! - [`login`]: the password form and what happens after it.
-//! - [`logout`]: handoff to service hosts, logout everywhere.
+//! - [`logout`]: the handoff page on service hosts, logout everywhere.
 //! - [`portal`]: the portal front page.
 //! - [`second`]: the second step of login and step-up (one-time codes).
 //! - [`account`]: self-service rules (internal only, recent password, notices).
@@ -30,6 +33,7 @@ pub mod templates;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::audit::{Event, Outcome, Reason};
 use crate::config::types::Lang;
 use crate::gateway::{Gateway, Runtime};
 use crate::session::{Session, SessionId};
@@ -108,6 +112,17 @@ pub struct Req<'a> {
     pub session: SessionState,
     /// Form body (POST).
     pub form: Vec<(String, String)>,
+}
+
+impl<'a> Req<'a> {
+    /// The client, as the login flow's core ([`crate::login`]) takes it.
+    pub fn client(&self) -> crate::login::Client<'a> {
+        crate::login::Client {
+            ip: self.client_ip,
+            request_id: self.request_id,
+            host: self.host,
+        }
+    }
 }
 
 impl Req<'_> {
@@ -264,9 +279,9 @@ fn method_not_allowed(rt: &Runtime, req: &Req<'_>) -> Reply {
 /// user and realm, this request's client, network and id.
 pub fn session_event<'a>(
     gw: &Gateway,
-    event: &'a str,
-    result: &'a str,
-    reason: &'a str,
+    event: Event,
+    result: Outcome,
+    reason: Reason,
     session: &'a Session,
     req: &Req<'a>,
     internal: bool,

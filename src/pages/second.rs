@@ -5,27 +5,28 @@
 //! that needs two factors is only asked for the second one.
 
 //!
-//! - `send`: issuing a code and sending it by SMS or e-mail.
-//! - `verify`: checking a typed code against the method's verifier.
+//! The decisions (which methods are offered, sending a code, checking it,
+//! upgrading the session) are [`crate::login::second`]'s; these pages show
+//! them.
+//!
+//! - `send`: showing what asking for a code by SMS or e-mail gave.
 //! - `render`: the method choice page and the code entry page.
 
 mod render;
 mod send;
-mod verify;
 
 use std::sync::Arc;
 
-use super::{message, session_event, verify_target, Reply, Req, SessionState, Target};
+use super::{message, verify_target, Reply, Req, SessionState, Target};
 use crate::config::model::Realm;
 use crate::gateway::{Gateway, Runtime};
+use crate::login::second::{check_code, offered, CodeOutcome};
 use crate::policy::Policy;
-use crate::regulation::{Completed, Factor, UserKey};
 use crate::session::cookie;
 use crate::session::{Method, Session, SessionId};
 use crate::signing::Purpose;
 use render::{choice_page, code_page};
 use send::send_code;
-use verify::{verify, Outcome};
 
 /// A way to receive or make a code: a method and, for SMS, which number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,8 +134,7 @@ pub async fn start(
     let Some(realm) = rt.config.realm(&session.realm) else {
         return message(rt, req, 403, "step_up_heading", "step_up_text");
     };
-    let internal = realm.is_internal(req.client_ip);
-    if !realm.second_factors(internal).any(|m| m == choice.method) {
+    if !offered(realm, req.client_ip, choice.method) {
         return choice_page(
             gw,
             rt,
@@ -149,9 +149,7 @@ pub async fn start(
         .await;
     }
     match choice.method {
-        Method::Sms | Method::Email => {
-            send_code(gw, rt, req, id, session, rd, choice, internal).await
-        }
+        Method::Sms | Method::Email => send_code(gw, rt, req, realm, id, session, rd, choice).await,
         _ => code_page(rt, req, id, rd, choice, None, None, 200),
     }
 }
@@ -186,92 +184,42 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let Some(realm) = rt.config.realm(&session.realm) else {
         return message(rt, req, 403, "step_up_heading", "step_up_text");
     };
-    let internal = realm.is_internal(req.client_ip);
-    if !realm.second_factors(internal).any(|m| m == choice.method) {
-        return Reply::redirect(303, &second_url(req, rt, &rd));
-    }
     let input = req.field("code").unwrap_or("").trim();
-    let now = gw.clock.now_ms();
-    let key = UserKey::new(&session.realm, &session.user);
-    // Admitted (or not) before the code is looked at, so that a burst of
-    // concurrent guesses cannot all pass before the first is counted.
-    let attempt = rt.regulator.begin(&key, req.client_ip, now);
-    let audit = |result: &str, reason: &str| {
-        let mut ev = session_event(gw, "second_factor", result, reason, session, req, internal);
-        ev.method = Some(choice.method.as_str());
-        ev.session = Some(id.key().short());
-        gw.audit(rt, ev);
-    };
-    let fail = |reason: &str, error_key: &str, notice: Option<String>| {
-        let escalation = rt
-            .regulator
-            .failed(Some(&key), req.client_ip, Factor::Second, now);
-        audit("failure", reason);
-        if let Some(why) = escalation.lockout_reason() {
-            let ev = session_event(gw, "lockout", "info", why, session, req, internal);
-            gw.audit(rt, ev);
-        }
-        let error = (!error_key.is_empty()).then(|| rt.pages.t(req.lang, error_key).to_owned());
-        code_page(rt, req, id, &rd, choice, error, notice, 401)
-    };
-    // Locked: the code is not even looked at (a right one would be used up
-    // for nothing), and the answer is a wrong code's.
-    if let Err(block) = attempt {
-        audit("failure", block.reason());
-        let error = Some(rt.pages.t(req.lang, "error_code").to_owned());
-        return code_page(rt, req, id, &rd, choice, error, None, 401);
-    }
-    let outcome = verify(gw, id, session, choice, input, now).await;
+    let client = req.client();
+    let outcome = check_code(gw, rt, realm, &client, id, session, choice.method, input).await;
+    let error = |key: &str| Some(rt.pages.t(req.lang, key).to_owned());
     match outcome {
-        Outcome::Accepted => {}
-        Outcome::Wrong => return fail("wrong_code", "error_code", None),
-        Outcome::Dead(reason) => return fail(reason, "error_code_dead", None),
-        Outcome::Replay => return fail("replay", "error_code", None),
-        Outcome::NeedsNext => {
-            audit("info", "token_resync_started");
-            let notice = rt.pages.t(req.lang, "notice_token_next").to_owned();
-            return code_page(rt, req, id, &rd, choice, None, Some(notice), 401);
+        CodeOutcome::Upgraded { id: new_id } => super::login::continue_to(
+            gw,
+            rt,
+            req,
+            &new_id,
+            verify_target(rt, req.port_suffix, &rd),
+        )
+        .status(303)
+        .cookie(cookie::set(cookie::SESSION, new_id.as_str(), None)),
+        CodeOutcome::Refused { .. } => {
+            code_page(rt, req, id, &rd, choice, error("error_code"), None, 401)
         }
-        Outcome::Unavailable => {
-            return message(rt, req, 503, "unavailable_heading", "unavailable_text")
+        CodeOutcome::Dead { .. } => code_page(
+            rt,
+            req,
+            id,
+            &rd,
+            choice,
+            error("error_code_dead"),
+            None,
+            401,
+        ),
+        CodeOutcome::NeedsNext => {
+            let notice = rt.pages.t(req.lang, "notice_token_next").to_owned();
+            code_page(rt, req, id, &rd, choice, None, Some(notice), 401)
+        }
+        CodeOutcome::NotOffered => Reply::redirect(303, &second_url(req, rt, &rd)),
+        CodeOutcome::Unavailable => {
+            message(rt, req, 503, "unavailable_heading", "unavailable_text")
         }
     }
-    // The login is complete at the highest level: now failures clear.
-    rt.regulator.succeeded(&key, Completed::TwoFactors);
-
-    // Privilege change: a new session id, the old one ends (every host's
-    // cookie for it too; they hand off again from the portal).
-    let upgraded = Arc::new(session.with_second_factor(choice.method, now));
-    let new_id = SessionId::generate();
-    gw.sessions.remove(&id.key()).await;
-    gw.sessions.insert(new_id.key(), upgraded).await;
-    gw.challenges.forget(&id.key().0);
-    let mut ev = session_event(
-        gw,
-        "login",
-        "success",
-        if session.auth_level >= 1 {
-            "second_factor"
-        } else {
-            "ok"
-        },
-        session,
-        req,
-        internal,
-    );
-    ev.method = Some(choice.method.as_str());
-    ev.session = Some(new_id.key().short());
-    ev.host = Some(req.host);
-    gw.audit(rt, ev);
-    super::login::continue_to(
-        gw,
-        rt,
-        req,
-        &new_id,
-        verify_target(rt, req.port_suffix, &rd),
-    )
-    .status(303)
-    .cookie(cookie::set(cookie::SESSION, new_id.as_str(), None))
 }
 
 fn csrf_ok(rt: &Runtime, req: &Req<'_>, id: &SessionId) -> bool {

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::account::{changed, guard, storage_failed, Allowed};
 use super::{session_csrf, Reply, Req};
+use crate::audit::{Event, Outcome, Reason};
 use crate::enrolment::Pending;
 use crate::factors::code::{Channel, CodeVerdict};
 use crate::factors::phone::{self, PhoneError};
@@ -54,7 +55,7 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
                 .await
             {
                 Ok(true) => {
-                    changed(gw, rt, req, &a, "sms_removed", "what_sms_removed").await;
+                    changed(gw, rt, req, &a, Reason::SmsRemoved, "what_sms_removed").await;
                     Reply::redirect(303, &format!("{PATH}?done=sms_removed"))
                 }
                 Ok(false) => Reply::redirect(303, PATH),
@@ -92,8 +93,8 @@ async fn set(gw: &Gateway, rt: &Runtime, req: &Req<'_>, a: &Allowed<'_>, pos: u8
         Ok(code) => code,
         Err(refusal) => {
             let mut ev = gw.event(
-                "code_sent",
-                "failure",
+                Event::CodeSent,
+                Outcome::Failure,
                 refusal.reason(),
                 Some(&a.session.user),
                 Some(&a.session.realm),
@@ -119,12 +120,12 @@ async fn set(gw: &Gateway, rt: &Runtime, req: &Req<'_>, a: &Allowed<'_>, pos: u8
         )
         .await;
     let mut ev = gw.event(
-        "code_sent",
-        if result.is_ok() { "success" } else { "failure" },
+        Event::CodeSent,
+        Outcome::of(result.is_ok()),
         if result.is_ok() {
-            "enrolment"
+            Reason::Enrolment
         } else {
-            "delivery_failed"
+            Reason::DeliveryFailed
         },
         Some(&a.session.user),
         Some(&a.session.realm),
@@ -180,7 +181,7 @@ async fn confirm(gw: &Gateway, rt: &Runtime, req: &Req<'_>, a: &Allowed<'_>) -> 
     {
         return storage_failed(rt, req, e);
     }
-    changed(gw, rt, req, a, "sms_added", "what_sms_added").await;
+    changed(gw, rt, req, a, Reason::SmsAdded, "what_sms_added").await;
     Reply::redirect(303, &format!("{PATH}?done=sms_saved"))
 }
 

@@ -8,6 +8,7 @@ use http::header;
 use pingora::proxy::Session;
 
 use super::{accept_language, Ctx, Proxy};
+use crate::audit::{Event, Outcome, Reason};
 use crate::basic::{self, BasicCache};
 use crate::config::model::Service;
 use crate::directory::Verdict;
@@ -57,9 +58,9 @@ impl Proxy {
         let Some(directory) = rt.directories.get(&realm.id) else {
             return BasicOutcome::Refused;
         };
-        let audit = |result: &str, reason: &str| {
+        let audit = |result: Outcome, reason: Reason| {
             let mut ev = self.gw.event(
-                "login",
+                Event::Login,
                 result,
                 reason,
                 Some(&creds.user),
@@ -79,7 +80,7 @@ impl Proxy {
             Ok(attempt) => attempt,
             Err(block) => {
                 rt.regulator.wait_like_check(&realm.id).await;
-                audit("failure", block.reason());
+                audit(Outcome::Failure, block.reason());
                 return BasicOutcome::Refused;
             }
         };
@@ -92,13 +93,13 @@ impl Proxy {
             Ok(Verdict::Valid(user)) => {
                 let canonical = UserKey::new(&realm.id, &user.username);
                 if let Some(block) = rt.regulator.check(&canonical, ctx.client_ip, now) {
-                    audit("failure", block.reason());
+                    audit(Outcome::Failure, block.reason());
                     return BasicOutcome::Refused;
                 }
                 // Basic is a one-factor login complete with the password.
                 rt.regulator.succeeded(&canonical, Completed::Password);
                 rt.regulator.succeeded(&typed, Completed::Password);
-                audit("success", "ok");
+                audit(Outcome::Success, Reason::Ok);
                 let s = Arc::new(UserSession::new(
                     NewSession {
                         user: user.username,
@@ -120,11 +121,11 @@ impl Proxy {
                 let escalation =
                     rt.regulator
                         .failed(Some(&typed), ctx.client_ip, Factor::Password, now);
-                audit("failure", other.reason());
+                audit(Outcome::Failure, other.reason());
                 if let Some(why) = escalation.lockout_reason() {
                     let ev = self.gw.event(
-                        "lockout",
-                        "info",
+                        Event::Lockout,
+                        Outcome::Info,
                         why,
                         Some(&creds.user),
                         Some(&realm.id),
@@ -138,7 +139,7 @@ impl Proxy {
             }
             Err(e) => {
                 tracing::error!(error = %e, "directory failed during Basic authentication");
-                audit("failure", "directory_unavailable");
+                audit(Outcome::Failure, Reason::DirectoryUnavailable);
                 BasicOutcome::Refused
             }
         }

@@ -5,6 +5,7 @@
 //!              │ net::client_address    who is the client (trusted proxies) │
 //!              │ routing::Router        host + longest prefix → service     │
 //!              │ pages → pages::handle  /.portvakt/… and the portal host ───┼─▶ our reply, stop
+//!              │   login steps:         decided in login::* (typed outcome) │
 //!              │ session                cookie → store (idle/lifetime)      │
 //!              │ basic                  Basic credentials (internal only)   │
 //!              │ policy::decide         allow │ login │ step-up │ deny      │

@@ -310,10 +310,10 @@ pub enum Expiry {
 
 impl Expiry {
     /// Reason for the audit log.
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> crate::audit::Reason {
         match self {
-            Expiry::Idle => "idle",
-            Expiry::Lifetime => "lifetime",
+            Expiry::Idle => crate::audit::Reason::Idle,
+            Expiry::Lifetime => crate::audit::Reason::Lifetime,
         }
     }
 }

@@ -1,138 +1,46 @@
-//! Sending a one-time code for the second step: pick the destination (one
-//! of the user's SMS numbers, or their e-mail), issue the code within the
-//! cooldown and budgets, deliver it, audit, and show the code entry page.
+//! Showing what asking for a code by SMS or e-mail gave
+//! ([`crate::login::second::send_code`]): the code entry page, or the
+//! choice page again when there is nowhere to send or sending failed.
 
 use std::sync::Arc;
 
 use super::render::{choice_page, code_page};
 use super::Choice;
-use crate::factors::code::{Channel, Refusal};
+use crate::config::model::Realm;
+use crate::factors::code::Refusal;
 use crate::gateway::{Gateway, Runtime};
-use crate::notify::{mask_email, mask_phone};
-use crate::pages::{session_event, Reply, Req};
-use crate::session::{Method, Session, SessionId};
-use crate::storage::UserRef;
+use crate::login::second::{self, SendOutcome};
+use crate::pages::{Reply, Req};
+use crate::session::{Session, SessionId};
 
-/// Issue and deliver a code by SMS or e-mail for `choice`, then show the
-/// code entry page (or the choice page again when there is nowhere to send).
+/// Send a code by SMS or e-mail for `choice`, then show the code entry page
+/// (or the choice page again).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn send_code(
     gw: &Gateway,
     rt: &Runtime,
     req: &Req<'_>,
+    realm: &Realm,
     id: &SessionId,
     session: &Arc<Session>,
     rd: &str,
     choice: Choice,
-    internal: bool,
 ) -> Reply {
-    let destination = match choice.method {
-        Method::Sms => {
-            let numbers = gw
-                .store
-                .sms_numbers(&UserRef::of(session))
-                .await
-                .unwrap_or_default();
-            let wanted = choice.number.unwrap_or(0);
-            numbers
-                .into_iter()
-                .find(|n| n.position == wanted)
-                .map(|n| n.e164)
-        }
-        _ => Some(session.email.clone()).filter(|e| !e.is_empty()),
-    };
-    let Some(destination) = destination else {
-        return choice_page(
-            gw,
-            rt,
-            req,
-            id,
-            session,
-            rd,
-            None,
-            Some("error_no_method"),
-            400,
-        )
-        .await;
-    };
-    let masked = match choice.method {
-        Method::Sms => mask_phone(&destination, &rt.config.codes.default_country),
-        _ => mask_email(&destination),
-    };
-    let channel = choice.method.as_str();
-    let code_channel = if choice.method == Method::Sms {
-        Channel::Sms
-    } else {
-        Channel::Email
-    };
-    let now = gw.clock.now_ms();
-    let key = id.key().0;
-    // Budgets count per realm and user: the same name may exist in two realms.
-    let code = match gw.challenges.issue(
-        key,
-        &UserRef::of(session),
-        req.client_ip,
-        code_channel,
-        now,
-        &rt.code_rules,
-    ) {
-        Ok(code) => code,
-        Err(refusal) => {
-            let (reason, error) = match refusal {
-                Refusal::Cooldown { wait_secs } => (
-                    "cooldown",
-                    rt.pages
-                        .t(req.lang, "error_cooldown")
-                        .replace("{seconds}", &wait_secs.to_string()),
-                ),
-                Refusal::UserBudget => (
-                    "user_budget",
-                    rt.pages.t(req.lang, "error_budget").to_owned(),
-                ),
-                Refusal::IpBudget => ("ip_budget", rt.pages.t(req.lang, "error_budget").to_owned()),
-            };
-            let mut ev = session_event(gw, "code_sent", "failure", reason, session, req, internal);
-            ev.method = Some(channel);
-            ev.destination = Some(masked);
-            gw.audit(rt, ev);
-            return code_page(rt, req, id, rd, choice, Some(error), None, 429);
-        }
-    };
-    let minutes = (rt.config.codes.validity.as_secs() / 60).max(1);
-    let result = rt
-        .notify_code(
-            choice.method,
-            &destination,
-            &code,
-            minutes,
-            &session.display_name,
-            req.lang,
-        )
-        .await;
-    let mut ev = session_event(
+    let client = req.client();
+    let outcome = second::send_code(
         gw,
-        "code_sent",
-        if result.is_ok() { "success" } else { "failure" },
-        "",
+        rt,
+        realm,
+        &client,
+        id,
         session,
-        req,
-        internal,
-    );
-    ev.method = Some(channel);
-    ev.destination = Some(masked.clone());
-    let provider = match &result {
-        Ok(d) => d.clone(),
-        Err(e) => e.clone(),
-    };
-    ev.reason = if result.is_ok() {
-        "sent"
-    } else {
-        "delivery_failed"
-    };
-    ev.provider = Some(provider);
-    gw.audit(rt, ev);
-    match result {
-        Ok(_) => {
+        choice.method,
+        choice.number,
+        req.lang,
+    )
+    .await;
+    match outcome {
+        SendOutcome::Sent { masked, minutes } => {
             let notice = rt
                 .pages
                 .t(req.lang, "code_sent")
@@ -140,8 +48,33 @@ pub(super) async fn send_code(
                 .replace("{minutes}", &minutes.to_string());
             code_page(rt, req, id, rd, choice, None, Some(notice), 200)
         }
-        Err(_) => {
-            gw.challenges.forget(&key);
+        SendOutcome::NoDestination => {
+            choice_page(
+                gw,
+                rt,
+                req,
+                id,
+                session,
+                rd,
+                None,
+                Some("error_no_method"),
+                400,
+            )
+            .await
+        }
+        SendOutcome::Refused(refusal) => {
+            let error = match refusal {
+                Refusal::Cooldown { wait_secs } => rt
+                    .pages
+                    .t(req.lang, "error_cooldown")
+                    .replace("{seconds}", &wait_secs.to_string()),
+                Refusal::UserBudget | Refusal::IpBudget => {
+                    rt.pages.t(req.lang, "error_budget").to_owned()
+                }
+            };
+            code_page(rt, req, id, rd, choice, Some(error), None, 429)
+        }
+        SendOutcome::DeliveryFailed => {
             choice_page(
                 gw,
                 rt,

@@ -1,0 +1,340 @@
+//! The second step of login and step-up: which methods are offered here,
+//! sending a code by SMS or e-mail within the cooldown and budgets, and
+//! checking a typed code under the regulator's rules before the session is
+//! upgraded to two factors under a new id.
+
+use std::sync::Arc;
+
+use super::Client;
+use crate::audit::{Event, Outcome, Reason};
+use crate::config::model::Realm;
+use crate::config::types::Lang;
+use crate::factors::code::{Channel, CodeVerdict, Refusal};
+use crate::gateway::{Gateway, Runtime};
+use crate::notify::{mask_email, mask_phone};
+use crate::regulation::{Completed, Factor, UserKey};
+use crate::session::{Method, Session, SessionId};
+use crate::storage::{UserRef, Verify};
+
+/// Whether `realm` offers `method` as a second factor to a client at `ip`
+/// (some methods only inside, some only outside).
+pub fn offered(realm: &Realm, ip: std::net::IpAddr, method: Method) -> bool {
+    realm
+        .second_factors(realm.is_internal(ip))
+        .any(|m| m == method)
+}
+
+/// What asking for a code by SMS or e-mail gave.
+#[derive(Debug)]
+pub enum SendOutcome {
+    /// Sent.
+    Sent {
+        /// Where to, masked (`070*****67`).
+        masked: String,
+        /// How long the code is valid, in minutes (≥ 1).
+        minutes: u64,
+    },
+    /// The user has no such number or no e-mail address.
+    NoDestination,
+    /// Not issued: too soon after the last one, or a budget is used up.
+    Refused(Refusal),
+    /// The provider did not take it; the code was forgotten.
+    DeliveryFailed,
+}
+
+/// Issue a code for `session` and send it by `method` (SMS to the number at
+/// `number`, or e-mail), in `lang`.
+#[allow(clippy::too_many_arguments)]
+pub async fn send_code(
+    gw: &Gateway,
+    rt: &Runtime,
+    realm: &Realm,
+    client: &Client<'_>,
+    id: &SessionId,
+    session: &Arc<Session>,
+    method: Method,
+    number: Option<u8>,
+    lang: Lang,
+) -> SendOutcome {
+    let internal = realm.is_internal(client.ip);
+    let destination = match method {
+        Method::Sms => {
+            let numbers = gw
+                .store
+                .sms_numbers(&UserRef::of(session))
+                .await
+                .unwrap_or_default();
+            let wanted = number.unwrap_or(0);
+            numbers
+                .into_iter()
+                .find(|n| n.position == wanted)
+                .map(|n| n.e164)
+        }
+        _ => Some(session.email.clone()).filter(|e| !e.is_empty()),
+    };
+    let Some(destination) = destination else {
+        return SendOutcome::NoDestination;
+    };
+    let masked = match method {
+        Method::Sms => mask_phone(&destination, &rt.config.codes.default_country),
+        _ => mask_email(&destination),
+    };
+    let code_channel = if method == Method::Sms {
+        Channel::Sms
+    } else {
+        Channel::Email
+    };
+    let now = gw.clock.now_ms();
+    let key = id.key().0;
+    // Budgets count per realm and user: the same name may exist in two realms.
+    let code = match gw.challenges.issue(
+        key,
+        &UserRef::of(session),
+        client.ip,
+        code_channel,
+        now,
+        &rt.code_rules,
+    ) {
+        Ok(code) => code,
+        Err(refusal) => {
+            let reason = match refusal {
+                Refusal::Cooldown { .. } => Reason::Cooldown,
+                Refusal::UserBudget => Reason::UserBudget,
+                Refusal::IpBudget => Reason::IpBudget,
+            };
+            let mut ev = client.session_event(
+                gw,
+                Event::CodeSent,
+                Outcome::Failure,
+                reason,
+                session,
+                internal,
+            );
+            ev.method = Some(method.as_str());
+            ev.destination = Some(masked);
+            gw.audit(rt, ev);
+            return SendOutcome::Refused(refusal);
+        }
+    };
+    let minutes = (rt.config.codes.validity.as_secs() / 60).max(1);
+    let result = rt
+        .notify_code(
+            method,
+            &destination,
+            &code,
+            minutes,
+            &session.display_name,
+            lang,
+        )
+        .await;
+    let mut ev = client.session_event(
+        gw,
+        Event::CodeSent,
+        Outcome::of(result.is_ok()),
+        if result.is_ok() {
+            Reason::Sent
+        } else {
+            Reason::DeliveryFailed
+        },
+        session,
+        internal,
+    );
+    ev.method = Some(method.as_str());
+    ev.destination = Some(masked.clone());
+    ev.provider = Some(match &result {
+        Ok(d) | Err(d) => d.clone(),
+    });
+    gw.audit(rt, ev);
+    match result {
+        Ok(_) => SendOutcome::Sent { masked, minutes },
+        Err(_) => {
+            gw.challenges.forget(&key);
+            SendOutcome::DeliveryFailed
+        }
+    }
+}
+
+/// What a typed code decided.
+#[derive(Debug)]
+pub enum CodeOutcome {
+    /// Right: the session is now two-factor under a new id (the old one ended).
+    Upgraded {
+        /// The new session id (for the cookie).
+        id: SessionId,
+    },
+    /// Refused (wrong, or the user or address is blocked: one answer for
+    /// both). The reason is for the log.
+    Refused {
+        /// Why, as logged.
+        reason: Reason,
+    },
+    /// The code cannot be used any more (expired, tries used up, none
+    /// sent, another channel's): a new one is needed.
+    Dead {
+        /// Why, as logged.
+        reason: Reason,
+    },
+    /// A hardware token needs its next code to resynchronise.
+    NeedsNext,
+    /// `method` is not offered to this client in this realm.
+    NotOffered,
+    /// The enrolment store could not be read.
+    Unavailable,
+}
+
+/// What checking a code against its verifier gave, before the rules.
+enum Checked {
+    Accepted,
+    Wrong,
+    Dead(Reason),
+    Replay,
+    NeedsNext,
+    Unavailable,
+}
+
+/// Check `input` as the `method` code for `session` (in `realm`, which
+/// must be the session's).
+#[allow(clippy::too_many_arguments)]
+pub async fn check_code(
+    gw: &Gateway,
+    rt: &Runtime,
+    realm: &Realm,
+    client: &Client<'_>,
+    id: &SessionId,
+    session: &Arc<Session>,
+    method: Method,
+    input: &str,
+) -> CodeOutcome {
+    if !offered(realm, client.ip, method) {
+        return CodeOutcome::NotOffered;
+    }
+    let internal = realm.is_internal(client.ip);
+    let now = gw.clock.now_ms();
+    let key = UserKey::new(&session.realm, &session.user);
+    // Admitted (or not) before the code is looked at, so that a burst of
+    // concurrent guesses cannot all pass before the first is counted.
+    let attempt = rt.regulator.begin(&key, client.ip, now);
+    let audit = |result: Outcome, reason: Reason| {
+        let mut ev =
+            client.session_event(gw, Event::SecondFactor, result, reason, session, internal);
+        ev.method = Some(method.as_str());
+        ev.session = Some(id.key().short());
+        gw.audit(rt, ev);
+    };
+    let fail = |reason: Reason| {
+        let escalation = rt
+            .regulator
+            .failed(Some(&key), client.ip, Factor::Second, now);
+        audit(Outcome::Failure, reason);
+        if let Some(why) = escalation.lockout_reason() {
+            let ev =
+                client.session_event(gw, Event::Lockout, Outcome::Info, why, session, internal);
+            gw.audit(rt, ev);
+        }
+    };
+    // Locked: the code is not even looked at (a right one would be used up
+    // for nothing), and the answer is a wrong code's.
+    if let Err(block) = attempt {
+        audit(Outcome::Failure, block.reason());
+        return CodeOutcome::Refused {
+            reason: block.reason(),
+        };
+    }
+    match verify(gw, id, session, method, input, now).await {
+        Checked::Accepted => {}
+        Checked::Wrong => {
+            fail(Reason::WrongCode);
+            return CodeOutcome::Refused {
+                reason: Reason::WrongCode,
+            };
+        }
+        Checked::Replay => {
+            fail(Reason::Replay);
+            return CodeOutcome::Refused {
+                reason: Reason::Replay,
+            };
+        }
+        Checked::Dead(reason) => {
+            fail(reason);
+            return CodeOutcome::Dead { reason };
+        }
+        Checked::NeedsNext => {
+            audit(Outcome::Info, Reason::TokenResyncStarted);
+            return CodeOutcome::NeedsNext;
+        }
+        Checked::Unavailable => return CodeOutcome::Unavailable,
+    }
+    // The login is complete at the highest level: now failures clear.
+    rt.regulator.succeeded(&key, Completed::TwoFactors);
+
+    // Privilege change: a new session id, the old one ends (every host's
+    // cookie for it too; they hand off again from the portal).
+    let upgraded = Arc::new(session.with_second_factor(method, now));
+    let new_id = SessionId::generate();
+    gw.sessions.remove(&id.key()).await;
+    gw.sessions.insert(new_id.key(), upgraded).await;
+    gw.challenges.forget(&id.key().0);
+    let mut ev = client.session_event(
+        gw,
+        Event::Login,
+        Outcome::Success,
+        if session.auth_level >= 1 {
+            Reason::SecondFactor
+        } else {
+            Reason::Ok
+        },
+        session,
+        internal,
+    );
+    ev.method = Some(method.as_str());
+    ev.session = Some(new_id.key().short());
+    ev.host = Some(client.host);
+    gw.audit(rt, ev);
+    CodeOutcome::Upgraded { id: new_id }
+}
+
+/// Check `input` for `method` at `now_ms`: against the issued challenge
+/// (SMS, e-mail) or the user's authenticator app or hardware token.
+async fn verify(
+    gw: &Gateway,
+    id: &SessionId,
+    session: &Session,
+    method: Method,
+    input: &str,
+    now_ms: u64,
+) -> Checked {
+    match method {
+        Method::Sms | Method::Email => match gw.challenges.verify(id.key().0, input, now_ms) {
+            // A code proves only the channel it was sent through: an SMS
+            // code posted as "email" must not make an e-mail login.
+            CodeVerdict::Accepted { channel } if channel.as_str() == method.as_str() => {
+                Checked::Accepted
+            }
+            CodeVerdict::Accepted { .. } => Checked::Dead(Reason::WrongChannel),
+            CodeVerdict::Wrong { .. } => Checked::Wrong,
+            CodeVerdict::Expired => Checked::Dead(Reason::Expired),
+            CodeVerdict::TooManyTries => Checked::Dead(Reason::TooManyTries),
+            CodeVerdict::NoChallenge => Checked::Dead(Reason::NoCodeSent),
+        },
+        Method::Totp | Method::Token => {
+            let secs = now_ms / 1000;
+            let who = UserRef::of(session);
+            let result = if method == Method::Totp {
+                gw.store.verify_totp(&who, input, secs).await
+            } else {
+                gw.store.verify_token(&who, input, secs).await
+            };
+            match result {
+                Ok(Verify::Accepted { .. }) => Checked::Accepted,
+                Ok(Verify::Replay { .. }) => Checked::Replay,
+                Ok(Verify::NeedsNextCode { .. }) => Checked::NeedsNext,
+                Ok(Verify::Rejected) => Checked::Wrong,
+                Err(e) => {
+                    tracing::error!(error = %e, "enrolment storage failed");
+                    Checked::Unavailable
+                }
+            }
+        }
+        Method::Password => Checked::Wrong,
+    }
+}

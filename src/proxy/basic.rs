@@ -135,6 +135,21 @@ impl Proxy {
                     );
                     self.gw.audit(rt, ev);
                 }
+                // As on the login form: a block is an event of its own, so
+                // the lockout metric and `audit report` count it.
+                if escalation.ip_blocked {
+                    let ev = self.gw.event(
+                        Event::IpBlock,
+                        Outcome::Info,
+                        Reason::TooManyFailures,
+                        None,
+                        Some(&realm.id),
+                        ctx.client_ip,
+                        ctx.internal,
+                        &ctx.request_id,
+                    );
+                    self.gw.audit(rt, ev);
+                }
                 BasicOutcome::Refused
             }
             Err(e) => {

@@ -791,6 +791,38 @@ async fn basic_credentials_meet_the_same_lock_even_when_remembered() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_blocked_by_basic_guesses_is_an_audited_block() {
+    let upstream = Upstream::start().await;
+    let gw = GatewayConfig::new()
+        .throttle(50, 3)
+        .service(
+            Service::new("basic.test", upstream.url())
+                .policy("one_factor")
+                .with("basic_auth: true"),
+        )
+        .start()
+        .await;
+    let tool = gw.client();
+    // A script sprays three names with Basic from one address.
+    for name in ["alice", "bob", "carol"] {
+        let page = tool
+            .get_with(
+                "https://basic.test/api",
+                &[
+                    ("authorization", basic(name, "Sommar2026").as_str()),
+                    ("accept", "*/*"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, 401, "{}", page.describe());
+    }
+    // The block is an event of its own, as on the login form (metrics and
+    // `audit report` count blocks from these events).
+    gw.wait_auth_log("the ip_block event", |l| !events(l, "ip_block").is_empty())
+        .await;
+}
+
 // ------------------------------------------------------------- realms
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,10 +11,14 @@
 //!   never clears second-factor failures: only a login completed with two
 //!   factors clears everything ([`Completed`]).
 //! - NIST SP 800-63B: a run of consecutive failures never passes
-//!   [`MAX_CONSECUTIVE`]; the failure that reaches it holds the account for
-//!   [`HOLD`].
+//!   [`MAX_CONSECUTIVE`]; the failure that reaches it holds the account
+//!   until an administrator clears it ([`Regulator::clear_user`], behind
+//!   `portvakt lockouts clear`). The hold has no expiry; it lives in memory
+//!   like every counter here, so a restart also clears it (a reload keeps it).
+//! - Ordinary locks (`login.user_failures` in `login.window`) and address
+//!   blocks expire after `login.lockout`.
 //! - Both maps are bounded ([`CAPACITY`]); see `table.rs` for why eviction
-//!   cannot unlock anyone.
+//!   cannot unlock anyone, held or locked.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -33,9 +37,9 @@ use table::{Place, Rules, Step, Table};
 /// account. Fixed: it is a ceiling, not a tuning knob.
 pub const MAX_CONSECUTIVE: u32 = 100;
 
-/// How long the account is held when a run reaches [`MAX_CONSECUTIVE`], and
-/// how long a run is remembered without new failures. A day: at most 100
-/// guesses per day and a bit, against 480 a day that 5-per-15-minutes allows.
+/// How long a run of consecutive failures is remembered without new
+/// failures. (The hold that ends a run of [`MAX_CONSECUTIVE`] does not
+/// expire: see [`Regulator::clear_user`].)
 pub const HOLD: Duration = Duration::from_secs(24 * 3600);
 
 /// Records per map (users, addresses). Fixed: each record is at most a few
@@ -71,6 +75,16 @@ impl UserKey {
             realm: realm.into(),
             name: fold(name).into(),
         }
+    }
+
+    /// The realm id.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// The folded name (what the counters are kept under).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -129,6 +143,18 @@ pub enum IpBucket {
     V4(Ipv4Addr),
     /// The upper 64 bits of an IPv6 address.
     V6(u64),
+}
+
+impl std::fmt::Display for IpBucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IpBucket::V4(v4) => write!(f, "{v4}"),
+            IpBucket::V6(prefix) => {
+                let net = std::net::Ipv6Addr::from(u128::from(*prefix) << 64);
+                write!(f, "{net}/64")
+            }
+        }
+    }
 }
 
 impl From<IpAddr> for IpBucket {
@@ -190,7 +216,8 @@ impl Block {
 pub struct Escalation {
     /// This failure locked the user.
     pub user_locked: bool,
-    /// This failure ended a run of [`MAX_CONSECUTIVE`]: the user is held for [`HOLD`].
+    /// This failure ended a run of [`MAX_CONSECUTIVE`]: the user is held
+    /// until an administrator clears it.
     pub user_held: bool,
     /// This failure blocked the IP.
     pub ip_blocked: bool,
@@ -207,6 +234,29 @@ impl Escalation {
             None
         }
     }
+}
+
+/// One locked or held record, as [`Regulator::lockouts`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Locked<K> {
+    /// Whose: a [`UserKey`] or an [`IpBucket`].
+    pub key: K,
+    /// Locked until (ms since the epoch); `None`: held until cleared.
+    pub until_ms: Option<u64>,
+    /// Consecutive failures in the current run.
+    pub consecutive: u32,
+}
+
+/// Everything locked, held or blocked right now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lockouts {
+    /// Locked or held users, by realm and name.
+    pub users: Vec<Locked<UserKey>>,
+    /// Blocked address buckets.
+    pub addresses: Vec<Locked<IpBucket>>,
+    /// Shared overflow slots that are locked (only when a map was full; a
+    /// clear of a name also clears its slot).
+    pub overflow_slots: usize,
 }
 
 /// An attempt under way (see [`Regulator::begin`]); ends when dropped, also
@@ -400,6 +450,39 @@ impl Regulator {
         self.ips.lock().sweep(now_ms, &ips);
     }
 
+    /// Every user locked or held and every address blocked at `now_ms`,
+    /// users sorted by realm and name (for `portvakt lockouts list`).
+    pub fn lockouts(&self, now_ms: u64) -> Lockouts {
+        let mut out = Lockouts::default();
+        {
+            let users = self.users.lock();
+            out.users = listed(&users, now_ms);
+            out.overflow_slots = users.locked_slots(now_ms);
+        }
+        {
+            let ips = self.ips.lock();
+            out.addresses = listed(&ips, now_ms);
+            out.overflow_slots += ips.locked_slots(now_ms);
+        }
+        out.users
+            .sort_by(|a, b| (a.key.realm(), a.key.name()).cmp(&(b.key.realm(), b.key.name())));
+        out.addresses.sort_by_key(|l| l.key.to_string());
+        out
+    }
+
+    /// An administrator's clear: `user`'s lock or hold, failures and run
+    /// are forgotten, so the next login is checked as if none had failed.
+    /// Whether there was anything to clear.
+    pub fn clear_user(&self, user: &UserKey, now_ms: u64) -> bool {
+        self.users.lock().admin_clear(user, now_ms)
+    }
+
+    /// An administrator's clear of the bucket `ip` falls in (an IPv6
+    /// address clears its /64). Whether there was anything to clear.
+    pub fn clear_ip(&self, ip: IpAddr, now_ms: u64) -> bool {
+        self.ips.lock().admin_clear(&IpBucket::from(ip), now_ms)
+    }
+
     /// Records held (users, addresses), for tests and metrics.
     pub fn counts(&self) -> (usize, usize) {
         (
@@ -407,6 +490,20 @@ impl Regulator {
             self.ips.lock().records.len(),
         )
     }
+}
+
+/// The locked records of `table` for a listing.
+fn listed<K: std::hash::Hash + Eq + Clone>(table: &Table<K>, now_ms: u64) -> Vec<Locked<K>> {
+    table
+        .records
+        .iter()
+        .filter(|(_, r)| r.locked(now_ms))
+        .map(|(k, r)| Locked {
+            key: k.clone(),
+            until_ms: (!r.held()).then(|| r.locked_until()),
+            consecutive: r.consecutive(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -19,6 +19,9 @@ pub(super) struct Record {
     failures: VecDeque<(u64, Factor)>,
     /// Locked until (ms); 0 when never locked.
     locked_until: u64,
+    /// Held by the consecutive-failure cap: locked until an administrator
+    /// clears it (or the process restarts), whatever the clock says.
+    held: bool,
     /// Consecutive password failures since the run began.
     run_password: u32,
     /// Consecutive second-factor failures since the run began.
@@ -39,7 +42,37 @@ pub(super) enum Step {
 
 impl Record {
     pub(super) fn locked(&self, now: u64) -> bool {
-        now < self.locked_until
+        self.held || now < self.locked_until
+    }
+
+    /// Held by the cap (see [`Record::held`](Record)).
+    pub(super) fn held(&self) -> bool {
+        self.held
+    }
+
+    /// Locked until (ms), for listing; meaningless when held.
+    pub(super) fn locked_until(&self) -> u64 {
+        self.locked_until
+    }
+
+    /// Consecutive failures in the current run.
+    pub(super) fn consecutive(&self) -> u32 {
+        self.run()
+    }
+
+    /// Forget the lock, the hold, the failures and the run (an
+    /// administrator's clear). Attempts under way stay counted, so they
+    /// are released where they were admitted.
+    pub(super) fn reset(&mut self) {
+        *self = Record {
+            in_flight: self.in_flight,
+            ..Record::default()
+        };
+    }
+
+    /// Whether there is anything for an administrator to clear.
+    pub(super) fn anything(&self, now: u64) -> bool {
+        self.locked(now) || !self.failures.is_empty() || self.run() > 0
     }
 
     fn prune(&mut self, now: u64, window: u64) {
@@ -65,8 +98,10 @@ impl Record {
         }
         self.last_failure = now;
         if rules.cap.is_some_and(|cap| self.run() >= cap) {
-            // The hold ends the run: the next one starts from zero a day later.
-            self.locked_until = now.saturating_add(rules.hold);
+            // No expiry: a hold that ended by itself would let the next run
+            // of a hundred start, and "never more than 100" would be 100 a
+            // day. Only an administrator's clear (or a restart) lifts it.
+            self.held = true;
             self.failures.clear();
             self.run_password = 0;
             self.run_second = 0;
@@ -103,8 +138,8 @@ impl Record {
         (self.failures.len() as u64 + u64::from(self.in_flight)) < u64::from(rules.limit)
     }
 
-    /// Whether the record still matters: locked, failures in the window,
-    /// or a run that has not been quiet for [`HOLD`].
+    /// Whether the record still matters: locked or held, failures in the
+    /// window, or a run that has not been quiet for [`HOLD`](super::HOLD).
     fn live(&mut self, now: u64, rules: &Rules) -> bool {
         self.prune(now, rules.window);
         self.locked(now)
@@ -140,8 +175,9 @@ pub(super) enum Place {
 ///
 /// When a new key arrives and the map is full, the map first drops records
 /// that no longer matter, then the oldest *unlocked* records (by last
-/// failure). A locked record is never evicted before it expires: filling the
-/// map with new names cannot unlock anyone. If every record is locked, the
+/// failure). A locked record is never evicted before it expires, and a held
+/// one never (it does not expire): filling the map with new names cannot
+/// unlock anyone. If every record is locked, the
 /// new key is counted in one of [`OVERFLOW_SLOTS`] shared records chosen by
 /// a keyed hash (random per process), and [`Table::locked`] consults that
 /// slot too: an attacker who saturates the map still meets a limit on every
@@ -244,6 +280,30 @@ impl<K: Hash + Eq + Clone> Table<K> {
         if let Some(r) = self.records.get_mut(key) {
             r.clear(completed);
         }
+    }
+
+    /// An administrator's clear of `key`: its own record, and its overflow
+    /// slot if that is locked (the slot is shared by about one in
+    /// [`OVERFLOW_SLOTS`] of the names that found no room, so clearing it
+    /// frees them too — the help desk asked for this name, and the slot
+    /// would otherwise keep it locked). Whether anything was cleared.
+    pub(super) fn admin_clear(&mut self, key: &K, now: u64) -> bool {
+        let mut cleared = false;
+        if let Some(r) = self.records.get_mut(key) {
+            cleared = r.anything(now);
+            r.reset();
+        }
+        let slot = self.slot(key);
+        if self.overflow[slot].locked(now) {
+            self.overflow[slot].reset();
+            cleared = true;
+        }
+        cleared
+    }
+
+    /// Overflow slots locked at `now`.
+    pub(super) fn locked_slots(&self, now: u64) -> usize {
+        self.overflow.iter().filter(|r| r.locked(now)).count()
     }
 
     pub(super) fn without_in_flight(&self) -> Table<K> {

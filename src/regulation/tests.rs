@@ -213,13 +213,137 @@ fn a_run_never_passes_one_hundred_consecutive_failures() {
     );
     let held_at = held_at.expect("the run was held");
     let a = ip("192.0.2.1");
-    // Held for a day, longer than a lockout; the sweep keeps it.
-    r.sweep(held_at + 23 * 60 * MIN);
+    // Held with no expiry: not after a lockout, not after a day, not after
+    // a year; the sweep keeps it. So no second run of 100 can follow.
+    for later in [16 * MIN, HOLD.as_millis() as u64 + 1, 365 * 24 * 60 * MIN] {
+        r.sweep(held_at + later);
+        assert_eq!(
+            r.check(&alice, a, held_at + later),
+            Some(Block::User),
+            "the hold ended by itself {later} ms later"
+        );
+        assert!(r.begin(&alice, a, held_at + later).is_err());
+    }
+    // A completed login cannot lift it either (none can start, and a
+    // success never lifts a lock).
+    r.succeeded(&alice, Completed::TwoFactors);
     assert_eq!(
-        r.check(&alice, a, held_at + 23 * 60 * MIN),
+        r.check(&alice, a, held_at + 2 * HOLD.as_millis() as u64),
         Some(Block::User)
     );
-    assert_eq!(r.check(&alice, a, held_at + HOLD.as_millis() as u64), None);
+}
+
+#[test]
+fn only_an_administrator_clears_a_hold_and_a_fresh_run_starts_from_zero() {
+    let r = Regulator::new(limits());
+    let alice = key("alice");
+    let a = ip("192.0.2.1");
+    let mut now = 0;
+    let run = |r: &Regulator, now: &mut u64| -> u32 {
+        // Wait out each ordinary lock; count failures until the hold.
+        for n in 1..=200u32 {
+            while r.check(&alice, a, *now) == Some(Block::User) && *now < 1_000 * 60 * MIN {
+                *now += MIN;
+            }
+            let e = r.failed(Some(&alice), a, Factor::Password, *now);
+            *now += 1;
+            if e.user_held {
+                return n;
+            }
+        }
+        0
+    };
+    assert_eq!(run(&r, &mut now), MAX_CONSECUTIVE);
+    let listed = r.lockouts(now);
+    assert_eq!(listed.users.len(), 1);
+    assert_eq!(listed.users[0].key, alice);
+    assert_eq!(listed.users[0].until_ms, None, "held: until cleared");
+    // The help desk types her name as she spells it: folded like a login.
+    assert!(r.clear_user(&key("ALICE"), now));
+    assert_eq!(r.check(&alice, a, now), None);
+    assert!(r.lockouts(now).users.is_empty());
+    // Nothing left to clear: the CLI says so instead of claiming success.
+    assert!(!r.clear_user(&alice, now));
+    assert!(!r.clear_user(&key("nobody"), now));
+    // The run starts again from zero, and is capped again at 100.
+    assert_eq!(run(&r, &mut now), MAX_CONSECUTIVE);
+}
+
+#[test]
+fn an_ordinary_lock_expires_by_itself_or_is_cleared_with_its_history() {
+    let r = Regulator::new(limits());
+    let alice = key("alice");
+    let a = ip("192.0.2.1");
+    for i in 0..5 {
+        r.failed(Some(&alice), a, Factor::Password, i);
+    }
+    let listed = r.lockouts(10);
+    assert_eq!(listed.users.len(), 1);
+    assert_eq!(listed.users[0].until_ms, Some(4 + 15 * MIN));
+    assert_eq!(listed.users[0].consecutive, 5);
+    // Still expires after login.lockout as before.
+    assert_eq!(r.check(&alice, a, 4 + 15 * MIN), None);
+    // Cleared: lock and failure history go, so one more typo does not lock.
+    for i in 0..4 {
+        r.failed(Some(&alice), a, Factor::Password, 20 * MIN + i);
+    }
+    assert!(r.clear_user(&alice, 20 * MIN + 5));
+    assert!(
+        !r.failed(Some(&alice), a, Factor::Password, 20 * MIN + 6)
+            .user_locked
+    );
+    // Another realm's alice is someone else: not cleared by this one.
+    let other = UserKey::new("students", "alice");
+    for i in 0..5 {
+        r.failed(Some(&other), a, Factor::Password, 30 * MIN + i);
+    }
+    assert!(!r.clear_user(&UserKey::new("students", "bob"), 30 * MIN + 6));
+    r.clear_user(&alice, 30 * MIN + 6);
+    assert_eq!(
+        r.check(&other, ip("192.0.2.9"), 30 * MIN + 6),
+        Some(Block::User)
+    );
+}
+
+#[test]
+fn an_address_block_is_listed_and_cleared_by_its_bucket() {
+    let r = Regulator::new(limits());
+    let v6 = ip("2001:db8:1:2::5");
+    for i in 0..20 {
+        r.failed(None, v6, Factor::Password, i);
+    }
+    let listed = r.lockouts(30);
+    assert_eq!(listed.addresses.len(), 1);
+    assert_eq!(listed.addresses[0].key.to_string(), "2001:db8:1:2::/64");
+    // Any address of the /64 names the bucket.
+    assert!(r.clear_ip(ip("2001:db8:1:2::ffff"), 30));
+    assert_eq!(r.check(&key("anyone"), v6, 31), None);
+    assert!(!r.clear_ip(ip("192.0.2.77"), 31));
+}
+
+#[test]
+fn a_held_account_survives_a_flood_of_names_and_sweeps() {
+    let capacity = 100;
+    let r = Regulator::with_capacity(limits(), capacity);
+    let alice = key("alice");
+    let a = ip("192.0.2.1");
+    let mut now = 0;
+    while !r.failed(Some(&alice), a, Factor::Password, now).user_held {
+        now += 16 * MIN;
+        assert!(now < 1_000 * 16 * MIN, "never held");
+    }
+    // Days of fresh names: every other record is evictable or swept.
+    for i in 0..20 * capacity as u32 {
+        let from = IpAddr::V4(Ipv4Addr::from(0x0d00_0000 + i));
+        let t = now + u64::from(i) * 20 * MIN;
+        r.failed(Some(&key(&format!("junk{i}"))), from, Factor::Password, t);
+        r.sweep(t);
+    }
+    assert!(r.counts().0 <= capacity);
+    assert_eq!(
+        r.check(&alice, a, now + 1_000 * 24 * 60 * MIN),
+        Some(Block::User)
+    );
 }
 
 #[test]

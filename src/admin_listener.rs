@@ -1,6 +1,7 @@
 //! The admin listener (loopback by default): `/healthz`, `/readyz`,
-//! `/metrics` for monitoring, and the sessions API that
-//! `portvakt sessions list|revoke` calls.
+//! `/metrics` for monitoring, the sessions API that
+//! `portvakt sessions list|revoke` calls, and the lockouts API behind
+//! `portvakt lockouts list|clear`.
 //!
 //! Health and metrics answer anyone who can reach the port (Prometheus
 //! scrapers carry no secrets); `/readyz` tells them only which checks
@@ -67,6 +68,49 @@ pub struct Revoked {
     pub revoked: Vec<String>,
 }
 
+/// A locked or held user as `GET /lockouts` lists it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LockedUser {
+    /// User name, folded as logins fold it (`ALICE` is listed as `alice`).
+    pub user: String,
+    /// Realm id.
+    pub realm: String,
+    /// Locked until (RFC 3339); `None`: held until an administrator clears it.
+    pub until: Option<String>,
+    /// Consecutive failures in the current run.
+    pub failures: u32,
+}
+
+/// A blocked address bucket as `GET /lockouts` lists it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BlockedAddress {
+    /// An IPv4 address or an IPv6 /64.
+    pub address: String,
+    /// Blocked until (RFC 3339).
+    pub until: Option<String>,
+    /// Consecutive failures from it.
+    pub failures: u32,
+}
+
+/// What `GET /lockouts` answers.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct LockoutList {
+    /// Locked and held users.
+    pub users: Vec<LockedUser>,
+    /// Blocked address buckets.
+    pub addresses: Vec<BlockedAddress>,
+    /// Shared overflow slots locked (only when a map was full of locked
+    /// records; clearing a name clears its slot too).
+    pub overflow_slots: usize,
+}
+
+/// What `POST /lockouts/clear` did.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Cleared {
+    /// The user (realm and folded name) or address bucket cleared.
+    pub cleared: String,
+}
+
 /// The pingora app behind the admin listener.
 pub struct AdminApp {
     gw: Arc<Gateway>,
@@ -111,6 +155,15 @@ impl ServeHttp for AdminApp {
                 StatusCode::UNAUTHORIZED,
                 "the sessions API needs `Authorization: Bearer <admin token>` (portvakt sessions … does this)\n",
             ),
+            (_, "/lockouts") | (_, "/lockouts/clear") if !authorised => text(
+                StatusCode::UNAUTHORIZED,
+                "the lockouts API needs `Authorization: Bearer <admin token>` (portvakt lockouts … does this)\n",
+            ),
+            (Method::GET, "/lockouts") => json(StatusCode::OK, &self.lockouts()),
+            (Method::POST, "/lockouts/clear") => self.clear_lockout(&query, peer),
+            (_, "/lockouts" | "/lockouts/clear") => {
+                text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+            }
             (Method::GET, "/sessions") => json(StatusCode::OK, &self.list().await),
             (Method::POST, "/sessions/revoke") => self.revoke(&query, peer).await,
             (_, "/healthz" | "/readyz" | "/metrics" | "/sessions" | "/sessions/revoke") => {
@@ -118,7 +171,7 @@ impl ServeHttp for AdminApp {
             }
             _ => text(
                 StatusCode::NOT_FOUND,
-                "not found: /healthz, /readyz, /metrics, /sessions, /sessions/revoke\n",
+                "not found: /healthz, /readyz, /metrics, /sessions, /sessions/revoke, /lockouts, /lockouts/clear\n",
             ),
         }
     }
@@ -298,6 +351,109 @@ impl AdminApp {
             return text(StatusCode::NOT_FOUND, "no such live session\n");
         }
         json(StatusCode::OK, &Revoked { revoked })
+    }
+}
+
+impl AdminApp {
+    fn lockouts(&self) -> LockoutList {
+        let rt = self.gw.runtime();
+        let l = rt.regulator.lockouts(self.gw.clock.now_ms());
+        let until = |ms: Option<u64>| ms.map(crate::audit::timestamp);
+        LockoutList {
+            users: l
+                .users
+                .into_iter()
+                .map(|u| LockedUser {
+                    user: u.key.name().to_owned(),
+                    realm: u.key.realm().to_owned(),
+                    until: until(u.until_ms),
+                    failures: u.consecutive,
+                })
+                .collect(),
+            addresses: l
+                .addresses
+                .into_iter()
+                .map(|a| BlockedAddress {
+                    address: a.key.to_string(),
+                    until: until(a.until_ms),
+                    failures: a.consecutive,
+                })
+                .collect(),
+            overflow_slots: l.overflow_slots,
+        }
+    }
+
+    /// `POST /lockouts/clear?user=NAME[&realm=ID]` or `?ip=ADDR`. The name
+    /// is folded as a login folds it; `realm` may be left out only with one
+    /// realm configured (one realm's `anna` is not the other's). Audited as
+    /// `admin`/`lockout_cleared`; nothing to clear is a 404, not a success.
+    fn clear_lockout(&self, query: &str, peer: IpAddr) -> Response<Vec<u8>> {
+        let (mut user, mut realm, mut ip) = (None, None, None);
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
+                "user" if !v.is_empty() => user = Some(v.into_owned()),
+                "realm" if !v.is_empty() => realm = Some(v.into_owned()),
+                "ip" if !v.is_empty() => ip = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let rt = self.gw.runtime();
+        let now = self.gw.clock.now_ms();
+        let (cleared, user_name, realm_id, client_ip, internal) = match (user, ip) {
+            (Some(name), None) => {
+                let realm = match crate::admin::realm_for(&rt.config, realm.as_deref()) {
+                    Ok(r) => r,
+                    Err(e) => return text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+                };
+                let key = crate::regulation::UserKey::new(&realm, &name);
+                if !rt.regulator.clear_user(&key, now) {
+                    return text(
+                        StatusCode::NOT_FOUND,
+                        &format!("no lockout or failures recorded for {name:?} in realm {realm}\n"),
+                    );
+                }
+                let shown = format!("{} ({realm})", key.name());
+                (shown, Some(key.name().to_owned()), Some(realm), peer, true)
+            }
+            (None, Some(addr)) if realm.is_none() => {
+                let Ok(addr) = addr.parse::<IpAddr>() else {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        &format!("{addr:?} is not an IP address\n"),
+                    );
+                };
+                let bucket = crate::regulation::IpBucket::from(addr);
+                if !rt.regulator.clear_ip(addr, now) {
+                    return text(
+                        StatusCode::NOT_FOUND,
+                        &format!("no block or failures recorded for {bucket}\n"),
+                    );
+                }
+                // The event names the address it cleared, as the ip_block
+                // event did, so `portvakt audit --ip` finds both.
+                let internal = rt.config.realms.iter().any(|r| r.is_internal(addr));
+                (bucket.to_string(), None, None, addr, internal)
+            }
+            _ => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "give ?user=NAME (and &realm=ID with several realms) or ?ip=ADDR\n",
+                )
+            }
+        };
+        let mut ev = self.gw.event(
+            crate::audit::Event::Admin,
+            crate::audit::Outcome::Success,
+            crate::audit::Reason::LockoutCleared,
+            user_name.as_deref(),
+            realm_id.as_deref(),
+            client_ip,
+            internal,
+            "",
+        );
+        ev.method = Some("admin_api");
+        self.gw.audit(&rt, ev);
+        json(StatusCode::OK, &Cleared { cleared })
     }
 }
 

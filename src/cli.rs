@@ -102,6 +102,20 @@ pub enum Command {
         #[command(subcommand)]
         action: SessionAction,
     },
+    /// Lockouts of the running gateway (through its admin listener): list
+    /// who is locked, held or blocked; clear a user or an address.
+    Lockouts {
+        /// The gateway's configuration (admin address and secret key).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// The realm: `list` shows only its users; `clear USER` needs it
+        /// when the configuration has several realms.
+        #[arg(long, global = true, value_name = "ID")]
+        realm: Option<String>,
+        /// What to do.
+        #[command(subcommand)]
+        action: LockoutAction,
+    },
     /// The enrolment store: enrolments kept from before they were stored per realm.
     Storage {
         /// The gateway's configuration (storage and key).
@@ -143,6 +157,29 @@ pub enum SessionAction {
         /// Treat WHO as a session id even if it could be a user name.
         #[arg(long)]
         id: bool,
+    },
+}
+
+/// `portvakt lockouts …`
+#[derive(Debug, Subcommand)]
+pub enum LockoutAction {
+    /// Locked and held users (realm, until when or "until cleared",
+    /// consecutive failures) and blocked address buckets.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift USER's lock or hold and forget their failures (the name is
+    /// folded as at login: `ALICE` is `alice`), or with --ip the block of
+    /// that address's bucket (an IPv6 address clears its /64). Audited.
+    Clear {
+        /// The user name.
+        #[arg(required_unless_present = "ip", conflicts_with = "ip")]
+        user: Option<String>,
+        /// Clear an address bucket instead of a user.
+        #[arg(long, value_name = "ADDR")]
+        ip: Option<std::net::IpAddr>,
     },
 }
 
@@ -458,6 +495,11 @@ pub fn run(cli: Cli) -> ExitCode {
             realm,
             action,
         } => crate::admin_listener::client::run(config, realm, action),
+        Command::Lockouts {
+            config,
+            realm,
+            action,
+        } => crate::admin_listener::client::lockouts(config, realm, action),
         Command::Storage { config, action } => storage(config, action),
         Command::Audit { action } => match action {
             AuditAction::Verify {

@@ -231,6 +231,8 @@ vocabulary! {
         StorageLegacy = "storage_legacy",
         /// Admin: a one-realm store's rows adopted into a realm.
         StorageAdopt = "storage_adopt",
+        /// Admin: a user's lockout or hold, or an address block, cleared.
+        LockoutCleared = "lockout_cleared",
         /// A session revoked by an administrator.
         Admin = "admin",
         /// The first record ever of a chain.

@@ -892,3 +892,97 @@ async fn a_lock_in_one_realm_is_not_a_lock_in_another_and_survives_a_reload() {
         .unwrap();
     assert_eq!(locked["realm"], "staff", "{locked}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_help_desk_lists_and_clears_a_lockout_and_nobody_else_can() {
+    let upstream = Upstream::start().await;
+    let gw = gateway(&upstream, 100).await;
+    let attacker = gw.offsite_client();
+    for i in 0..5 {
+        let page = attempt(&attacker, ONE, "alice", &format!("guess {i}")).await;
+        assert_eq!(page.status, 401, "{}", page.describe());
+    }
+    gw.wait_auth_log("alice's lockout", |l| !events(l, "lockout").is_empty())
+        .await;
+
+    // The help desk sees her, with the realm, an end time and the count.
+    let out = gw.run_cli(&["lockouts", "list"]);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("alice ") && l.contains("staff") && l.contains(" 5")),
+        "alice is not listed as locked:\n{table}"
+    );
+    let out = gw.run_cli(&["lockouts", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON list");
+    assert_eq!(list["users"][0]["user"], "alice", "{list}");
+    assert!(
+        list["users"][0]["until"].is_string(),
+        "an ordinary lock ends: {list}"
+    );
+
+    // Without the admin token the API clears nothing and lists nothing.
+    let no_token = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+        .post(format!(
+            "http://{}/lockouts/clear?user=alice",
+            gw.admin_addr()
+        ))
+        .send()
+        .await
+        .expect("POST /lockouts/clear");
+    assert_eq!(no_token.status().as_u16(), 401);
+    assert_eq!(gw.admin_get("/lockouts").await.0, 401);
+    let page = attempt(&gw.offsite_client(), ONE, "alice", ALICE.password).await;
+    assert_eq!(
+        page.status,
+        401,
+        "a clear without the token worked: {}",
+        page.describe()
+    );
+
+    // A name nobody failed with: a clear message and exit 1.
+    let out = gw.run_cli(&["lockouts", "clear", "nobody-at-all"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing to clear"),
+        "{out:?}"
+    );
+
+    // She calls; the help desk types her name in capitals: it is her lock.
+    let out = gw.run_cli(&["lockouts", "clear", "ALICE"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("cleared alice"),
+        "{out:?}"
+    );
+    let end = gw.offsite_client().login(ONE, &ALICE).await.end;
+    assert!(
+        end.is_whoami(),
+        "still locked after the clear: {}",
+        end.describe()
+    );
+    let out = gw.run_cli(&["lockouts", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON list");
+    assert_eq!(list["users"].as_array().map(Vec::len), Some(0), "{list}");
+
+    let lines = gw
+        .wait_auth_log("the admin event of the clear", |l| {
+            count(l, "admin", "lockout_cleared") >= 1
+        })
+        .await;
+    let cleared: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["event"] == "admin" && l["reason"] == "lockout_cleared")
+        .collect();
+    assert_eq!(cleared.len(), 1, "one clear, one event: {cleared:?}");
+    assert_eq!(cleared[0]["user"], "alice");
+    assert_eq!(cleared[0]["realm"], "staff");
+    assert_eq!(cleared[0]["method"], "admin_api");
+    assert_eq!(cleared[0]["result"], "success");
+}

@@ -986,3 +986,49 @@ async fn the_help_desk_lists_and_clears_a_lockout_and_nobody_else_can() {
     assert_eq!(cleared[0]["method"], "admin_api");
     assert_eq!(cleared[0]["result"], "success");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_help_desk_unblocks_an_address_and_only_that_address() {
+    let upstream = Upstream::start().await;
+    let gw = gateway(&upstream, 3).await;
+    let office = gw.offsite_client();
+    for i in 0..3 {
+        let page = attempt(&office, ONE, &format!("typo{i}"), "wrong").await;
+        assert_eq!(page.status, 401, "{}", page.describe());
+    }
+    gw.wait_auth_log("the address block", |l| !events(l, "ip_block").is_empty())
+        .await;
+    let blocked = attempt(&gw.offsite_client(), ONE, "alice", ALICE.password).await;
+    assert_eq!(blocked.status, 401, "not blocked: {}", blocked.describe());
+
+    let out = gw.run_cli(&["lockouts", "list"]);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        table.lines().any(|l| l.starts_with("127.0.0.2 ")),
+        "the address is not listed:\n{table}"
+    );
+    // A --realm that is not configured is refused, not ignored.
+    let out = gw.run_cli(&["lockouts", "clear", "alice", "--realm", "nosuch"]);
+    assert!(!out.status.success(), "{out:?}");
+    // Another address: nothing to clear, exit 1, the block stays.
+    let out = gw.run_cli(&["lockouts", "clear", "--ip", "127.0.0.9"]);
+    assert!(!out.status.success(), "{out:?}");
+    let out = gw.run_cli(&["lockouts", "clear", "--ip", "127.0.0.2"]);
+    assert!(out.status.success(), "{out:?}");
+    let end = gw.offsite_client().login(ONE, &ALICE).await.end;
+    assert!(
+        end.is_whoami(),
+        "still blocked after the clear: {}",
+        end.describe()
+    );
+    let lines = gw
+        .wait_auth_log("the admin event of the clear", |l| {
+            count(l, "admin", "lockout_cleared") >= 1
+        })
+        .await;
+    let cleared = lines
+        .iter()
+        .find(|l| l["event"] == "admin" && l["reason"] == "lockout_cleared")
+        .unwrap();
+    assert_eq!(cleared["client_ip"], "127.0.0.2", "{cleared}");
+}

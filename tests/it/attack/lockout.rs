@@ -95,6 +95,25 @@ async fn assert_not_locked_after(gw: &Gateway, n: usize) {
     );
 }
 
+/// Four wrong authenticator codes on `form`, each refused as wrong, and no
+/// lockout yet; the code page the last refusal showed.
+async fn four_wrong_codes(
+    gw: &Gateway,
+    attacker: &Client,
+    mut form: CodePage,
+    secret: &str,
+) -> CodePage {
+    for _ in 0..4 {
+        form = assert_refused(
+            enter_code(attacker, &form, &wrong_code(secret)).await,
+            401,
+            "Koden stämmer inte",
+        );
+    }
+    assert_not_locked_after(gw, 4).await;
+    form
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_holder_who_logs_in_again_between_wrong_codes_is_locked_at_the_fifth() {
     let upstream = Upstream::start().await;
@@ -103,15 +122,8 @@ async fn a_password_holder_who_logs_in_again_between_wrong_codes_is_locked_at_th
     let attacker = gw.offsite_client();
 
     // Round one: the password (right) and four wrong codes.
-    let mut form = code_page_for(&attacker, APP, &ALICE, "totp").await;
-    for _ in 0..4 {
-        form = assert_refused(
-            enter_code(&attacker, &form, &wrong_code(&secret)).await,
-            401,
-            "Koden stämmer inte",
-        );
-    }
-    assert_not_locked_after(&gw, 4).await;
+    let form = code_page_for(&attacker, APP, &ALICE, "totp").await;
+    let form = four_wrong_codes(&gw, &attacker, form, &secret).await;
     let wrong_answer = comparable_code_page(&form);
 
     // Log in again (a fresh browser): the right password must not wipe the four.
@@ -173,15 +185,8 @@ async fn re_entering_the_password_on_the_reauth_page_does_not_wipe_wrong_codes()
     let secret = totp_add(&gw, &ALICE, "Jobbmobil");
     let attacker = gw.offsite_client();
 
-    let mut form = code_page_for(&attacker, APP, &ALICE, "totp").await;
-    for _ in 0..4 {
-        form = assert_refused(
-            enter_code(&attacker, &form, &wrong_code(&secret)).await,
-            401,
-            "Koden stämmer inte",
-        );
-    }
-    assert_not_locked_after(&gw, 4).await;
+    let form = code_page_for(&attacker, APP, &ALICE, "totp").await;
+    let mut form = four_wrong_codes(&gw, &attacker, form, &secret).await;
 
     // The re-auth page with her (right) password, on the session she has.
     let reauth = attacker.get("https://portal.test/.portvakt/reauth").await;

@@ -12,38 +12,8 @@ use crate::storage::Credential;
 const KEY: [u8; 32] = [7; 32];
 const BOB_SECRET: [u8; 20] = [5; 20];
 
-/// Schema 1 exactly as shipped.
-const SCHEMA_1: &str = "CREATE TABLE sms_numbers (
-        username TEXT NOT NULL,
-        position INTEGER NOT NULL CHECK (position IN (0, 1)),
-        e164 TEXT NOT NULL,
-        added_ms INTEGER NOT NULL,
-        PRIMARY KEY (username, position)
-    ) STRICT;
-    CREATE TABLE totp_devices (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        username TEXT NOT NULL,
-        description TEXT NOT NULL,
-        seed BLOB NOT NULL,
-        added_ms INTEGER NOT NULL,
-        last_step INTEGER
-    ) STRICT;
-    CREATE INDEX totp_devices_by_user ON totp_devices (username);
-    CREATE TABLE tokens (
-        serial TEXT PRIMARY KEY,
-        kind TEXT NOT NULL CHECK (kind IN ('hotp', 'totp')),
-        digits INTEGER NOT NULL CHECK (digits IN (6, 8)),
-        period INTEGER CHECK ((kind = 'totp') = (period IS NOT NULL)),
-        counter INTEGER NOT NULL DEFAULT 0,
-        last_step INTEGER,
-        seed BLOB NOT NULL,
-        imported_ms INTEGER NOT NULL,
-        username TEXT,
-        assigned_ms INTEGER,
-        resync_counter INTEGER,
-        resync_at INTEGER
-    ) STRICT;
-    CREATE INDEX tokens_by_user ON tokens (username);";
+/// Schema 1 exactly as shipped: the first migration, which is never edited.
+const SCHEMA_1: &str = MIGRATIONS[0];
 
 /// A schema-1 file: anna has an SMS number, device 1 (RFC secret, its
 /// previous step already used) and token T1 (counter 4); bob has device 2;

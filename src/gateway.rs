@@ -28,8 +28,11 @@ use crate::session::handoff::HandoffCodes;
 use crate::session::memory::MemoryStore;
 use crate::session::Method;
 use crate::session::SessionStore;
-use crate::signing::Signer;
-use crate::storage::EnrolmentStore;
+use crate::signing::{Purpose, Signer};
+use crate::state::health::{Backend, Health, HealthListener, Monitored};
+use crate::state::sessions::SharedSessions;
+use crate::state::{SharedState, StateBackend};
+use crate::storage::{EnrolmentStore, Sealer};
 
 /// Everything derived from one configuration.
 #[derive(Debug)]
@@ -341,6 +344,11 @@ fn csp(router: &Router) -> HeaderValue {
 #[derive(Debug)]
 pub struct Gateway {
     runtime: ArcSwap<Runtime>,
+    /// Short-lived state (memory, or Redis shared with other gateways),
+    /// watched for outages.
+    pub state: Arc<Monitored>,
+    /// Whether the durable store answers (fed by its callers).
+    pub storage_health: Health,
     /// Sessions.
     pub sessions: Arc<dyn SessionStore>,
     /// Pending handoff codes.
@@ -360,19 +368,61 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway running `runtime`.
-    pub fn new(runtime: Runtime, clock: SharedClock, store: Arc<dyn EnrolmentStore>) -> Gateway {
-        Gateway {
+    /// A gateway running `runtime`, keeping short-lived state in `state`.
+    /// Sessions stay in this process's own map when `state` is memory (no
+    /// encoding on the request path); with a shared backend they live
+    /// there, so every gateway sees every session.
+    pub fn new(
+        runtime: Runtime,
+        clock: SharedClock,
+        store: Arc<dyn EnrolmentStore>,
+        state: SharedState,
+    ) -> Arc<Gateway> {
+        let state = Arc::new(Monitored::new(state));
+        let shared: SharedState = state.clone();
+        let sessions: Arc<dyn SessionStore> = if shared.kind() == "memory" {
+            Arc::new(MemoryStore::default())
+        } else {
+            Arc::new(SharedSessions::new(
+                shared.clone(),
+                runtime.config.idle_timeout,
+                runtime.config.max_lifetime,
+            ))
+        };
+        // One key for every gateway sharing the state: derived from the
+        // shared secret, so a value sealed by A opens on B.
+        let sealer = || Sealer::from_secret(&runtime.signer.mac(Purpose::StateSeal, b""));
+        let pepper = runtime.signer.mac(Purpose::CodePepper, b"");
+        let gw = Arc::new(Gateway {
+            handoffs: HandoffCodes::new(shared.clone(), sealer()),
+            challenges: Challenges::new(shared.clone(), pepper),
+            enrolling: crate::enrolment::Enrolling::new(shared, sealer()),
             runtime: ArcSwap::from_pointee(runtime),
-            sessions: Arc::new(MemoryStore::default()),
-            handoffs: HandoffCodes::default(),
+            state,
+            storage_health: Health::default(),
+            sessions,
             clock,
             ids: RequestIds::default(),
             store,
-            challenges: Challenges::new(),
-            enrolling: Default::default(),
             metrics: crate::metrics::Metrics::new(),
-        }
+        });
+        let weak = Arc::downgrade(&gw);
+        let listener: std::sync::Weak<dyn HealthListener> = weak;
+        gw.state.health.listen(listener.clone());
+        gw.storage_health.listen(listener);
+        gw
+    }
+
+    /// Whether the short-lived sessions are shared with other gateways.
+    pub fn shared_sessions(&self) -> bool {
+        self.state.kind() != "memory"
+    }
+
+    /// Observe an answer of the durable store (for outage reporting);
+    /// returns it unchanged.
+    pub fn storage<T, E: std::fmt::Display>(&self, result: Result<T, E>) -> Result<T, E> {
+        self.storage_health.observe(Backend::Storage, &result);
+        result
     }
 
     /// The current runtime (cheap; a request keeps the one it started with).
@@ -460,5 +510,40 @@ impl Gateway {
             destination: None,
             provider: None,
         }
+    }
+}
+
+impl HealthListener for Gateway {
+    fn changed(&self, backend: Backend, up: bool, error: Option<&str>) {
+        let rt = self.runtime();
+        let reason = match (backend, up) {
+            (Backend::State, false) => Reason::StateUnavailable,
+            (Backend::State, true) => Reason::StateRestored,
+            (Backend::Storage, false) => Reason::StorageUnavailable,
+            (Backend::Storage, true) => Reason::StorageRestored,
+        };
+        let unspecified = IpAddr::from([0, 0, 0, 0]);
+        let mut ev = self.event(
+            Event::Backend,
+            Outcome::of(up),
+            reason,
+            None,
+            None,
+            unspecified,
+            true,
+            "",
+        );
+        // The error text names the backend's address, never its password
+        // (both backends redact their URLs in errors).
+        ev.provider = error.map(str::to_owned);
+        ev.destination = Some(
+            if backend == Backend::State {
+                self.state.kind()
+            } else {
+                "storage"
+            }
+            .to_owned(),
+        );
+        self.audit(&rt, ev);
     }
 }

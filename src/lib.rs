@@ -62,6 +62,7 @@ pub mod routing;
 pub mod server;
 pub mod session;
 pub mod signing;
+pub mod state;
 pub mod storage;
 pub mod tls;
 pub mod whoami;

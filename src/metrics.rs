@@ -7,8 +7,8 @@
 //! the text exposition format and process metrics without writing either.
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::audit::{AuthEvent, Event};
@@ -33,6 +33,8 @@ pub struct Metrics {
     reloads: IntCounterVec,
     last_reload: Gauge,
     sessions: IntGauge,
+    backend_outages: IntCounterVec,
+    backend_down: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -101,6 +103,22 @@ impl Metrics {
             "Configuration reloads (SIGHUP), by result.",
             &["result"],
         );
+        let backend_outages = counter(
+            "backend_outages_total",
+            "Times a backend (state: memory/Redis; storage: SQLite/PostgreSQL) stopped answering.",
+            &["backend"],
+        );
+        let backend_down = defined(IntGaugeVec::new(
+            Opts::new(
+                "backend_down",
+                "1 while a backend does not answer (as last seen by this gateway).",
+            ),
+            &["backend"],
+        ));
+        defined(registry.register(Box::new(backend_down.clone())));
+        for b in ["state", "storage"] {
+            backend_down.with_label_values(&[b]).set(0);
+        }
         let latency = defined(HistogramVec::new(
             HistogramOpts::new(
                 "request_duration_seconds",
@@ -134,6 +152,8 @@ impl Metrics {
             reloads,
             last_reload,
             sessions,
+            backend_outages,
+            backend_down,
         }
     }
 
@@ -175,6 +195,20 @@ impl Metrics {
                 .sessions_revoked
                 .with_label_values(&[ev.reason.as_str()])
                 .inc(),
+            Event::Backend => {
+                use crate::audit::Reason;
+                let backend = match ev.reason {
+                    Reason::StorageUnavailable | Reason::StorageRestored => "storage",
+                    _ => "state",
+                };
+                let down = ev.result != crate::audit::Outcome::Success;
+                if down {
+                    self.backend_outages.with_label_values(&[backend]).inc();
+                }
+                self.backend_down
+                    .with_label_values(&[backend])
+                    .set(i64::from(down));
+            }
             _ => {}
         }
     }
@@ -195,8 +229,8 @@ impl Metrics {
     }
 
     /// The text exposition, with the live session count as of now.
-    pub fn render(&self, active_sessions: usize) -> String {
-        self.sessions.set(active_sessions as i64);
+    pub fn render(&self, active_sessions: i64) -> String {
+        self.sessions.set(active_sessions);
         let mut out = Vec::with_capacity(16 * 1024);
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "cannot encode metrics");

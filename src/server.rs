@@ -18,6 +18,7 @@ use crate::clock;
 use crate::config::{self, Config};
 use crate::gateway::{Gateway, Runtime};
 use crate::proxy::Proxy;
+use crate::state::StateBackend;
 use crate::tls::SniResolver;
 
 /// Errors starting the server.
@@ -38,6 +39,10 @@ pub enum StartError {
     /// The auth log or its chain head cannot be written.
     #[error("cannot write the auth log or its chain head ({0}): {1}")]
     AuditLog(String, std::io::Error),
+    /// The shared state could not be set up (not: is down — that is
+    /// survived, and answered with the "not working right now" page).
+    #[error("cannot set up the shared state: {0}")]
+    State(#[from] crate::state::StateError),
     /// Signal handling could not be installed.
     #[error("cannot install signal handler: {0}")]
     Signals(std::io::Error),
@@ -65,7 +70,13 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
     )
     .map_err(|e| StartError::AuditLog(runtime.config.chain_head.display().to_string(), e))?;
     let store = open_store(&runtime)?;
-    let gateway = Arc::new(Gateway::new(runtime, clock::system(), store));
+    let clock = clock::system();
+    let state = crate::state::open(
+        runtime.config.state_url.as_deref(),
+        runtime.config.state_timeout,
+        clock.clone(),
+    )?;
+    let gateway = Gateway::new(runtime, clock, store, state);
     gateway.metrics.started(unix_now());
 
     let conf = ServerConf {
@@ -274,7 +285,8 @@ impl Sweeper {
                 cfg.idle_timeout.as_millis() as u64,
                 cfg.max_lifetime.as_millis() as u64,
             )
-            .await;
+            .await
+            .unwrap_or_default();
         for s in removed {
             let why = s
                 .expired(
@@ -285,9 +297,9 @@ impl Sweeper {
                 .unwrap_or(crate::session::Expiry::Idle);
             gw.audit_expired(&rt, &s, why, None);
         }
-        gw.handoffs.sweep(now);
-        gw.challenges.sweep(now);
-        gw.enrolling.sweep(now);
+        // Handoff and one-time codes and pending enrolments live in the
+        // state backend, which drops them when they expire.
+        gw.state.sweep();
         rt.regulator.sweep(now);
         rt.basic_cache.sweep(now);
     }

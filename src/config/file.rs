@@ -59,6 +59,16 @@ pub struct FileConfig {
     /// SQLite file for enrolments (SMS numbers, authenticator devices,
     /// hardware tokens). Default `portvakt.db` beside the config file.
     pub storage: Option<String>,
+    /// Where short-lived state lives (sessions, handoff and one-time codes,
+    /// lockout counters, pending enrolments): `memory` (default, one
+    /// gateway) or `redis://host:6379/0`, `rediss://…` (TLS, verified
+    /// against the system's CAs), `redis-sentinel://…` (failover), shared
+    /// by several gateways.
+    pub state: Option<String>,
+    /// How long one command to the shared state may take before the
+    /// request gets the "not working right now" page. Default 2s.
+    #[serde(default)]
+    pub state_timeout: Option<Duration>,
     /// One-time code rules (SMS and e-mail codes).
     #[serde(default)]
     pub codes: Codes,

@@ -64,6 +64,11 @@ pub struct Config {
     pub chain_head: PathBuf,
     /// SQLite file with enrolments.
     pub storage_path: PathBuf,
+    /// The shared state's URL (`None`: in memory). May hold a password:
+    /// never log it.
+    pub state_url: Option<String>,
+    /// Longest wait for one shared-state command.
+    pub state_timeout: std::time::Duration,
     /// One-time code rules.
     pub codes: CodeSettings,
     /// Code delivery.

@@ -210,6 +210,22 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
     let access_log = log(&f.audit.access_log, &mut c);
     let auth_log = log(&f.audit.auth_log, &mut c);
     let storage_path = c.path(f.storage.as_deref().unwrap_or("portvakt.db"));
+    let state_url = match f.state.as_deref().map(str::trim) {
+        None | Some("memory") => None,
+        Some(url) => match crate::state::redis::check_url(url) {
+            Ok(()) => Some(url.to_owned()),
+            Err(e) => {
+                c.problem("state", e);
+                None
+            }
+        },
+    };
+    let state_timeout = f
+        .state_timeout
+        .map_or(std::time::Duration::from_secs(2), |d| d.0);
+    if state_timeout.is_zero() || state_timeout > std::time::Duration::from_secs(60) {
+        c.problem("state_timeout", "must be between 1ms and 60s");
+    }
     let admin_addr = match f.listen.admin.as_deref().map(str::trim) {
         None => Some(SocketAddr::from(([127, 0, 0, 1], 9100))),
         Some("off") | Some("none") | Some("false") => None,
@@ -340,6 +356,8 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         auth_log,
         chain_head,
         storage_path,
+        state_url,
+        state_timeout,
         codes,
         notify,
         request_limits,

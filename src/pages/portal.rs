@@ -19,6 +19,7 @@ pub fn front(rt: &Runtime, req: &Req<'_>) -> Reply {
         SessionState::Ended => {
             return Reply::redirect(302, &login_url(rt, req.port_suffix, &here, Some("expired")))
         }
+        SessionState::Unavailable => return super::login_down(rt, req),
         SessionState::None if rt.config.realms.len() > 1 => return landing(rt, req),
         SessionState::None => {
             return Reply::redirect(302, &login_url(rt, req.port_suffix, &here, None))

@@ -163,6 +163,22 @@ impl ProxyHttp for Proxy {
         } else {
             self.session_state(session, &rt).await
         };
+        if matches!(state, SessionState::Unavailable) {
+            // Fail closed, and not into the login page: it could not store
+            // the login either, and the user would go round in a loop.
+            let reply = self.message(
+                session,
+                ctx,
+                &rt,
+                503,
+                "login_down_heading",
+                "login_down_text",
+            );
+            ctx.reason = "state_unavailable";
+            return self
+                .reply(session, ctx, &rt, reply.decision("unavailable"))
+                .await;
+        }
         let mut identity = state.session().cloned();
         if let Some(s) = &identity {
             // The session's own realm decides what "internal" means for it.

@@ -133,11 +133,12 @@ impl Runtime {
         let auth_log = match previous {
             Some(p)
                 if p.config.auth_log == config.auth_log
-                    && p.config.chain_head == config.chain_head =>
+                    && p.config.chain_head == config.chain_head
+                    && p.config.gateway == config.gateway =>
             {
                 Ok(p.auth_log.clone())
             }
-            _ => LogWriter::open_chained(&config.auth_log, &config.chain_head),
+            _ => LogWriter::open_chained(&config.auth_log, &config.chain_head, &config.gateway),
         }
         .map_err(|e| {
             fail(Problem::new(

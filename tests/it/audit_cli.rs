@@ -945,6 +945,7 @@ fn the_table_reads_left_to_right_as_who_where_what_and_why() {
         rows[0],
         [
             "TIME",
+            "GATEWAY",
             "LOG",
             "USER",
             "CLIENT IP",
@@ -956,7 +957,7 @@ fn the_table_reads_left_to_right_as_who_where_what_and_why() {
         ]
     );
     assert_eq!(
-        rows[1][1..],
+        rows[1][2..],
         [
             "auth",
             "dave",
@@ -969,7 +970,7 @@ fn the_table_reads_left_to_right_as_who_where_what_and_why() {
         ]
     );
     assert_eq!(
-        rows[2][1..],
+        rows[2][2..],
         [
             "auth",
             "dave",
@@ -982,7 +983,7 @@ fn the_table_reads_left_to_right_as_who_where_what_and_why() {
         ]
     );
     assert_eq!(
-        rows[4][1..],
+        rows[4][2..],
         [
             "access",
             "dave",

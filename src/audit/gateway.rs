@@ -90,4 +90,47 @@ mod tests {
             assert_eq!(from_config(None).unwrap(), host);
         }
     }
+
+    fn config_with(audit: &str) -> Result<crate::config::Config, crate::config::ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        crate::demo::write_certs(dir.path()).expect("dev certificate");
+        std::fs::write(dir.path().join("secret.key"), [7u8; 32]).expect("secret.key");
+        std::fs::write(dir.path().join("users.yaml"), "users: {}\n").expect("users.yaml");
+        let yaml = format!(
+            r#"listen: {{ https: "127.0.0.1:1" }}
+tls:
+  certificates:
+    - {{ cert: gateway.pem, key: gateway.key }}
+portal: {{ host: portal.test }}
+secret_key_file: secret.key
+realms:
+  - id: staff
+    title: {{ sv: "Personal", en: "Staff" }}
+    internal_networks: [10.0.0.0/8]
+    directory: {{ file: users.yaml }}
+services: []
+audit:
+  access_log: access.jsonl
+  auth_log: auth.jsonl
+{audit}"#
+        );
+        crate::config::parse(&dir.path().join("portvakt.yaml"), &yaml)
+    }
+
+    #[test]
+    fn the_config_key_is_checked_at_the_border_and_named_in_the_error() {
+        let c = config_with("  gateway: gw-a\n").expect("a good name");
+        assert_eq!(c.gateway, "gw-a");
+        let e = config_with("  gateway: \"../../etc/gw\"\n")
+            .expect_err("a path is no name")
+            .to_string();
+        assert!(e.contains("portvakt.yaml: line 16 column"), "{e}");
+        assert!(
+            e.contains("audit.gateway: \"../../etc/gw\" cannot name a gateway"),
+            "{e}"
+        );
+        if is_valid(&host_name()) {
+            assert_eq!(config_with("").expect("default").gateway, host_name());
+        }
+    }
 }

@@ -391,6 +391,10 @@ pub(crate) fn chain_order(files: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 fn first_seq(path: &Path) -> Option<u64> {
+    // Standard input can be read once only: the walk needs its first line.
+    if path.as_os_str() == "-" {
+        return None;
+    }
     let mut lines = Lines::open(path).ok()?;
     let mut buf = Vec::new();
     lines.next(&mut buf).ok()??;

@@ -156,6 +156,10 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// The gateway named by a file's first record (its anchor).
 fn first_gateway(path: &Path) -> Option<String> {
+    // Standard input can be read once only: the walk needs its first line.
+    if path.as_os_str() == "-" {
+        return None;
+    }
     let mut lines = Lines::open(path).ok()?;
     let mut buf = Vec::new();
     lines.next(&mut buf).ok()??;

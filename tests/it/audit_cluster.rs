@@ -315,4 +315,27 @@ async fn a_gateway_will_not_start_on_another_gateways_chain_but_restarts_on_its_
         .and_then(prefix)
         .expect("the request after the restart");
     assert!(!earlier.contains(&again), "{again} reused: {all:?}");
+
+    // Renaming it in the config and reloading (SIGHUP) keeps the name until
+    // a restart: the running chain stays one gateway's.
+    let renamed = a.config_text().replace("gateway: gw-a", "gateway: gw-c");
+    a.write_config_text(&renamed);
+    a.reload();
+    until(
+        "the reload warning",
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || {
+            let warned = a.logs().contains("audit.gateway changed");
+            async move { warned.then_some(()) }
+        },
+    )
+    .await;
+    a.client()
+        .must_login("https://app.test/renamed", &ALICE)
+        .await;
+    let after = wait_lines(&auth_log(dir, "gw-a"), 3, logins).await;
+    assert!(after.iter().all(|l| l["gateway"] == "gw-a"), "{after:#?}");
+    let (code, out, err) = audit(&["verify", s(dir)]);
+    assert_eq!(code, 0, "{out}{err}");
 }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::{chain_order, check_head, walk, Finding, Lines, Verified};
 use crate::audit::chain::{read_head, Head};
 use crate::audit::gateway::FIELD as GATEWAY;
-use crate::audit::logread::{in_dir, log_name, with_rotated, Kind};
+use crate::audit::logread::{in_dir, log_name, printable, with_rotated, Kind};
 
 const AFTER_HELP: &str = "\
 Each gateway keeps its own chain. Give the auth logs of one gateway or of a
@@ -320,7 +320,8 @@ pub fn render(reports: &[ChainReport], orphans: &[Orphan]) -> (String, bool) {
     let mut broken = Vec::new();
     let several = reports.len() + orphans.len() > 1;
     for r in reports {
-        let label = r.gateway.as_deref().unwrap_or("(no gateway name)");
+        // Names come from the files: a forged one must not drive the terminal.
+        let label = printable(r.gateway.as_deref().unwrap_or("(no gateway name)")).into_owned();
         // One chain from before names reads as it always did.
         let (lead, indent) = match (&r.gateway, several) {
             (None, false) => (String::new(), ""),
@@ -354,14 +355,15 @@ pub fn render(reports: &[ChainReport], orphans: &[Orphan]) -> (String, bool) {
                 };
             }
             Err(finding) => {
-                broken.push(label.to_owned());
+                broken.push(label.clone());
                 let _ = writeln!(out, "{lead}chain BROKEN at {finding}");
             }
         }
     }
     for o in orphans {
-        let label = o.head.gateway.as_deref().unwrap_or("(no gateway name)");
-        broken.push(label.to_owned());
+        let label =
+            printable(o.head.gateway.as_deref().unwrap_or("(no gateway name)")).into_owned();
+        broken.push(label.clone());
         let _ = writeln!(
             out,
             "gateway {label}: chain MISSING: the chain head {} says seq {}, but no auth log of this gateway was given",

@@ -323,3 +323,25 @@ fn the_directory_form_leaves_access_logs_and_other_files_out() {
     assert_eq!(c.files, [dir.path().join("auth-gw-a.jsonl")]);
     assert_eq!(c.heads.len(), 1);
 }
+
+#[test]
+fn a_forged_gateway_name_cannot_drive_the_auditors_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    // Anyone who can write the directory can write a consistent chain of
+    // their own (the chain has no secret); its name is shown escaped.
+    let evil = dir.path().join("auth-evil.jsonl");
+    let mut h = Head::genesis();
+    let mut anchor = crate::audit::chain::anchor("t", crate::audit::Reason::NewChain);
+    anchor.insert("gateway".into(), json!("x\u{1b}[2Jy"));
+    let (line, next) = seal(anchor, &h);
+    h = next;
+    std::fs::write(&evil, line + "\n").unwrap();
+    let (_, _, text, ok) = verify_dir(dir.path());
+    assert!(ok, "{text}");
+    assert_eq!(h.seq, 1);
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(
+        text.contains("gateway x\\u{1b}[2Jy: chain intact"),
+        "{text}"
+    );
+}

@@ -273,7 +273,12 @@ fn cluster(args: &VerifyArgs) -> Result<Cluster, (String, ExitCode)> {
             }
         }
     }
+    let mut seen = HashSet::new();
     for path in head_paths {
+        // Named twice (a directory and --head): one head, not an orphan.
+        if !seen.insert(path.canonicalize().unwrap_or_else(|_| path.clone())) {
+            continue;
+        }
         match read_head(&path) {
             Ok(Some(h)) => c.heads.push((path, h)),
             Ok(None) => return usage(format!("{}: no such chain head", path.display())),

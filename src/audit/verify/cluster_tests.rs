@@ -288,6 +288,21 @@ fn files_are_sorted_into_chains_by_what_they_hold_not_by_their_names() {
 }
 
 #[test]
+fn a_head_named_twice_is_one_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, head) = written(dir.path(), "gw-a", 1);
+    let args = VerifyArgs {
+        files: vec![dir.path().to_path_buf()],
+        head: vec![head],
+        ..VerifyArgs::default()
+    };
+    let c = cluster(&args).map_err(|(m, _)| m).unwrap();
+    let (reports, orphans) = verify_cluster(&c);
+    let (text, ok) = render(&reports, &orphans);
+    assert!(ok && orphans.is_empty(), "{text}");
+}
+
+#[test]
 fn a_chain_head_without_its_logs_is_a_missing_chain() {
     let dir = tempfile::tempdir().unwrap();
     written(dir.path(), "gw-a", 1);

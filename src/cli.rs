@@ -205,19 +205,9 @@ pub enum StorageAction {
 /// `portvakt audit …`
 #[derive(Debug, Subcommand)]
 pub enum AuditAction {
-    /// Verify the auth log's hash chain: report the first edited, missing,
-    /// reordered or truncated record with its line and exit 1.
-    Verify {
-        /// Auth log files, current and rotated, in any order (`.gz` is read too).
-        /// Default: the config's auth log and its rotated copies.
-        files: Vec<PathBuf>,
-        /// The gateway's configuration: its auth log and chain head file.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// A chain head file to check the end against (records cut off the end).
-        #[arg(long)]
-        head: Option<PathBuf>,
-    },
+    /// Verify the auth logs' hash chains, one per gateway: report the first
+    /// edited, missing, reordered or truncated record with its line and exit 1.
+    Verify(crate::audit::verify::VerifyArgs),
     /// Filter access and auth logs by user, realm, service, IP/CIDR, decision and time.
     Query(crate::audit::query::QueryArgs),
     /// Summarise a period: logins by method and location, failures, lockouts, refusals, services.
@@ -387,7 +377,7 @@ fn admin(
             .ok()
             .map(|u| format!("operator {u}")),
     };
-    if let Err(e) = crate::audit::append_now(&cfg.auth_log, &cfg.chain_head, &event) {
+    if let Err(e) = crate::audit::append_now(&cfg.auth_log, &cfg.chain_head, &cfg.gateway, &event) {
         eprintln!("portvakt: cannot write the auth log: {e}");
     }
     match result {
@@ -502,11 +492,7 @@ pub fn run(cli: Cli) -> ExitCode {
         } => crate::admin_listener::client::lockouts(config, realm, action),
         Command::Storage { config, action } => storage(config, action),
         Command::Audit { action } => match action {
-            AuditAction::Verify {
-                files,
-                config,
-                head,
-            } => crate::audit::verify::run(files, config.as_deref(), head.as_deref()),
+            AuditAction::Verify(args) => crate::audit::verify::run(args),
             AuditAction::Query(args) => crate::audit::query::run(args),
             AuditAction::Report(args) => crate::audit::report::run(args),
         },

@@ -140,7 +140,7 @@ impl Runtime {
             {
                 Ok(p.auth_log.clone())
             }
-            _ => LogWriter::open_chained(&config.auth_log, &config.chain_head),
+            _ => LogWriter::open_chained(&config.auth_log, &config.chain_head, &config.gateway),
         }
         .map_err(|e| {
             fail(Problem::new(
@@ -434,7 +434,12 @@ impl Gateway {
     /// old one. Returns the problems on failure.
     pub fn reload(&self) -> Result<(), ConfigError> {
         let current = self.runtime();
-        let config = crate::config::load(&current.config.source)?;
+        let mut config = crate::config::load(&current.config.source)?;
+        // Its chain and chain head hold the name: a new name needs a restart.
+        if config.gateway != current.config.gateway {
+            tracing::warn!("audit.gateway changed; it takes effect only after a restart");
+            config.gateway = current.config.gateway.clone();
+        }
         if config.https_addr != current.config.https_addr
             || config.http_addr != current.config.http_addr
             || config.proxy_protocol != current.config.proxy_protocol

@@ -67,6 +67,7 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
     crate::audit::LogWriter::preflight_chained(
         &runtime.config.auth_log,
         &runtime.config.chain_head,
+        &runtime.config.gateway,
     )
     .map_err(|e| StartError::AuditLog(runtime.config.chain_head.display().to_string(), e))?;
     let store = open_store(&runtime)?;

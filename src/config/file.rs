@@ -602,4 +602,7 @@ pub struct Audit {
     /// Where the auth log's hash-chain head (last sequence number and hash)
     /// is kept. Default `auth-chain.head` beside the storage file.
     pub chain_head: Option<String>,
+    /// This gateway's name in its records, its hash chain and its chain
+    /// head (`[A-Za-z0-9._-]{1,64}`). Default the host name.
+    pub gateway: Option<String>,
 }

@@ -62,6 +62,9 @@ pub struct Config {
     pub auth_log: LogTarget,
     /// The auth log's hash-chain head file.
     pub chain_head: PathBuf,
+    /// This gateway's name (`audit.gateway`, default the host name): in every
+    /// record, sealed into its chain and kept in its chain head.
+    pub gateway: String,
     /// SQLite file with enrolments.
     pub storage_path: PathBuf,
     /// The shared state's URL (`None`: in memory). May hold a password:

@@ -267,6 +267,11 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
             .map(|d| d.join("auth-chain.head"))
             .unwrap_or_else(|| PathBuf::from("auth-chain.head")),
     };
+    let gateway =
+        crate::audit::gateway::from_config(f.audit.gateway.as_deref()).unwrap_or_else(|message| {
+            c.problem("audit.gateway", message);
+            String::new()
+        });
     let codes = CodeSettings {
         length: f.codes.length,
         validity: f.codes.validity.0,
@@ -355,6 +360,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         access_log,
         auth_log,
         chain_head,
+        gateway,
         storage_path,
         state_url,
         state_timeout,

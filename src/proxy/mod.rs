@@ -343,6 +343,7 @@ impl ProxyHttp for Proxy {
         let elapsed = ctx.start.elapsed().as_secs_f64();
         let record = AccessRecord {
             time: crate::audit::timestamp(self.gw.clock.now_ms()),
+            gateway: &rt.config.gateway,
             request_id: &ctx.request_id,
             client_ip: ctx.client_ip,
             peer_ip: ctx.peer_ip,

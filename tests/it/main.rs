@@ -8,6 +8,7 @@ mod attack;
 mod audit;
 mod audit_chain;
 mod audit_cli;
+mod audit_cluster;
 mod authenticator;
 mod bad_requests;
 mod basic_auth;

@@ -108,6 +108,8 @@ pub struct GatewayConfig {
     extra_realms: String,
     /// Files written into the gateway's directory before it starts.
     files: Vec<(String, String)>,
+    /// The `audit:` block instead of the default one.
+    audit: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -128,6 +130,7 @@ impl Default for GatewayConfig {
             realm_methods: None,
             extra_realms: String::new(),
             files: Vec::new(),
+            audit: None,
         }
     }
 }
@@ -218,6 +221,13 @@ impl GatewayConfig {
         self
     }
 
+    /// The whole `audit:` block (YAML, from `audit:` on) instead of
+    /// `access.jsonl` and `auth.jsonl` in the gateway's own directory.
+    pub fn audit(mut self, yaml: &str) -> GatewayConfig {
+        self.audit = Some(yaml.to_string());
+        self
+    }
+
     /// Use this PKI instead of the process-wide one.
     pub fn pki(mut self, pki: &Pki) -> GatewayConfig {
         self.pki = Some(pki.clone());
@@ -287,7 +297,10 @@ impl GatewayConfig {
                 y.push_str(&s.render());
             }
         }
-        y.push_str("audit:\n  access_log: access.jsonl\n  auth_log: auth.jsonl\n");
+        match &self.audit {
+            Some(audit) => y.push_str(audit),
+            None => y.push_str("audit:\n  access_log: access.jsonl\n  auth_log: auth.jsonl\n"),
+        }
         y.push_str(&self.extra_yaml);
         y
     }

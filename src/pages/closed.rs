@@ -73,16 +73,23 @@ pub fn when(z: &Zoned, lang: Lang) -> String {
     }
 }
 
-/// When `service` opens next, in words, if it has hours and opens within two weeks.
-pub fn opens(service: &Service, lang: Lang) -> Option<String> {
-    let next = service.hours.as_ref()?.next_open(jiff::Timestamp::now())?;
+/// When `service` opens next after `now`, in words, if it has hours and
+/// opens within two weeks.
+pub fn opens(service: &Service, lang: Lang, now: jiff::Timestamp) -> Option<String> {
+    let next = service.hours.as_ref()?.next_open(now)?;
     Some(when(&next, lang))
 }
 
-/// The page for a closed service.
-pub fn page(rt: &Runtime, lang: Lang, request_id: &str, service: &Service) -> Reply {
+/// The page for a closed service, saying when it opens after `now`.
+pub fn page(
+    rt: &Runtime,
+    lang: Lang,
+    request_id: &str,
+    service: &Service,
+    now: jiff::Timestamp,
+) -> Reply {
     let p = &rt.pages;
-    let text = match opens(service, lang) {
+    let text = match opens(service, lang, now) {
         Some(w) => p.t(lang, "closed_text").replace("{opens}", &w),
         None => p.t(lang, "closed_text_unknown").to_owned(),
     };

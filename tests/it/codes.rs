@@ -6,6 +6,8 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use portvakt::clock::ManualClock;
+
 use crate::support::client::ClientOptions;
 use crate::support::enrol::*;
 use crate::support::sms::{Answer, SmsProvider};
@@ -23,6 +25,16 @@ fn app(upstream: &Upstream) -> GatewayConfig {
 /// (YAML flow mapping body, e.g. `validity: 2s`).
 async fn sms_gateway(upstream: &Upstream, sms: &SmsProvider, codes: &str) -> Gateway {
     sms_gateway_with(app(upstream), sms, codes).await
+}
+
+/// [`sms_gateway`] run in-process on `clock`, for the rules about time.
+async fn sms_gateway_on(
+    upstream: &Upstream,
+    sms: &SmsProvider,
+    codes: &str,
+    clock: &std::sync::Arc<ManualClock>,
+) -> Gateway {
+    sms_gateway_with(app(upstream).clock(clock), sms, codes).await
 }
 
 async fn sms_gateway_with(config: GatewayConfig, sms: &SmsProvider, codes: &str) -> Gateway {
@@ -430,13 +442,23 @@ async fn a_code_is_accepted_in_lower_case() {
 async fn a_code_expires_after_its_validity() {
     let upstream = Upstream::start().await;
     let sms = SmsProvider::start().await;
-    let gw = sms_gateway(&upstream, &sms, "validity: 2s").await;
+    let clock = ManualClock::starting_now();
+    // The default validity: five minutes.
+    let gw = sms_gateway_on(&upstream, &sms, "", &clock).await;
     set_sms_number(&gw, &ALICE, 0, "+46701234567").await;
     let alice = gw.offsite_client();
 
     let form = code_page_for(&alice, APP, &ALICE, "sms:0").await;
     let code = sms_code(&sms, 1).await;
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    // A second before the five minutes are up, the code is still checked…
+    gw.advance(Duration::from_secs(5 * 60 - 1));
+    let form = assert_refused(
+        enter_code(&alice, &form, &wrong(&code)).await,
+        401,
+        "stämmer inte",
+    );
+    // …and when they are, even the right one is refused.
+    gw.advance(Duration::from_secs(1));
     let late = enter_code(&alice, &form, &code).await;
     assert_refused(late, 401, "Koden gäller inte längre");
 
@@ -539,7 +561,9 @@ async fn a_new_code_must_wait_for_the_cooldown_and_the_first_still_works() {
 async fn a_resent_code_replaces_the_old_one_but_not_its_failures() {
     let upstream = Upstream::start().await;
     let sms = SmsProvider::start().await;
-    let gw = sms_gateway(&upstream, &sms, "resend_after: 1s").await;
+    let clock = ManualClock::starting_now();
+    // The default cooldown: 30 s between codes.
+    let gw = sms_gateway_on(&upstream, &sms, "", &clock).await;
     set_sms_number(&gw, &ALICE, 0, "+46701234567").await;
     let alice = gw.offsite_client();
 
@@ -549,7 +573,7 @@ async fn a_resent_code_replaces_the_old_one_but_not_its_failures() {
     let form = assert_refused(enter_code(&alice, &form, &bad).await, 401, "stämmer inte");
     let form = assert_refused(enter_code(&alice, &form, &bad).await, 401, "stämmer inte");
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    gw.advance(Duration::from_secs(30));
     let resent = ask_again(&alice, &form).await;
     assert_eq!(resent.status, 200, "{}", resent.describe());
     let form = CodePage::parse(resent);

@@ -24,6 +24,7 @@ mod ldap;
 mod ldap_gateway;
 mod login;
 mod open_redirect;
+mod opening_hours;
 mod operations;
 mod pages;
 mod policies;

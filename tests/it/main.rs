@@ -20,6 +20,7 @@ mod csrf;
 mod demo;
 mod failed_login;
 mod identity;
+mod in_process;
 mod ldap;
 mod ldap_gateway;
 mod login;

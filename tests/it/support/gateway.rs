@@ -428,6 +428,14 @@ impl Gateway {
         }
     }
 
+    /// The manual clock, if this gateway runs in-process on one.
+    pub fn manual_clock(&self) -> Option<&Arc<ManualClock>> {
+        match &self.process {
+            Process::InProcess(gateway) => Some(gateway.clock()),
+            _ => None,
+        }
+    }
+
     /// Move the in-process gateway's clock forward by `d`: that much time
     /// has passed for the gateway, and no time at all for the test.
     pub fn advance(&self, d: Duration) {

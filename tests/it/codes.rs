@@ -371,7 +371,8 @@ async fn a_stalled_sms_provider_costs_the_timeout_not_a_hung_page() {
     // While her page waits for the provider, the gateway serves others.
     let started = Instant::now();
     let (failed, other) = tokio::join!(choose(&alice, &choice, "sms:0"), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Once the provider holds her request, her page is stuck waiting on it.
+        sms.wait_for_requests(1).await;
         let t = Instant::now();
         let page = gw.client().get("https://bypass.test/meanwhile").await;
         (page, t.elapsed())
@@ -596,7 +597,8 @@ async fn a_resent_code_replaces_the_old_one_but_not_its_failures() {
 async fn the_per_user_budget_refuses_the_third_code_in_an_hour() {
     let upstream = Upstream::start().await;
     let sms = SmsProvider::start().await;
-    let gw = sms_gateway(&upstream, &sms, "per_user_per_hour: 2").await;
+    let clock = ManualClock::starting_now();
+    let gw = sms_gateway_on(&upstream, &sms, "per_user_per_hour: 2", &clock).await;
     set_sms_number(&gw, &ALICE, 0, "+46701234567").await;
     set_sms_number(&gw, &BOB, 0, "+46702223344").await;
 
@@ -630,6 +632,18 @@ async fn the_per_user_budget_refuses_the_third_code_in_an_hour() {
     assert_eq!(refusal["result"], "failure", "{refusal}");
     assert_eq!(refusal["reason"], "user_budget", "{refusal}");
     assert_eq!(refusal["user"], "alice");
+
+    // Just before the hour is up she is still refused; at the hour she has
+    // a new budget.
+    gw.advance(Duration::from_secs(3600 - 1));
+    let early = gw.offsite_client();
+    let posted = password_step(&early, APP, &ALICE, None).await;
+    let choice = open_choice(&early, &posted).await;
+    let refused = choose(&early, &choice, "sms:0").await;
+    assert_eq!(refused.status, 429, "{}", refused.describe());
+    gw.advance(Duration::from_secs(1));
+    code_page_for(&gw.offsite_client(), APP, &ALICE, "sms:0").await;
+    assert_eq!(sms.request(4).await.form_field("to"), "+46701234567");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

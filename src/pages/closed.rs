@@ -106,6 +106,40 @@ pub fn page(
 mod tests {
     use super::*;
 
+    /// Lönebesked: weekdays 06:00–20:00 in Stockholm.
+    fn payslips() -> Service {
+        use crate::policy::hours::{parse_days, parse_time, Hours, Window};
+        let mut s = crate::testutil::service_at("lon.test", "/", crate::policy::Policy::OneFactor);
+        s.hours = Some(Hours {
+            zone: jiff::tz::TimeZone::get("Europe/Stockholm").unwrap(),
+            windows: vec![Window {
+                days: parse_days("mon-fri").unwrap(),
+                from: parse_time("06:00").unwrap(),
+                to: parse_time("20:00").unwrap(),
+            }],
+            holidays: vec![],
+        });
+        s
+    }
+
+    #[test]
+    fn the_next_opening_is_counted_from_the_clock_it_is_given() {
+        use crate::clock::{Clock, ManualClock};
+        // Friday 4 December 2026, 20:30 in Stockholm.
+        let clock = ManualClock::starting_at_timestamp("2026-12-04T19:30:00Z".parse().unwrap());
+        let s = payslips();
+        assert_eq!(
+            opens(&s, Lang::Sv, clock.now_timestamp()).as_deref(),
+            Some("måndag 7 december kl. 06:00")
+        );
+        // Three days on the clock: Monday evening, so Tuesday morning.
+        clock.advance(std::time::Duration::from_secs(3 * 24 * 3600));
+        assert_eq!(
+            opens(&s, Lang::En, clock.now_timestamp()).as_deref(),
+            Some("Tuesday 8 December at 06:00")
+        );
+    }
+
     #[test]
     fn opening_times_read_naturally() {
         let z: Zoned = "2026-11-30T06:00[Europe/Stockholm]".parse().unwrap();

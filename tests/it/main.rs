@@ -1,6 +1,8 @@
 //! portvakt's integration tests: one binary, one module per feature. Every
-//! test starts its own gateway (`portvakt serve`) and upstreams on free
-//! loopback ports and talks to them like a browser would. See `support/`.
+//! test starts its own gateway (`portvakt serve`, or the same config run
+//! in-process on a manual clock when the test is about time) and upstreams
+//! on free loopback ports and talks to them like a browser would. See
+//! `support/`.
 
 mod support;
 

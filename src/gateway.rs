@@ -246,9 +246,11 @@ impl Runtime {
     }
 
     /// E-mail the user that their enrolments changed; `what` names the
-    /// language-file text describing the change.
+    /// language-file text describing the change, `now_ms` (the gateway's
+    /// clock) the time the notice gives.
     pub async fn notify_change(
         &self,
+        now_ms: u64,
         to: &str,
         display_name: &str,
         what: &str,
@@ -259,7 +261,7 @@ impl Runtime {
             portal_host => self.config.portal_host.as_str(),
             brand_title => self.config.branding.title.get(lang),
             display_name => display_name,
-            when => crate::audit::timestamp(crate::clock::Clock::now_ms(&crate::clock::SystemClock)),
+            when => crate::audit::timestamp(now_ms),
         };
         let l = lang.code();
         let text = self

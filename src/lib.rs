@@ -7,6 +7,7 @@
 //! - [`cli`]: subcommands (`serve`, `check-config`, `demo`, `hash-password`, `whoami`).
 //! - [`config`]: the YAML file → validated model, errors with file/line/key.
 //! - [`server`]: pingora server, listeners, background sweeping, SIGHUP reload.
+//! - [`launch`]: what the starter hands in (clock, signals); a gateway run in-process for tests.
 //! - [`tls`]: certificates chosen by SNI.
 //! - [`gateway`]: state per configuration ([`gateway::Runtime`]) and across reloads.
 //! - [`proxy`]: pingora's phases: route, session, policy, identity, logging.
@@ -47,6 +48,7 @@ pub mod directory;
 pub mod enrolment;
 pub mod factors;
 pub mod gateway;
+pub mod launch;
 pub mod login;
 pub mod metrics;
 pub mod net;

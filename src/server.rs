@@ -14,12 +14,13 @@ use pingora::server::{RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
-use crate::clock;
 use crate::config::{self, Config};
 use crate::gateway::{Gateway, Runtime};
 use crate::proxy::Proxy;
 use crate::state::StateBackend;
 use crate::tls::SniResolver;
+
+pub use crate::launch::{Launch, Reloader, Running, Stop};
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,9 @@ pub enum StartError {
     /// Signal handling could not be installed.
     #[error("cannot install signal handler: {0}")]
     Signals(std::io::Error),
+    /// The in-process server thread could not be started.
+    #[error("cannot start the server thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// A gateway ready to run.
@@ -53,10 +57,18 @@ pub struct Prepared {
     /// Shared state (for tests and admin tooling).
     pub gateway: Arc<Gateway>,
     server: Server,
+    /// Kept for [`Prepared::reloader`]: certificates are reloaded with the config.
+    resolver: Arc<SniResolver>,
 }
 
-/// Build the pingora server for `config`.
+/// Build the pingora server for `config`, as `portvakt serve` runs it: the
+/// system clock, and SIGHUP/SIGUSR1 handled by this process.
 pub fn prepare(config: Config) -> Result<Prepared, StartError> {
+    prepare_with(config, Launch::serve())
+}
+
+/// Build the pingora server for `config` with what `launch` hands in.
+pub fn prepare_with(config: Config, launch: Launch) -> Result<Prepared, StartError> {
     let resolver = Arc::new(SniResolver::load(&config.certificates)?);
     let https_addr = config.https_addr;
     let http_addr = config.http_addr;
@@ -71,14 +83,13 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
     )
     .map_err(|e| StartError::AuditLog(runtime.config.chain_head.display().to_string(), e))?;
     let store = open_store(&runtime)?;
-    let clock = clock::system();
     let state = crate::state::open(
         runtime.config.state_url.as_deref(),
         runtime.config.state_timeout,
-        clock.clone(),
+        launch.clock.clone(),
     )?;
-    let gateway = Gateway::new(runtime, clock, store, state);
-    gateway.metrics.started(unix_now());
+    let gateway = Gateway::new(runtime, launch.clock, store, state);
+    gateway.metrics.started(gateway.clock.now_secs_f64());
 
     let conf = ServerConf {
         threads: tuning.threads,
@@ -139,11 +150,26 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
             gw: gateway.clone(),
         },
     ));
-    install_reload(gateway.clone(), resolver)?;
-    Ok(Prepared { gateway, server })
+    if launch.process_signals {
+        install_reload(gateway.clone(), resolver.clone())?;
+    }
+    Ok(Prepared {
+        gateway,
+        server,
+        resolver,
+    })
 }
 
 impl Prepared {
+    /// The reload and log-reopen actions SIGHUP and SIGUSR1 trigger in
+    /// `serve`, to call directly where no signal handler was installed.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            gw: self.gateway.clone(),
+            resolver: self.resolver.clone(),
+        }
+    }
+
     /// Run until SIGTERM/SIGINT. Never returns.
     pub fn run_forever(self) -> ! {
         self.server.run_forever()
@@ -152,6 +178,15 @@ impl Prepared {
     /// Run until the given shutdown signal (tests, embedding).
     pub fn run(self, args: RunArgs) {
         self.server.run(args)
+    }
+
+    /// Run on a thread of this process until the returned handle is
+    /// stopped or dropped (tests, embedding; prepare with
+    /// [`Launch::in_process`]). Returns at once: the listeners are bound
+    /// shortly after, so wait for them to accept.
+    pub fn start_in_process(self) -> Result<Running, StartError> {
+        let reloader = self.reloader();
+        Running::spawn(self.server, reloader).map_err(StartError::Thread)
     }
 }
 
@@ -204,7 +239,8 @@ pub fn reload(gw: &Gateway, resolver: &SniResolver) {
                 .map_err(|e| e.to_string())?;
             gw.reload().map_err(|e| e.to_string())
         });
-    gw.metrics.config_loaded(result.is_ok(), unix_now());
+    gw.metrics
+        .config_loaded(result.is_ok(), gw.clock.now_secs_f64());
     match result {
         Ok(()) => tracing::info!(config = %source.display(), "configuration reloaded"),
         Err(e) => {
@@ -304,11 +340,4 @@ impl Sweeper {
         rt.regulator.sweep(now);
         rt.basic_cache.sweep(now);
     }
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }

@@ -217,7 +217,7 @@ pub async fn handle(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         "/.portvakt/assets/logo" if is_get => {
             Reply::asset(rt.pages.logo.0.clone(), rt.pages.logo.1)
         }
-        "/" if on_portal && is_get => portal::front(rt, req),
+        "/" if on_portal && is_get => portal::front(rt, req, gw.clock.now_timestamp()),
         p if is_get && p.starts_with("/.portvakt/assets/icons/") => {
             icon(rt, req, &p["/.portvakt/assets/icons/".len()..])
         }

@@ -11,8 +11,8 @@ use super::{closed, login_url, session_csrf, Reply, Req, SessionState};
 use crate::gateway::Runtime;
 use crate::policy::{decide_at, Conditions, Decision};
 
-/// GET / on the portal host.
-pub fn front(rt: &Runtime, req: &Req<'_>) -> Reply {
+/// GET / on the portal host; `now` decides which services are open.
+pub fn front(rt: &Runtime, req: &Req<'_>, now: jiff::Timestamp) -> Reply {
     let here = format!("{}/", req.origin());
     let (id, session) = match &req.session {
         SessionState::Valid(id, s) => (id, s),
@@ -28,7 +28,6 @@ pub fn front(rt: &Runtime, req: &Req<'_>) -> Reply {
     let lang = req.lang;
     let realm = rt.config.realm(&session.realm);
     let internal = realm.is_some_and(|r| r.is_internal(req.client_ip));
-    let now = jiff::Timestamp::now();
     let services: Vec<_> = rt
         .config
         .services
@@ -43,7 +42,7 @@ pub fn front(rt: &Runtime, req: &Req<'_>) -> Reply {
                 Decision::Allow => None,
                 // Listed as closed only if it would be open to this user.
                 Decision::Closed if decide_at(s, &at(None), Some(session)) == Decision::Allow => {
-                    Some(closed::opens(s, lang))
+                    Some(closed::opens(s, lang, now))
                 }
                 _ => return None,
             };

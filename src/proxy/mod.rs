@@ -205,7 +205,10 @@ impl ProxyHttp for Proxy {
             internal: ctx.internal,
             client_ip: Some(ctx.client_ip),
             // Only services with opening hours pay for reading the clock.
-            now: service.hours.as_ref().map(|_| jiff::Timestamp::now()),
+            now: service
+                .hours
+                .as_ref()
+                .map(|_| self.gw.clock.now_timestamp()),
         };
         let decision = decide_at(&service, &conditions, identity.as_deref());
         ctx.decision = decision.as_str();

@@ -161,7 +161,7 @@ async fn an_auditor_reads_a_working_day_from_the_gateways_own_logs() {
     // From home: alice again, with her authenticator app as the second factor.
     let home = gw.offsite_client();
     let form = code_page_for(&home, "https://lon.test/lon/2026-11", &ALICE, "totp").await;
-    let code = totp_code(&secret, fresh_step_time().await);
+    let code = totp_code(&secret, fresh_step_time(&gw).await);
     arrive(&home, enter_code(&home, &form, &code).await, &ALICE).await;
 
     gw.wait_access_log("alice from home and bob refused at Lönebesked", |lines| {

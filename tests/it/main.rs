@@ -1,6 +1,8 @@
 //! portvakt's integration tests: one binary, one module per feature. Every
-//! test starts its own gateway (`portvakt serve`) and upstreams on free
-//! loopback ports and talks to them like a browser would. See `support/`.
+//! test starts its own gateway (`portvakt serve`, or the same config run
+//! in-process on a manual clock when the test is about time) and upstreams
+//! on free loopback ports and talks to them like a browser would. See
+//! `support/`.
 
 mod support;
 
@@ -21,10 +23,12 @@ mod csrf;
 mod demo;
 mod failed_login;
 mod identity;
+mod in_process;
 mod ldap;
 mod ldap_gateway;
 mod login;
 mod open_redirect;
+mod opening_hours;
 mod operations;
 mod pages;
 mod policies;

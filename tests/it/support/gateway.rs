@@ -1,14 +1,21 @@
-//! `portvakt serve` as a child process with a config written for one test.
+//! `portvakt serve` as a child process with a config written for one test,
+//! or — given a manual clock ([`GatewayConfig::clock`]) — the same config
+//! run inside the test process (`support::in_process`), so the test moves
+//! time instead of sleeping.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
+
+use portvakt::clock::ManualClock;
 
 use rand::RngCore;
 use serde_json::Value;
 
 use super::client::{Client, ClientOptions};
+use super::in_process::{InProcess, NotStarted};
 use super::pki::Pki;
 use super::wait::{free_addr, maybe_until, tcp_ready, Readiness};
 
@@ -110,6 +117,8 @@ pub struct GatewayConfig {
     files: Vec<(String, String)>,
     /// The `audit:` block instead of the default one.
     audit: Option<String>,
+    /// Run in this process on this clock instead of as `portvakt serve`.
+    clock: Option<Arc<ManualClock>>,
 }
 
 impl Default for GatewayConfig {
@@ -131,6 +140,7 @@ impl Default for GatewayConfig {
             extra_realms: String::new(),
             files: Vec::new(),
             audit: None,
+            clock: None,
         }
     }
 }
@@ -234,6 +244,14 @@ impl GatewayConfig {
         self
     }
 
+    /// Run the gateway inside the test process on `clock`, which only the
+    /// test moves ([`Gateway::advance`]). No process: no signals, no `pid`;
+    /// `reload` and `restart` still work.
+    pub fn clock(mut self, clock: &Arc<ManualClock>) -> GatewayConfig {
+        self.clock = Some(clock.clone());
+        self
+    }
+
     pub async fn start(self) -> Gateway {
         Gateway::start(self).await
     }
@@ -311,7 +329,7 @@ impl GatewayConfig {
 /// test failed.
 pub struct Gateway {
     dir: tempfile::TempDir,
-    child: Child,
+    process: Process,
     https: SocketAddr,
     http: Option<SocketAddr>,
     admin: SocketAddr,
@@ -319,6 +337,16 @@ pub struct Gateway {
     config: GatewayConfig,
     /// Set when a test stopped the process on purpose (SIGTERM).
     stopped: bool,
+}
+
+/// How the gateway runs.
+enum Process {
+    /// `portvakt serve` (stdout and stderr in the directory's `*.log`).
+    Child(Child),
+    /// On a thread of the test process, on a manual clock.
+    InProcess(InProcess),
+    /// Between stopping and starting again in [`Gateway::restart`].
+    Stopped,
 }
 
 /// Name of the config file inside the gateway's directory.
@@ -341,10 +369,10 @@ impl Gateway {
         rand::thread_rng().fill_bytes(&mut key);
         std::fs::write(dir.path().join("secret.key"), key).expect("write secret.key");
 
-        let (child, https, http, admin) = spawn(dir.path(), &config).await;
+        let (process, https, http, admin) = spawn(dir.path(), &config).await;
         Gateway {
             dir,
-            child,
+            process,
             https,
             http,
             admin,
@@ -357,12 +385,11 @@ impl Gateway {
     /// Stop the process the hard way (SIGKILL, like a crash or a power cut)
     /// and start it again with the same config, directory, database and key,
     /// on new free ports. Clients made before talk to the old ports: make new
-    /// ones. Logs are appended to.
+    /// ones. Logs are appended to. In-process: a fast stop, the same clock.
     pub async fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let (child, https, http, admin) = spawn(self.dir.path(), &self.config).await;
-        self.child = child;
+        self.kill();
+        let (process, https, http, admin) = spawn(self.dir.path(), &self.config).await;
+        self.process = process;
         self.https = https;
         self.http = http;
         self.admin = admin;
@@ -382,9 +409,63 @@ impl Gateway {
         self.admin
     }
 
+    /// The child process, for what only a real process can do.
+    fn child(&self) -> &Child {
+        match &self.process {
+            Process::Child(child) => child,
+            _ => panic!("an in-process gateway has no process: start it without a clock"),
+        }
+    }
+
+    /// Stop it: SIGKILL for the process, a fast stop in-process.
+    fn kill(&mut self) {
+        match std::mem::replace(&mut self.process, Process::Stopped) {
+            Process::Child(mut child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Process::InProcess(gateway) => {
+                if !gateway.stop() && !std::thread::panicking() {
+                    panic!("the in-process gateway's server thread panicked (see above)");
+                }
+            }
+            Process::Stopped => {}
+        }
+    }
+
+    /// The manual clock of an in-process gateway.
+    pub fn clock(&self) -> &Arc<ManualClock> {
+        match &self.process {
+            Process::InProcess(gateway) => gateway.clock(),
+            _ => panic!("this gateway runs on the system clock: start it with .clock(…)"),
+        }
+    }
+
+    /// The manual clock, if this gateway runs in-process on one.
+    pub fn manual_clock(&self) -> Option<&Arc<ManualClock>> {
+        match &self.process {
+            Process::InProcess(gateway) => Some(gateway.clock()),
+            _ => None,
+        }
+    }
+
+    /// Move the in-process gateway's clock forward by `d`: that much time
+    /// has passed for the gateway, and no time at all for the test.
+    pub fn advance(&self, d: Duration) {
+        self.clock().advance(d);
+    }
+
+    /// The running gateway's state (in-process only).
+    pub fn state(&self) -> &Arc<portvakt::gateway::Gateway> {
+        match &self.process {
+            Process::InProcess(gateway) => gateway.gateway(),
+            _ => panic!("the state of a child process is out of reach: start it with .clock(…)"),
+        }
+    }
+
     /// The process id (to send signals).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child().id()
     }
 
     /// GET `path` on the admin listener: status and body.
@@ -435,7 +516,7 @@ impl Gateway {
     /// Send `signal` (e.g. "USR1", "TERM") to the gateway process.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.pid().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{signal} failed: {status}");
@@ -443,9 +524,12 @@ impl Gateway {
 
     /// Wait (at most `limit`) for the process to exit; its exit status.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let Process::Child(child) = &mut self.process else {
+            panic!("an in-process gateway has no process to exit: start it without a clock");
+        };
         let deadline = std::time::Instant::now() + limit;
         while std::time::Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = child.try_wait() {
                 self.stopped = true;
                 return Some(status);
             }
@@ -523,24 +607,43 @@ impl Gateway {
         self.write_config_text(&text);
     }
 
-    /// Ask the gateway to reload its config (SIGHUP).
+    /// Ask the gateway to reload its config (SIGHUP; in-process: directly,
+    /// done when this returns).
     pub fn reload(&self) {
+        if let Process::InProcess(gateway) = &self.process {
+            return gateway.reload();
+        }
         let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
+            .args(["-HUP", &self.pid().to_string()])
             .status()
             .expect("run kill -HUP");
         assert!(status.success(), "kill -HUP failed: {status}");
     }
 
-    /// stdout and stderr so far.
+    /// stdout and stderr so far. An in-process gateway has none of its own:
+    /// its tracing goes to the test process (set `PORTVAKT_LOG` to see it).
     pub fn logs(&self) -> String {
         read_logs(self.dir.path())
     }
 
     /// Panics (with the logs) if the process is no longer running.
     pub fn assert_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
+        if let Some(status) = self.died() {
             panic!("the gateway died ({status}):\n{}", self.logs());
+        }
+    }
+
+    /// How it ended, if it ended on its own.
+    fn died(&mut self) -> Option<String> {
+        match &mut self.process {
+            Process::Child(child) => match child.try_wait() {
+                Ok(Some(status)) => Some(status.to_string()),
+                _ => None,
+            },
+            Process::InProcess(gateway) => gateway
+                .has_ended()
+                .then(|| "the server thread ended".to_string()),
+            Process::Stopped => None,
         }
     }
 
@@ -576,12 +679,16 @@ impl Gateway {
     }
 }
 
-/// Write the config for free ports and start `portvakt serve` in `dir`; wait
-/// (at most 30 s) until it listens. Tries other ports if one was taken.
+/// Write the config for free ports and start `portvakt serve` in `dir` (or
+/// in-process, given a clock); wait (at most 30 s) until it listens. Tries
+/// other ports if one was taken.
 async fn spawn(
     dir: &Path,
     config: &GatewayConfig,
-) -> (Child, SocketAddr, Option<SocketAddr>, SocketAddr) {
+) -> (Process, SocketAddr, Option<SocketAddr>, SocketAddr) {
+    if let Some(clock) = &config.clock {
+        return start_in_process(dir, config, clock).await;
+    }
     let mut last = String::new();
     for _attempt in 0..3 {
         let https = free_addr();
@@ -615,7 +722,7 @@ async fn spawn(
         }
         let logs = read_logs(dir);
         match ready {
-            Readiness::Listening => return (child, https, http, admin),
+            Readiness::Listening => return (Process::Child(child), https, http, admin),
             Readiness::Exited(status) if logs.to_ascii_lowercase().contains("in use") => {
                 last = format!("exited ({status}), port taken:\n{logs}");
             }
@@ -630,6 +737,33 @@ async fn spawn(
         }
     }
     panic!("portvakt serve could not start in 3 tries: {last}");
+}
+
+/// [`spawn`] for an in-process gateway on `clock`.
+async fn start_in_process(
+    dir: &Path,
+    config: &GatewayConfig,
+    clock: &Arc<ManualClock>,
+) -> (Process, SocketAddr, Option<SocketAddr>, SocketAddr) {
+    super::in_process::log_to_stderr_if_asked();
+    let mut last = String::new();
+    for _attempt in 0..3 {
+        let https = free_addr();
+        let http = config.http_listener.then(free_addr);
+        let admin = free_addr();
+        let config_path = dir.join(CONFIG_FILE);
+        std::fs::write(&config_path, config.render(https, http, admin)).expect("write config");
+        let listening: Vec<SocketAddr> = [Some(https), http, Some(admin)]
+            .into_iter()
+            .flatten()
+            .collect();
+        match InProcess::start(&config_path, clock.clone(), &listening).await {
+            Ok(gateway) => return (Process::InProcess(gateway), https, http, admin),
+            Err(NotStarted::Refused(why)) => panic!("the in-process gateway did not start: {why}"),
+            Err(NotStarted::NotListening(why)) => last = why,
+        }
+    }
+    panic!("the in-process gateway could not start in 3 tries: {last}");
 }
 
 async fn wait_json_lines(path: &Path, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
@@ -650,7 +784,7 @@ async fn wait_json_lines(path: &Path, what: &str, done: impl Fn(&[Value]) -> boo
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let died = matches!(self.child.try_wait(), Ok(Some(_)));
+        let died = self.died().is_some();
         if std::thread::panicking() || died {
             eprintln!(
                 "===== gateway in {} =====\n{}",
@@ -658,8 +792,7 @@ impl Drop for Gateway {
                 tail(&self.logs(), 200)
             );
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         if died && !self.stopped && !std::thread::panicking() {
             panic!("the gateway process died during the test (see its logs above)");
         }

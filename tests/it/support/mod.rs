@@ -5,6 +5,7 @@
 //! - `users`    — the people in every test's `users.yaml`, with their passwords.
 //! - `upstream` — `portvakt whoami` as a child process, and its JSON answer.
 //! - `gateway`  — config builder, `portvakt serve` as a child process, its logs.
+//! - `in_process` — the same gateway on a thread of this process, on a manual clock.
 //! - `client`   — a browser-like reqwest client: cookies, manual redirects, login.
 //! - `page`     — a fully read response with small helpers for assertions.
 //! - `expect`   — assertions several features share (branded pages, redirects, cookies).
@@ -25,6 +26,7 @@ pub mod enrol;
 pub mod expect;
 pub mod forwarder;
 pub mod gateway;
+pub mod in_process;
 pub mod nginx;
 pub mod page;
 pub mod pki;

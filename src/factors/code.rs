@@ -40,6 +40,9 @@ use crate::storage::UserRef;
 /// look-alikes 0/O and 1/I/L. 31 symbols, about 4.95 bits each.
 pub const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 
+/// How long an expired code is still recognised as such.
+const LATE_ENTRY_MS: u64 = 60_000;
+
 /// The budget window: codes are counted per user and per IP over one hour.
 const BUDGET_WINDOW_MS: u64 = 3_600_000;
 
@@ -211,13 +214,15 @@ impl Pending {
         now_ms < self.expires_ms && self.tries_left > 0
     }
 
-    /// How long the state keeps it: until both the code and its cooldown are over.
+    /// How long the state keeps it: until both the code and its cooldown
+    /// are over, and a minute more, so a late entry is told "expired"
+    /// (and audited as such) rather than "no code was sent".
     fn ttl(&self, now_ms: u64) -> Duration {
         Duration::from_millis(
             self.expires_ms
                 .max(self.resend_at_ms)
                 .saturating_sub(now_ms)
-                .max(1),
+                .saturating_add(LATE_ENTRY_MS),
         )
     }
 }

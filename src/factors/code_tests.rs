@@ -382,7 +382,7 @@ async fn a_challenge_leaves_the_state_when_its_code_and_cooldown_are_over() {
         .unwrap();
     clock.advance_ms(MIN);
     assert_eq!(c.pending_count().await, 1);
-    clock.advance_ms(4 * MIN);
+    clock.advance_ms(5 * MIN);
     assert_eq!(c.pending_count().await, 0);
 }
 

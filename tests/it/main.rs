@@ -17,6 +17,7 @@ mod basic_auth;
 mod browser;
 mod browser_realms;
 mod cli;
+mod cluster;
 mod codes;
 mod cookies;
 mod csrf;

@@ -117,6 +117,9 @@ pub struct GatewayConfig {
     files: Vec<(String, String)>,
     /// The `audit:` block instead of the default one.
     audit: Option<String>,
+    /// The secret key (default: random per gateway). Gateways sharing state
+    /// must share it.
+    secret_key: Option<[u8; 32]>,
     /// Run in this process on this clock instead of as `portvakt serve`.
     clock: Option<Arc<ManualClock>>,
 }
@@ -140,6 +143,7 @@ impl Default for GatewayConfig {
             extra_realms: String::new(),
             files: Vec::new(),
             audit: None,
+            secret_key: None,
             clock: None,
         }
     }
@@ -256,6 +260,18 @@ impl GatewayConfig {
         Gateway::start(self).await
     }
 
+    /// Use `key` as the secret key (several gateways behind one balancer
+    /// share it: it signs return addresses and seals the shared state).
+    pub fn secret_key(mut self, key: [u8; 32]) -> GatewayConfig {
+        self.secret_key = Some(key);
+        self
+    }
+
+    /// Keep short-lived state at `url` (`state:`), e.g. a test Redis.
+    pub fn state(self, url: &str) -> GatewayConfig {
+        self.extra_yaml(&format!("state: \"{url}\"\nstate_timeout: 500ms\n"))
+    }
+
     /// The YAML text for these listening addresses.
     pub fn render(&self, https: SocketAddr, http: Option<SocketAddr>, admin: SocketAddr) -> String {
         let mut y = String::new();
@@ -365,8 +381,11 @@ impl Gateway {
         for (name, text) in &config.files {
             std::fs::write(dir.path().join(name), text).expect("write a file of the config");
         }
-        let mut key = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut key);
+        let key = config.secret_key.unwrap_or_else(|| {
+            let mut key = [0u8; 32];
+            rand::thread_rng().fill_bytes(&mut key);
+            key
+        });
         std::fs::write(dir.path().join("secret.key"), key).expect("write secret.key");
 
         let (process, https, http, admin) = spawn(dir.path(), &config).await;

@@ -86,6 +86,7 @@ pub fn prepare_with(config: Config, launch: Launch) -> Result<Prepared, StartErr
     let state = crate::state::open(
         runtime.config.state_url.as_deref(),
         runtime.config.state_timeout,
+        runtime.config.state_ca_file.as_deref(),
         launch.clock.clone(),
     )?;
     let gateway = Gateway::new(runtime, launch.clock, store, state);

@@ -69,6 +69,9 @@ pub struct FileConfig {
     /// request gets the "not working right now" page. Default 2s.
     #[serde(default)]
     pub state_timeout: Option<Duration>,
+    /// For `rediss://`: a PEM file with the CA that signed the Redis
+    /// server's certificate, trusted instead of the system's CAs.
+    pub state_ca_file: Option<String>,
     /// One-time code rules (SMS and e-mail codes).
     #[serde(default)]
     pub codes: Codes,

@@ -72,6 +72,8 @@ pub struct Config {
     pub state_url: Option<String>,
     /// Longest wait for one shared-state command.
     pub state_timeout: std::time::Duration,
+    /// The only CA trusted for `rediss://` (`None`: the system's).
+    pub state_ca_file: Option<PathBuf>,
     /// One-time code rules.
     pub codes: CodeSettings,
     /// Code delivery.

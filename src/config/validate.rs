@@ -226,6 +226,20 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
     if state_timeout.is_zero() || state_timeout > std::time::Duration::from_secs(60) {
         c.problem("state_timeout", "must be between 1ms and 60s");
     }
+    let state_ca_file = f
+        .state_ca_file
+        .as_ref()
+        .map(|p| c.existing_file("state_ca_file", p));
+    if state_ca_file.is_some()
+        && !state_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("rediss"))
+    {
+        c.problem(
+            "state_ca_file",
+            "is only used with state: rediss://… (TLS); without TLS nothing is verified",
+        );
+    }
     let admin_addr = match f.listen.admin.as_deref().map(str::trim) {
         None => Some(SocketAddr::from(([127, 0, 0, 1], 9100))),
         Some("off") | Some("none") | Some("false") => None,
@@ -364,6 +378,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         storage_path,
         state_url,
         state_timeout,
+        state_ca_file,
         codes,
         notify,
         request_limits,

@@ -20,6 +20,32 @@ impl TestRedis {
     /// Start one, or `None` when redis-server is not installed (the
     /// integration tests, which `tests/install-deps.sh` prepares, require it).
     pub(crate) fn start() -> Option<TestRedis> {
+        TestRedis::start_with(&[])
+    }
+
+    /// Start one speaking only TLS with the demo certificate in `certs`
+    /// (`gateway.pem`/`gateway.key`, valid for 127.0.0.1); `rediss://` URL.
+    pub(crate) fn start_tls(certs: &std::path::Path) -> Option<TestRedis> {
+        let path = |f: &str| certs.join(f).display().to_string();
+        let mut r = TestRedis::start_with(&[
+            "--tls-port".into(),
+            "PORT".into(),
+            "--port".into(),
+            "0".into(),
+            "--tls-cert-file".into(),
+            path("gateway.pem"),
+            "--tls-key-file".into(),
+            path("gateway.key"),
+            "--tls-ca-cert-file".into(),
+            path("ca.pem"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ])?;
+        r.url = r.url.replace("redis://", "rediss://");
+        Some(r)
+    }
+
+    fn start_with(extra: &[String]) -> Option<TestRedis> {
         let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())?;
@@ -29,15 +55,20 @@ impl TestRedis {
             .local_addr()
             .ok()?
             .port();
-        let child = std::process::Command::new(bin)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
+        let mut cmd = std::process::Command::new(bin);
+        if extra.is_empty() {
+            cmd.args(["--port", &port.to_string()]);
+        } else {
+            cmd.args(extra.iter().map(|a| {
+                if a == "PORT" {
+                    port.to_string()
+                } else {
+                    a.clone()
+                }
+            }));
+        }
+        let child = cmd
+            .args(["--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "no", "--dir"])
             .arg(dir.path())
             .stdout(std::process::Stdio::null())
@@ -200,7 +231,7 @@ async fn the_redis_backend_keeps_the_contract() {
         eprintln!("redis-server not installed: skipped (tests/install-deps.sh installs it)");
         return;
     };
-    let s = super::redis::RedisBackend::connect(&redis.url, Duration::from_secs(2)).unwrap();
+    let s = super::redis::RedisBackend::connect(&redis.url, Duration::from_secs(2), None).unwrap();
     contract(Arc::new(s), true).await;
 }
 
@@ -209,7 +240,8 @@ async fn a_redis_outage_fails_within_the_timeout_and_heals_without_a_restart() {
     let Some(mut redis) = TestRedis::start() else {
         return;
     };
-    let s = super::redis::RedisBackend::connect(&redis.url, Duration::from_millis(300)).unwrap();
+    let s =
+        super::redis::RedisBackend::connect(&redis.url, Duration::from_millis(300), None).unwrap();
     s.put("k", b"v", Duration::from_secs(60)).await.unwrap();
     let port: u16 = redis
         .url
@@ -253,4 +285,38 @@ async fn a_redis_outage_fails_within_the_timeout_and_heals_without_a_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(healed, "no reconnect within 10 s");
+}
+
+#[tokio::test]
+async fn rediss_is_verified_against_the_configured_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    crate::demo::write_certs(certs.path()).unwrap();
+    let Some(redis) = TestRedis::start_tls(certs.path()) else {
+        return;
+    };
+    let ca = certs.path().join("ca.pem");
+    let s =
+        super::redis::RedisBackend::connect(&redis.url, Duration::from_secs(2), Some(&ca)).unwrap();
+    s.put("k", b"over tls", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"over tls"[..]));
+
+    // Another CA (someone else's certificate, or a man in the middle): refused.
+    let other = tempfile::tempdir().unwrap();
+    crate::demo::write_certs(other.path()).unwrap();
+    let wrong = super::redis::RedisBackend::connect(
+        &redis.url,
+        Duration::from_millis(500),
+        Some(&other.path().join("ca.pem")),
+    )
+    .unwrap();
+    assert!(
+        wrong.get("k").await.is_err(),
+        "a server the CA did not sign was trusted"
+    );
+    // And the system's CAs do not know the demo CA either.
+    let system =
+        super::redis::RedisBackend::connect(&redis.url, Duration::from_millis(500), None).unwrap();
+    assert!(system.get("k").await.is_err());
 }

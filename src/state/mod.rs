@@ -188,14 +188,18 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Open the backend named by `url` (`None`: memory), with `timeout` for
-/// every command.
+/// every command and, for `rediss://`, `ca_file` as the only trusted CA
+/// (`None`: the system's).
 pub fn open(
     url: Option<&str>,
     timeout: Duration,
+    ca_file: Option<&std::path::Path>,
     clock: crate::clock::SharedClock,
 ) -> Result<SharedState, StateError> {
     match url {
         None => Ok(Arc::new(memory::MemoryBackend::new(clock))),
-        Some(url) => Ok(Arc::new(redis::RedisBackend::connect(url, timeout)?)),
+        Some(url) => Ok(Arc::new(redis::RedisBackend::connect(
+            url, timeout, ca_file,
+        )?)),
     }
 }

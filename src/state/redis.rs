@@ -65,9 +65,18 @@ impl std::fmt::Debug for RedisBackend {
     }
 }
 
+/// fred builds its default TLS config with rustls's process-wide provider;
+/// with more than one provider compiled in (other crates bring aws-lc),
+/// rustls cannot pick and would panic. Ours is ring, like pingora's.
+fn ensure_crypto_provider() {
+    // Err only means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Whether `url` names a Redis backend this build can use; the problem if
 /// not (for config validation, before anything connects).
 pub fn check_url(url: &str) -> Result<(), String> {
+    ensure_crypto_provider();
     let scheme = url.split("://").next().unwrap_or_default();
     if !matches!(
         scheme,
@@ -80,6 +89,29 @@ pub fn check_url(url: &str) -> Result<(), String> {
     Config::from_url(url)
         .map(|_| ())
         .map_err(|e| redact(url, &e.to_string()))
+}
+
+/// A rustls client config trusting only the CA certificates in `ca` (PEM).
+fn tls_trusting(ca: &std::path::Path) -> Result<fred::types::config::TlsConnector, StateError> {
+    let bad =
+        |what: String| StateError::Unavailable(format!("state_ca_file {}: {what}", ca.display()));
+    let pem = std::fs::read(ca).map_err(|e| bad(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots
+            .add(cert.map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("no certificate in it".into()));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(fred::types::config::TlsConnector::from(config))
 }
 
 /// An error text with any password in `url` blanked out.
@@ -97,9 +129,19 @@ impl RedisBackend {
     /// A backend for `url` whose commands each end within `timeout`. Does
     /// not wait for Redis: a gateway starting while Redis is down comes up,
     /// answers "not working right now", and works once Redis is back.
-    pub fn connect(url: &str, timeout: Duration) -> Result<RedisBackend, StateError> {
+    pub fn connect(
+        url: &str,
+        timeout: Duration,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<RedisBackend, StateError> {
+        ensure_crypto_provider();
         let mut config = Config::from_url(url)
             .map_err(|e| StateError::Unavailable(redact(url, &e.to_string())))?;
+        if let Some(ca) = ca_file {
+            // A private CA instead of the system's: rediss:// to a server
+            // whose certificate this CA did not sign is refused.
+            config.tls = Some(tls_trusting(ca)?.into());
+        }
         // Keep retrying the first connection too instead of failing start.
         config.fail_fast = false;
         let client = Builder::from_config(config)

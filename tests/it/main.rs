@@ -22,6 +22,7 @@ mod failed_login;
 mod identity;
 mod ldap;
 mod ldap_gateway;
+mod lifecycle;
 mod login;
 mod open_redirect;
 mod operations;

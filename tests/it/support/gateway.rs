@@ -108,6 +108,8 @@ pub struct GatewayConfig {
     extra_realms: String,
     /// Files written into the gateway's directory before it starts.
     files: Vec<(String, String)>,
+    /// `server.grace_period` (short by default: tests stop gateways often).
+    grace_period: String,
 }
 
 impl Default for GatewayConfig {
@@ -128,6 +130,7 @@ impl Default for GatewayConfig {
             realm_methods: None,
             extra_realms: String::new(),
             files: Vec::new(),
+            grace_period: "1s".into(),
         }
     }
 }
@@ -183,6 +186,12 @@ impl GatewayConfig {
     }
 
     /// Which test certificates (`main`, `second`, `upstream`) to serve, first is default.
+    /// `server.grace_period`: the ceiling of a SIGTERM drain.
+    pub fn grace_period(mut self, d: &str) -> GatewayConfig {
+        self.grace_period = d.into();
+        self
+    }
+
     pub fn certificates(mut self, names: &[&'static str]) -> GatewayConfig {
         self.certificates = names.to_vec();
         self
@@ -266,7 +275,10 @@ impl GatewayConfig {
             "login:\n  user_failures: {}\n  ip_failures: {}\n  window: 10m\n  lockout: 15m\n  basic_auth_cache: 5m\n",
             self.user_failures, self.ip_failures
         ));
-        y.push_str("server:\n  threads: 2\n  grace_period: 1s\n  graceful_shutdown_timeout: 1s\n");
+        y.push_str(&format!(
+            "server:\n  threads: 2\n  grace_period: {}\n  graceful_shutdown_timeout: 1s\n",
+            self.grace_period
+        ));
         y.push_str(&format!(
             "realms:\n  - id: staff\n    title: {{ sv: \"Övriga anställda\", en: \"Other staff\" }}\n    internal_networks: [{}]\n    directory:\n      file: users.yaml\n",
             self.internal_networks.join(", ")

@@ -528,6 +528,15 @@ pub fn upgrade_command(config_path: &Path) -> std::process::ExitCode {
         );
         return ExitCode::FAILURE;
     };
+    // SIGUSR2 ends a process that does not handle it: make sure the pid
+    // file (which may be stale, and whose pid may be reused) names a gateway.
+    if !serves(old) {
+        eprintln!(
+            "portvakt upgrade: process {old} (from {}) is not `portvakt serve`; not signalling it",
+            pid_file.display()
+        );
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = send_signal(old, libc::SIGUSR2) {
         eprintln!("portvakt upgrade: cannot signal process {old}: {e}");
         return ExitCode::FAILURE;
@@ -581,6 +590,16 @@ fn alive(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
     state != Some(Some('Z'))
+}
+
+/// Whether `pid` runs `… serve …` (its command line, from /proc).
+fn serves(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            c.split(|b| *b == 0)
+                .any(|arg| arg == b"serve" || arg == b"demo")
+        })
+        .unwrap_or(false)
 }
 
 fn send_signal(pid: u32, signal: libc::c_int) -> std::io::Result<()> {

@@ -357,3 +357,61 @@ async fn an_upgrade_under_load_fails_no_request_and_keeps_the_audit_chain() {
         "{logged} login records"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_whose_new_process_cannot_start_leaves_the_old_one_serving() {
+    let upstream = Upstream::start().await;
+    let mut gw = gateway(&upstream).await;
+    let old = gw.pid();
+    // The new process reads the config anew: a broken file stops it.
+    let good = gw.config_text();
+    gw.write_config_text(&good.replace("services:", "services: [oops"));
+    // SIGUSR2 is what `portvakt upgrade` sends (which itself would refuse
+    // the broken file first).
+    gw.signal("USR2");
+    crate::support::wait::until(
+        "the old process to notice the new one failed",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let logs = plain(&gw.logs());
+            async move { logs.contains("exited before taking over").then_some(()) }
+        },
+    )
+    .await;
+    gw.write_config_text(&good);
+    gw.assert_alive();
+    assert_eq!(
+        portvakt::lifecycle::read_pid_file(&gw.dir().join("portvakt.pid")),
+        Some(old)
+    );
+    let resp = load_client(&gw, true, false)
+        .get("https://bypass.test/still")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(gw.admin_get("/readyz").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_refuses_a_pid_file_that_names_another_program() {
+    let upstream = Upstream::start().await;
+    let gw = gateway(&upstream).await;
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::fs::write(gw.dir().join("portvakt.pid"), format!("{}\n", sleeper.id())).unwrap();
+    let out = tokio::task::block_in_place(|| gw.run_cli(&["upgrade"]));
+    let still = sleeper.try_wait().unwrap().is_none();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert!(!out.status.success());
+    assert!(still, "the other program was not signalled");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not `portvakt serve`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

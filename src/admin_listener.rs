@@ -1,4 +1,5 @@
-//! The admin listener (loopback by default): `/healthz`, `/readyz`,
+//! The admin listener (loopback by default): `/healthz`, `/readyz` (503
+//! from SIGTERM on, while draining),
 //! `/metrics` for monitoring, the sessions API that
 //! `portvakt sessions list|revoke` calls, and the lockouts API behind
 //! `portvakt lockouts list|clear`.
@@ -195,6 +196,18 @@ impl AdminApp {
     /// realm's directory answer. `detail`: show why a check failed (the
     /// admin token was sent); otherwise each check is only `ok` or `failed`.
     async fn ready(&self, detail: bool) -> Response<Vec<u8>> {
+        // From SIGTERM on: a balancer must move traffic away before the
+        // process is gone (the HTTPS listener is already closed).
+        if self.gw.metrics.phase() == crate::metrics::Phase::Draining {
+            return json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({
+                    "ready": false,
+                    "draining": true,
+                    "in_flight": self.gw.metrics.in_flight(),
+                }),
+            );
+        }
         let rt = self.gw.runtime();
         let mut checks = BTreeMap::new();
         checks.insert("config".to_owned(), "ok".to_owned());

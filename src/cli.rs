@@ -23,9 +23,21 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the gateway with a configuration file (SIGHUP reloads it).
+    /// Run the gateway with a configuration file (SIGHUP reloads it,
+    /// SIGTERM drains and exits, SIGUSR2 upgrades to the installed binary).
     Serve {
         /// The YAML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Take the listening sockets over from the running gateway (it
+        /// sends them over `server.upgrade_socket` after SIGQUIT).
+        #[arg(long, short)]
+        upgrade: bool,
+    },
+    /// Upgrade the running gateway to the installed binary without refusing
+    /// a connection: the new process takes over the listening sockets.
+    Upgrade {
+        /// The YAML configuration file of the running gateway.
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -402,7 +414,8 @@ fn named(
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve { config } => serve(&config),
+        Command::Serve { config, upgrade } => serve_with(&config, upgrade),
+        Command::Upgrade { config } => crate::lifecycle::upgrade_command(&config),
         Command::CheckConfig { config } => match crate::config::load(&config) {
             Ok(c) => {
                 println!(
@@ -539,6 +552,11 @@ fn plural(n: usize) -> &'static str {
 
 /// Load, prepare and run a configuration until SIGTERM.
 pub fn serve(config: &std::path::Path) -> ExitCode {
+    serve_with(config, false)
+}
+
+/// [`serve`], taking the sockets over from the running gateway with `upgrade`.
+pub fn serve_with(config: &std::path::Path, upgrade: bool) -> ExitCode {
     let cfg = match crate::config::load(config) {
         Ok(c) => c,
         Err(e) => {
@@ -547,7 +565,12 @@ pub fn serve(config: &std::path::Path) -> ExitCode {
         }
     };
     let https = cfg.https_addr;
-    match crate::server::prepare(cfg) {
+    let launch = if upgrade {
+        crate::launch::Launch::upgrade()
+    } else {
+        crate::launch::Launch::serve()
+    };
+    match crate::server::prepare_with(cfg, launch) {
         Ok(prepared) => {
             tracing::info!(%https, config = %config.display(), "portvakt is serving");
             prepared.run_forever()

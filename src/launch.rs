@@ -41,6 +41,9 @@ pub struct Launch {
     /// belong to the process: two gateways in one process would both act
     /// on one signal, and the handler thread lives as long as the process.
     pub process_signals: bool,
+    /// Bind the listening sockets, or take them over from the running
+    /// process (`serve --upgrade`).
+    pub start: crate::server::Start,
 }
 
 impl Launch {
@@ -49,6 +52,15 @@ impl Launch {
         Launch {
             clock: crate::clock::system(),
             process_signals: true,
+            start: crate::server::Start::Fresh,
+        }
+    }
+
+    /// [`Launch::serve`], taking the sockets over from the running gateway.
+    pub fn upgrade() -> Launch {
+        Launch {
+            start: crate::server::Start::Upgrade,
+            ..Launch::serve()
         }
     }
 
@@ -57,6 +69,7 @@ impl Launch {
         Launch {
             clock,
             process_signals: false,
+            start: crate::server::Start::Fresh,
         }
     }
 }

@@ -33,6 +33,7 @@
 //! - [`enrolment`]: enrolments waiting for their confirming code.
 //! - [`admin`]: admin commands (tokens, devices, enrolments).
 //! - [`admin_listener`]: `/healthz`, `/readyz`, `/metrics` and the sessions API.
+//! - [`lifecycle`]: SIGTERM drain that exits when idle, socket hand-over on upgrade.
 //! - [`metrics`]: Prometheus counters fed by the access and auth logs' hooks.
 //! - [`demo`]: `portvakt demo`; [`whoami`]: the echo upstream.
 
@@ -49,6 +50,7 @@ pub mod enrolment;
 pub mod factors;
 pub mod gateway;
 pub mod launch;
+pub mod lifecycle;
 pub mod login;
 pub mod metrics;
 pub mod net;

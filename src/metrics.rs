@@ -6,8 +6,11 @@
 //! about what happened. Uses the `prometheus` crate (tikv/rust-prometheus):
 //! the text exposition format and process metrics without writing either.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
@@ -35,6 +38,44 @@ pub struct Metrics {
     sessions: IntGauge,
     backend_outages: IntCounterVec,
     backend_down: IntGaugeVec,
+    /// Requests whose context is alive (the drain waits for zero).
+    in_flight: IntGauge,
+    /// Requests whose context ended, for the drain's "finished N" line.
+    ended: IntCounter,
+    /// 1 from SIGTERM until exit.
+    draining: IntGauge,
+    /// 1 from the upgrade signal until exit.
+    handing_over: IntGauge,
+    /// [`Phase`] as a number: read on every response, so one atomic load.
+    phase: AtomicU8,
+}
+
+/// Where the process is in its life (see `crate::lifecycle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Serving normally.
+    Serving,
+    /// Handing the listening sockets to a new binary: still serving, but
+    /// every response closes its connection so clients reconnect (and land
+    /// on whichever process accepts).
+    HandingOver,
+    /// SIGTERM: no new connections, finishing what is in flight.
+    Draining,
+}
+
+/// One request counted as in flight until this is dropped (held by the
+/// request's context, so pages, upstream requests and WebSockets all count).
+#[derive(Debug)]
+pub struct InFlight {
+    gauge: IntGauge,
+    ended: IntCounter,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
+        self.ended.inc();
+    }
 }
 
 impl Default for Metrics {
@@ -135,6 +176,28 @@ impl Metrics {
         defined(registry.register(Box::new(last_reload.clone())));
         let sessions = defined(IntGauge::new("sessions_active", "Live sessions."));
         defined(registry.register(Box::new(sessions.clone())));
+        let gauge = |name: &str, help: &str| {
+            let g = defined(IntGauge::new(name, help));
+            defined(registry.register(Box::new(g.clone())));
+            g
+        };
+        let in_flight = gauge(
+            "requests_in_flight",
+            "Requests being answered now (pages, proxied requests, open WebSockets).",
+        );
+        let draining = gauge(
+            "draining",
+            "1 while the process drains after SIGTERM: no new connections, /readyz answers 503.",
+        );
+        let handing_over = gauge(
+            "handing_over",
+            "1 while the process hands its listening sockets to a new binary (upgrade).",
+        );
+        let ended = defined(IntCounter::new(
+            "requests_ended_total",
+            "Requests whose handling ended (answered, failed or cut).",
+        ));
+        defined(registry.register(Box::new(ended.clone())));
         // Process metrics are best effort: without /proc they are left out.
         let _ = registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -154,7 +217,60 @@ impl Metrics {
             sessions,
             backend_outages,
             backend_down,
+            in_flight,
+            ended,
+            draining,
+            handing_over,
+            phase: AtomicU8::new(0),
         }
+    }
+
+    /// A request begins; it is in flight until the guard is dropped.
+    pub fn request_started(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight {
+            gauge: self.in_flight.clone(),
+            ended: self.ended.clone(),
+        }
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.get()
+    }
+
+    /// Requests ended since start.
+    pub fn requests_ended(&self) -> u64 {
+        self.ended.get()
+    }
+
+    /// The life-cycle phase.
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Relaxed) {
+            0 => Phase::Serving,
+            1 => Phase::HandingOver,
+            _ => Phase::Draining,
+        }
+    }
+
+    /// Enter `phase` (only forwards: a draining process never serves again).
+    pub fn set_phase(&self, phase: Phase) {
+        let n = match phase {
+            Phase::Serving => 0,
+            Phase::HandingOver => 1,
+            Phase::Draining => 2,
+        };
+        self.phase.fetch_max(n, Ordering::Relaxed);
+        self.draining
+            .set(i64::from(self.phase() == Phase::Draining));
+        self.handing_over
+            .set(i64::from(self.phase() == Phase::HandingOver));
+    }
+
+    /// Whether responses should close their connection now (the process is
+    /// going away: a client must not reuse the connection for its next request).
+    pub fn closing_connections(&self) -> bool {
+        self.phase.load(Ordering::Relaxed) != 0
     }
 
     /// One request answered (from the access-log hook).

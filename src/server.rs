@@ -1,6 +1,7 @@
 //! Builds and runs the pingora server from our configuration: the HTTPS
 //! proxy service, the redirect-only HTTP listener, the admin listener,
-//! background sweeping, SIGHUP reloads and SIGUSR1 log reopening.
+//! background sweeping, SIGHUP reloads, SIGUSR1 log reopening and SIGUSR2
+//! upgrades; how the process ends is in [`crate::lifecycle`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,9 @@ pub enum StartError {
     /// The in-process server thread could not be started.
     #[error("cannot start the server thread: {0}")]
     Thread(std::io::Error),
+    /// The upgrade socket's place is not private.
+    #[error("{0}")]
+    Lifecycle(#[from] crate::lifecycle::LifecycleError),
 }
 
 /// A gateway ready to run.
@@ -59,6 +63,17 @@ pub struct Prepared {
     server: Server,
     /// Kept for [`Prepared::reloader`]: certificates are reloaded with the config.
     resolver: Arc<SniResolver>,
+    life: Arc<crate::lifecycle::Control>,
+}
+
+/// How the process gets its listening sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Bind them.
+    Fresh,
+    /// Take them over from the running process (`serve --upgrade`): it hands
+    /// them over the upgrade socket after SIGQUIT.
+    Upgrade,
 }
 
 /// Build the pingora server for `config`, as `portvakt serve` runs it: the
@@ -67,8 +82,10 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
     prepare_with(config, Launch::serve())
 }
 
-/// Build the pingora server for `config` with what `launch` hands in.
+/// Build the pingora server for `config` with what `launch` hands in
+/// (clock, signals, whether to take the sockets over).
 pub fn prepare_with(config: Config, launch: Launch) -> Result<Prepared, StartError> {
+    let start = launch.start;
     let resolver = Arc::new(SniResolver::load(&config.certificates)?);
     let https_addr = config.https_addr;
     let http_addr = config.http_addr;
@@ -97,14 +114,22 @@ pub fn prepare_with(config: Config, launch: Launch) -> Result<Prepared, StartErr
         grace_period_seconds: Some(tuning.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(tuning.graceful_shutdown_timeout.as_secs()),
         upstream_keepalive_pool_size: tuning.upstream_keepalive_pool_size,
-        // Not used (we never daemonise or upgrade by socket), but keep them
-        // out of shared /tmp names so two gateways never collide.
-        pid_file: format!("/tmp/portvakt-{}.pid", std::process::id()),
-        upgrade_sock: format!("/tmp/portvakt-{}.upgrade", std::process::id()),
+        // pingora uses the pid file only when daemonising (we never do);
+        // ours is written by the lifecycle's drainer.
+        pid_file: tuning.pid_file.display().to_string(),
+        upgrade_sock: tuning.upgrade_socket.display().to_string(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    crate::lifecycle::private_socket_dir(&tuning.upgrade_socket)?;
+    let opt = pingora::server::configuration::Opt {
+        upgrade: start == Start::Upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    // With `Start::Upgrade` this waits (a few seconds at most) for the old
+    // process to send its listening sockets, and exits if none come.
     server.bootstrap();
+    let life = crate::lifecycle::Control::new(gateway.clone(), start == Start::Upgrade);
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
@@ -143,8 +168,16 @@ pub fn prepare_with(config: Config, launch: Launch) -> Result<Prepared, StartErr
             crate::admin_listener::AdminApp::new(gateway.clone()),
         );
         admin.add_tcp(&addr.to_string());
-        server.add_service(admin);
+        // Not stopped by pingora's broadcast: /readyz answers 503 while draining.
+        server.add_service(crate::lifecycle::KeepServing::new(
+            admin,
+            life.admin_shutdown(),
+        ));
     }
+    server.add_service(background_service(
+        "portvakt lifecycle",
+        crate::lifecycle::Drainer::new(life.clone()),
+    ));
     server.add_service(background_service(
         "portvakt sweeper",
         Sweeper {
@@ -152,12 +185,13 @@ pub fn prepare_with(config: Config, launch: Launch) -> Result<Prepared, StartErr
         },
     ));
     if launch.process_signals {
-        install_reload(gateway.clone(), resolver.clone())?;
+        install_reload(gateway.clone(), resolver.clone(), life.clone())?;
     }
     Ok(Prepared {
         gateway,
         server,
         resolver,
+        life,
     })
 }
 
@@ -171,9 +205,16 @@ impl Prepared {
         }
     }
 
-    /// Run until SIGTERM/SIGINT. Never returns.
+    /// Run until SIGTERM (drain), SIGQUIT (hand-over) or SIGINT (fast stop).
+    /// Never returns.
     pub fn run_forever(self) -> ! {
-        self.server.run_forever()
+        crate::lifecycle::remember_binary();
+        self.life.exit_when_drained();
+        let watch = crate::lifecycle::SignalWatch::new(self.life.clone());
+        self.server.run(RunArgs {
+            shutdown_signal: Box::new(watch),
+        });
+        self.life.after_run()
     }
 
     /// Run until the given shutdown signal (tests, embedding).
@@ -206,15 +247,22 @@ pub fn open_store(rt: &Runtime) -> Result<Arc<dyn crate::storage::EnrolmentStore
 
 /// SIGHUP: re-read the config file; keep the old one on any error.
 /// SIGUSR1: reopen the log files (after logrotate moved them).
-fn install_reload(gw: Arc<Gateway>, resolver: Arc<SniResolver>) -> Result<(), StartError> {
-    use signal_hook::consts::{SIGHUP, SIGUSR1};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGHUP, SIGUSR1]).map_err(StartError::Signals)?;
+/// SIGUSR2: start the new binary and hand the listening sockets to it.
+fn install_reload(
+    gw: Arc<Gateway>,
+    resolver: Arc<SniResolver>,
+    life: Arc<crate::lifecycle::Control>,
+) -> Result<(), StartError> {
+    use signal_hook::consts::{SIGHUP, SIGUSR1, SIGUSR2};
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGUSR1, SIGUSR2])
+        .map_err(StartError::Signals)?;
     std::thread::Builder::new()
         .name("portvakt-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
-                if signal == SIGUSR1 {
+                if signal == SIGUSR2 {
+                    life.start_successor();
+                } else if signal == SIGUSR1 {
                     let rt = gw.runtime();
                     rt.access_log.reopen();
                     rt.auth_log.reopen();

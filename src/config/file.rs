@@ -388,6 +388,14 @@ pub struct Server {
     /// Idle upstream connections kept for reuse.
     #[serde(default = "default_pool")]
     pub upstream_keepalive_pool_size: usize,
+    /// Unix socket over which a new binary takes the listening sockets
+    /// (`serve --upgrade`); default `upgrade/portvakt.sock` beside the storage.
+    #[serde(default)]
+    pub upgrade_socket: Option<String>,
+    /// File holding the serving process's id; default `portvakt.pid` beside
+    /// the storage.
+    #[serde(default)]
+    pub pid_file: Option<String>,
 }
 
 fn default_threads() -> usize {
@@ -410,6 +418,8 @@ impl Default for Server {
             grace_period: default_grace(),
             graceful_shutdown_timeout: default_shutdown_timeout(),
             upstream_keepalive_pool_size: default_pool(),
+            upgrade_socket: None,
+            pid_file: None,
         }
     }
 }

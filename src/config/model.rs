@@ -172,6 +172,11 @@ pub struct ServerTuning {
     pub graceful_shutdown_timeout: Duration,
     /// Upstream keep-alive pool size.
     pub upstream_keepalive_pool_size: usize,
+    /// Where a new binary receives the listening sockets (`serve --upgrade`).
+    /// Its directory must be private: pingora makes the socket itself 0666.
+    pub upgrade_socket: PathBuf,
+    /// The serving process's id, for `portvakt upgrade` and supervisors.
+    pub pid_file: PathBuf,
 }
 
 /// A user population.

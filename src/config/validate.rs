@@ -189,11 +189,13 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
     if login.max_concurrent_hashes == 0 {
         c.problem("login.max_concurrent_hashes", "must be at least 1");
     }
-    let server = ServerTuning {
+    let mut server = ServerTuning {
         threads: f.server.threads,
         grace_period: f.server.grace_period.0,
         graceful_shutdown_timeout: f.server.graceful_shutdown_timeout.0,
         upstream_keepalive_pool_size: f.server.upstream_keepalive_pool_size,
+        upgrade_socket: PathBuf::new(),
+        pid_file: PathBuf::new(),
     };
     if server.threads == 0 || server.threads > 256 {
         c.problem("server.threads", "must be between 1 and 256");
@@ -240,6 +242,28 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
             "is only used with state: rediss://… (TLS); without TLS nothing is verified",
         );
     }
+    let state_dir = storage_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    server.upgrade_socket = match &f.server.upgrade_socket {
+        Some(p) => c.path(p),
+        None => state_dir.join("upgrade").join("portvakt.sock"),
+    };
+    // sockaddr_un holds 108 bytes with the terminating NUL.
+    if server.upgrade_socket.as_os_str().len() > 107 {
+        c.problem(
+            "server.upgrade_socket",
+            format!(
+                "{} is longer than a Unix socket path may be (107 bytes); choose a shorter path",
+                server.upgrade_socket.display()
+            ),
+        );
+    }
+    server.pid_file = match &f.server.pid_file {
+        Some(p) => c.path(p),
+        None => state_dir.join("portvakt.pid"),
+    };
     let admin_addr = match f.listen.admin.as_deref().map(str::trim) {
         None => Some(SocketAddr::from(([127, 0, 0, 1], 9100))),
         Some("off") | Some("none") | Some("false") => None,

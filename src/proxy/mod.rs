@@ -70,10 +70,13 @@ impl ProxyHttp for Proxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx::new()
+        let mut ctx = Ctx::new();
+        ctx.in_flight = Some(self.gw.metrics.request_started());
+        ctx
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        crate::lifecycle::last_on_connection_if_closing(session, &self.gw.metrics);
         let rt = self.gw.runtime();
         ctx.rt = Some(rt.clone());
         ctx.request_id = self.gw.ids.next();
@@ -251,10 +254,11 @@ impl ProxyHttp for Proxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
+        crate::lifecycle::last_on_connection_if_closing(session, &self.gw.metrics);
         ctx.upstream_status = Some(resp.status.as_u16());
         if let Some(rt) = &ctx.rt {
             // A `&'static str` name: pingora copies a `HeaderName` it has no

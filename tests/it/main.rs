@@ -27,6 +27,7 @@ mod identity;
 mod in_process;
 mod ldap;
 mod ldap_gateway;
+mod lifecycle;
 mod login;
 mod open_redirect;
 mod opening_hours;

@@ -122,6 +122,8 @@ pub struct GatewayConfig {
     secret_key: Option<[u8; 32]>,
     /// Run in this process on this clock instead of as `portvakt serve`.
     clock: Option<Arc<ManualClock>>,
+    /// `server.grace_period` (short by default: tests stop gateways often).
+    grace_period: String,
 }
 
 impl Default for GatewayConfig {
@@ -145,6 +147,7 @@ impl Default for GatewayConfig {
             audit: None,
             secret_key: None,
             clock: None,
+            grace_period: "1s".into(),
         }
     }
 }
@@ -200,6 +203,12 @@ impl GatewayConfig {
     }
 
     /// Which test certificates (`main`, `second`, `upstream`) to serve, first is default.
+    /// `server.grace_period`: the ceiling of a SIGTERM drain.
+    pub fn grace_period(mut self, d: &str) -> GatewayConfig {
+        self.grace_period = d.into();
+        self
+    }
+
     pub fn certificates(mut self, names: &[&'static str]) -> GatewayConfig {
         self.certificates = names.to_vec();
         self
@@ -310,7 +319,10 @@ impl GatewayConfig {
             "login:\n  user_failures: {}\n  ip_failures: {}\n  window: 10m\n  lockout: 15m\n  basic_auth_cache: 5m\n",
             self.user_failures, self.ip_failures
         ));
-        y.push_str("server:\n  threads: 2\n  grace_period: 1s\n  graceful_shutdown_timeout: 1s\n");
+        y.push_str(&format!(
+            "server:\n  threads: 2\n  grace_period: {}\n  graceful_shutdown_timeout: 1s\n",
+            self.grace_period
+        ));
         y.push_str(&format!(
             "realms:\n  - id: staff\n    title: {{ sv: \"Övriga anställda\", en: \"Other staff\" }}\n    internal_networks: [{}]\n    directory:\n      file: users.yaml\n",
             self.internal_networks.join(", ")

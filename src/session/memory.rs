@@ -118,7 +118,8 @@ mod tests {
         let idle = SessionId::generate();
         store
             .insert(fresh.key(), Arc::new(new_session(10_000)))
-            .await.unwrap();
+            .await
+            .unwrap();
         store
             .insert(idle.key(), Arc::new(new_session(0)))
             .await

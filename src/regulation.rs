@@ -719,4 +719,6 @@ fn listed<K: std::hash::Hash + Eq + Clone>(table: &Table<K>, now_ms: u64) -> Vec
 }
 
 #[cfg(test)]
+mod shared_tests;
+#[cfg(test)]
 mod tests;

@@ -377,13 +377,15 @@ impl Regulator {
     /// does not answer: [`Block::Unavailable`].
     pub async fn check(&self, user: &UserKey, ip: IpAddr, now_ms: u64) -> Option<Block> {
         let bucket = IpBucket::from(ip);
+        // With a shared state the local tables hold only what could not be
+        // counted there (see `failed`): consulted either way.
+        if self.ips.lock().locked(&bucket, now_ms) {
+            return Some(Block::Ip);
+        }
+        if self.users.lock().locked(user, now_ms) {
+            return Some(Block::User);
+        }
         let Some(state) = &self.state else {
-            if self.ips.lock().locked(&bucket, now_ms) {
-                return Some(Block::Ip);
-            }
-            if self.users.lock().locked(user, now_ms) {
-                return Some(Block::User);
-            }
             return None;
         };
         match shared::read(&**state, &shared::ip_key(&bucket)).await {
@@ -463,9 +465,10 @@ impl Regulator {
     }
 
     /// Count a failure of `factor` for `user` (none when the input named
-    /// nobody) from `ip`. With a shared state that does not answer the
-    /// failure is not counted (logged); the next check then fails closed
-    /// for as long as the state is away.
+    /// nobody) from `ip`. A failure the shared state does not take (down,
+    /// full, or contended past [`shared`]'s retries) is counted in this
+    /// process's own tables instead, which every check here consults too:
+    /// filling Redis up cannot buy unlimited uncounted guesses.
     pub async fn failed(
         &self,
         user: Option<&UserKey>,
@@ -498,7 +501,10 @@ impl Regulator {
                     |r| r.fail(now_ms, factor, &rules),
                 )
                 .await
-                .unwrap_or_else(|e| uncounted(&e));
+                .unwrap_or_else(|e| {
+                    uncounted(&e);
+                    self.ips.lock().fail(&bucket, now_ms, factor, &rules)
+                });
                 let user_step = match user {
                     None => None,
                     Some(u) => {
@@ -517,7 +523,10 @@ impl Regulator {
                             |r| r.fail(now_ms, factor, &rules),
                         )
                         .await
-                        .unwrap_or_else(|e| uncounted(&e));
+                        .unwrap_or_else(|e| {
+                            uncounted(&e);
+                            self.users.lock().fail(u, now_ms, factor, &rules)
+                        });
                         Some(step)
                     }
                 };
@@ -608,6 +617,16 @@ impl Regulator {
     /// a shared state, those of every gateway.
     pub async fn lockouts(&self, now_ms: u64) -> Result<Lockouts, StateError> {
         let mut out = Lockouts::default();
+        {
+            let users = self.users.lock();
+            out.users = listed(&users, now_ms);
+            out.overflow_slots = users.locked_slots(now_ms);
+        }
+        {
+            let ips = self.ips.lock();
+            out.addresses = listed(&ips, now_ms);
+            out.overflow_slots += ips.locked_slots(now_ms);
+        }
         if let Some(state) = &self.state {
             for key in state.keys(shared::USERS, shared::LIST_LIMIT).await? {
                 let Some(s) = shared::read(&**state, &key).await? else {
@@ -640,21 +659,13 @@ impl Regulator {
                     });
                 }
             }
-        } else {
-            {
-                let users = self.users.lock();
-                out.users = listed(&users, now_ms);
-                out.overflow_slots = users.locked_slots(now_ms);
-            }
-            {
-                let ips = self.ips.lock();
-                out.addresses = listed(&ips, now_ms);
-                out.overflow_slots += ips.locked_slots(now_ms);
-            }
         }
         out.users
             .sort_by(|a, b| (a.key.realm(), a.key.name()).cmp(&(b.key.realm(), b.key.name())));
         out.addresses.sort_by_key(|l| l.key.to_string());
+        // Locked both here (a failure the state did not take) and there.
+        out.users.dedup_by(|a, b| a.key == b.key);
+        out.addresses.dedup_by(|a, b| a.key == b.key);
         Ok(out)
     }
 
@@ -665,9 +676,13 @@ impl Regulator {
     pub async fn clear_user(&self, user: &UserKey, now_ms: u64) -> Result<bool, StateError> {
         match &self.state {
             None => Ok(self.users.lock().admin_clear(user, now_ms)),
-            Some(state) => Ok(shared::take(&**state, &shared::user_key(user))
-                .await?
-                .is_some_and(|s| s.record.anything(now_ms))),
+            Some(state) => {
+                let local = self.users.lock().admin_clear(user, now_ms);
+                let shared = shared::take(&**state, &shared::user_key(user))
+                    .await?
+                    .is_some_and(|s| s.record.anything(now_ms));
+                Ok(local || shared)
+            }
         }
     }
 
@@ -677,9 +692,13 @@ impl Regulator {
         let bucket = IpBucket::from(ip);
         match &self.state {
             None => Ok(self.ips.lock().admin_clear(&bucket, now_ms)),
-            Some(state) => Ok(shared::take(&**state, &shared::ip_key(&bucket))
-                .await?
-                .is_some_and(|s| s.record.anything(now_ms))),
+            Some(state) => {
+                let local = self.ips.lock().admin_clear(&bucket, now_ms);
+                let shared = shared::take(&**state, &shared::ip_key(&bucket))
+                    .await?
+                    .is_some_and(|s| s.record.anything(now_ms));
+                Ok(local || shared)
+            }
         }
     }
 
@@ -699,9 +718,8 @@ fn unavailable(e: &StateError) -> Block {
 }
 
 /// A failure that could not be counted in the shared state.
-fn uncounted(e: &StateError) -> Step {
-    tracing::warn!(error = %e, "shared state: a failure could not be counted");
-    Step::Counted
+fn uncounted(e: &StateError) {
+    tracing::warn!(error = %e, "shared state: a failure is counted on this gateway only");
 }
 
 /// The locked records of `table` for a listing.

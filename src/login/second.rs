@@ -237,21 +237,20 @@ pub async fn check_code(
             reason: block.reason(),
         };
     }
+    // A wrong, replayed or dead code is a failure: counted, then answered.
     let (reason, outcome) = match verify(gw, id, session, method, input, now).await {
         Checked::Accepted => (None, None),
         Checked::Wrong => (
             Some(Reason::WrongCode),
-            CodeOutcome::Refused {
+            Some(CodeOutcome::Refused {
                 reason: Reason::WrongCode,
-            }
-            .into(),
+            }),
         ),
         Checked::Replay => (
             Some(Reason::Replay),
-            CodeOutcome::Refused {
+            Some(CodeOutcome::Refused {
                 reason: Reason::Replay,
-            }
-            .into(),
+            }),
         ),
         Checked::Dead(reason) => (Some(reason), Some(CodeOutcome::Dead { reason })),
         Checked::NeedsNext => {

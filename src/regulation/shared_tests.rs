@@ -346,3 +346,74 @@ async fn a_state_that_does_not_answer_refuses_the_login_instead_of_assuming_no_l
         Some(Block::Unavailable)
     );
 }
+
+/// A state that answers reads but takes no writes (Redis at `maxmemory`
+/// with `noeviction`).
+#[derive(Debug)]
+struct Full(MemoryBackend);
+
+#[async_trait]
+impl StateBackend for Full {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        self.0.get(key).await
+    }
+    async fn put(&self, _: &str, _: &[u8], _: Duration) -> Result<(), StateError> {
+        Err(StateError::Full(0))
+    }
+    async fn put_new(&self, _: &str, _: &[u8], _: Duration) -> Result<bool, StateError> {
+        Err(StateError::Full(0))
+    }
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        self.0.take(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, StateError> {
+        self.0.delete(key).await
+    }
+    async fn swap(
+        &self,
+        _: &str,
+        _: &[u8],
+        _: Option<&[u8]>,
+        _: Duration,
+    ) -> Result<bool, StateError> {
+        Err(StateError::Full(0))
+    }
+    async fn admit(&self, _: &str, _: u64, _: Duration, _: u32) -> Result<bool, StateError> {
+        Err(StateError::Full(0))
+    }
+    async fn keys(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StateError> {
+        self.0.keys(prefix, limit).await
+    }
+    async fn ping(&self) -> Result<(), StateError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_state_too_full_to_count_does_not_buy_uncounted_guesses() {
+    let full: SharedState = Arc::new(Full(MemoryBackend::new(ManualClock::starting_at(0))));
+    let r = gateway(&full, 5);
+    let from = ip("192.0.2.6");
+    for i in 0..4 {
+        assert!(r.begin(&key("alice"), from, i).await.is_ok());
+        r.failed(Some(&key("alice")), from, Factor::Password, i)
+            .await;
+    }
+    // Counted on this gateway instead: the fifth locks here.
+    assert!(
+        r.failed(Some(&key("alice")), from, Factor::Password, 4)
+            .await
+            .user_locked
+    );
+    assert_eq!(r.check(&key("alice"), from, 5).await, Some(Block::User));
+    assert_eq!(
+        r.begin(&key("alice"), from, 5).await.err(),
+        Some(Block::User)
+    );
+    assert_eq!(r.lockouts(5).await.unwrap().users.len(), 1);
+    assert!(r.clear_user(&key("alice"), 5).await.unwrap());
+    assert_eq!(r.check(&key("alice"), from, 6).await, None);
+}

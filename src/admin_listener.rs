@@ -162,8 +162,11 @@ impl ServeHttp for AdminApp {
                 StatusCode::UNAUTHORIZED,
                 "the lockouts API needs `Authorization: Bearer <admin token>` (portvakt lockouts … does this)\n",
             ),
-            (Method::GET, "/lockouts") => json(StatusCode::OK, &self.lockouts()),
-            (Method::POST, "/lockouts/clear") => self.clear_lockout(&query, peer),
+            (Method::GET, "/lockouts") => match self.lockouts().await {
+                Ok(list) => json(StatusCode::OK, &list),
+                Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("{e}\n")),
+            },
+            (Method::POST, "/lockouts/clear") => self.clear_lockout(&query, peer).await,
             (_, "/lockouts" | "/lockouts/clear") => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
             }
@@ -383,11 +386,11 @@ impl AdminApp {
 }
 
 impl AdminApp {
-    fn lockouts(&self) -> LockoutList {
+    async fn lockouts(&self) -> Result<LockoutList, crate::state::StateError> {
         let rt = self.gw.runtime();
-        let l = rt.regulator.lockouts(self.gw.clock.now_ms());
+        let l = rt.regulator.lockouts(self.gw.clock.now_ms()).await?;
         let until = |ms: Option<u64>| ms.map(crate::audit::timestamp);
-        LockoutList {
+        Ok(LockoutList {
             users: l
                 .users
                 .into_iter()
@@ -408,14 +411,14 @@ impl AdminApp {
                 })
                 .collect(),
             overflow_slots: l.overflow_slots,
-        }
+        })
     }
 
     /// `POST /lockouts/clear?user=NAME[&realm=ID]` or `?ip=ADDR`. The name
     /// is folded as a login folds it; `realm` may be left out only with one
     /// realm configured (one realm's `anna` is not the other's). Audited as
     /// `admin`/`lockout_cleared`; nothing to clear is a 404, not a success.
-    fn clear_lockout(&self, query: &str, peer: IpAddr) -> Response<Vec<u8>> {
+    async fn clear_lockout(&self, query: &str, peer: IpAddr) -> Response<Vec<u8>> {
         let (mut user, mut realm, mut ip) = (None, None, None);
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             match k.as_ref() {
@@ -434,7 +437,11 @@ impl AdminApp {
                     Err(e) => return text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
                 };
                 let key = crate::regulation::UserKey::new(&realm, &name);
-                if !rt.regulator.clear_user(&key, now) {
+                let cleared = match rt.regulator.clear_user(&key, now).await {
+                    Ok(c) => c,
+                    Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, &format!("{e}\n")),
+                };
+                if !cleared {
                     return text(
                         StatusCode::NOT_FOUND,
                         &format!("no lockout or failures recorded for {name:?} in realm {realm}\n"),
@@ -451,7 +458,11 @@ impl AdminApp {
                     );
                 };
                 let bucket = crate::regulation::IpBucket::from(addr);
-                if !rt.regulator.clear_ip(addr, now) {
+                let cleared = match rt.regulator.clear_ip(addr, now).await {
+                    Ok(c) => c,
+                    Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, &format!("{e}\n")),
+                };
+                if !cleared {
                     return text(
                         StatusCode::NOT_FOUND,
                         &format!("no block or failures recorded for {bucket}\n"),

@@ -375,13 +375,19 @@ impl Gateway {
     /// encoding on the request path); with a shared backend they live
     /// there, so every gateway sees every session.
     pub fn new(
-        runtime: Runtime,
+        mut runtime: Runtime,
         clock: SharedClock,
         store: Arc<dyn EnrolmentStore>,
         state: SharedState,
     ) -> Arc<Gateway> {
         let state = Arc::new(Monitored::new(state));
         let shared: SharedState = state.clone();
+        // Lockout counters in a shared backend are every gateway's; in
+        // memory they stay in the regulator's own bounded tables (one
+        // gateway, nothing to share).
+        if shared.kind() != "memory" {
+            runtime.regulator.use_state(shared.clone());
+        }
         let sessions: Arc<dyn SessionStore> = if shared.kind() == "memory" {
             Arc::new(MemoryStore::default())
         } else {

@@ -1,6 +1,15 @@
 //! Regulation: lock a user after repeated failures and block an address
-//! that fails too often (SECURITY.md "Throttling"). Counters live in memory
-//! now; they move to the shared state store with Redis.
+//! that fails too often (SECURITY.md "Throttling").
+//!
+//! Where the counters live: in this process's bounded tables when the
+//! state backend is memory (one gateway), or in the shared state backend
+//! when there is one ([`Regulator::use_state`], Redis): then five wrong
+//! passwords spread over two gateways lock the account on both, and a
+//! block or a clear made through one holds on all (`shared.rs`). What stays
+//! per process either way: the attempts under way ([`Regulator::begin`]:
+//! a guard that must end when the request does, even if the process dies)
+//! and the pace of directory checks. A shared backend that does not answer
+//! fails closed: [`Block::Unavailable`], the login is refused.
 //!
 //! - Users are counted per [`UserKey`]: realm and case-folded name, so
 //!   `ALICE` and `alice` share one lock on a case-blind directory (LDAP/AD).
@@ -13,8 +22,9 @@
 //! - NIST SP 800-63B: a run of consecutive failures never passes
 //!   [`MAX_CONSECUTIVE`]; the failure that reaches it holds the account
 //!   until an administrator clears it ([`Regulator::clear_user`], behind
-//!   `portvakt lockouts clear`). The hold has no expiry; it lives in memory
-//!   like every counter here, so a restart also clears it (a reload keeps it).
+//!   `portvakt lockouts clear`). The hold has no expiry; in memory a
+//!   restart also clears it (a reload keeps it); in the shared state it
+//!   outlives restarts (kept for [`shared::HELD_TTL`] without news).
 //! - Ordinary locks (`login.user_failures` in `login.window`) and address
 //!   blocks expire after `login.lockout`.
 //! - Both maps are bounded ([`CAPACITY`]); see `table.rs` for why eviction
@@ -28,8 +38,12 @@ use parking_lot::Mutex;
 
 use crate::audit::Reason;
 use crate::config::model::LoginLimits;
+use crate::state::{SharedState, StateError};
 
+mod shared;
 mod table;
+
+pub use shared::HELD_TTL;
 
 use table::{Place, Rules, Step, Table};
 
@@ -170,7 +184,7 @@ impl From<IpAddr> for IpBucket {
 }
 
 /// Which step failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Factor {
     /// The password (login form, re-auth page, Basic credentials).
     Password,
@@ -198,6 +212,9 @@ pub enum Block {
     /// As many attempts as the limit has left are already under way for
     /// this user or address.
     Busy,
+    /// The shared state did not answer, so whether a lock stands is not
+    /// known: refused (fail closed), never "no lock known, go ahead".
+    Unavailable,
 }
 
 impl Block {
@@ -207,6 +224,7 @@ impl Block {
             Block::User => Reason::Locked,
             Block::Ip => Reason::IpBlocked,
             Block::Busy => Reason::TooManyAtOnce,
+            Block::Unavailable => Reason::StateUnavailable,
         }
     }
 }
@@ -289,6 +307,10 @@ pub struct Regulator {
     ips: Mutex<Table<IpBucket>>,
     /// Moving average of directory check time (µs) per realm id.
     pace: Mutex<HashMap<String, u64>>,
+    /// Where the records live when they are shared with other gateways;
+    /// `None`: in `users` and `ips` (which then count only the attempts
+    /// under way when this is set).
+    state: Option<SharedState>,
 }
 
 impl Regulator {
@@ -304,16 +326,40 @@ impl Regulator {
             users: Mutex::new(Table::new(capacity)),
             ips: Mutex::new(Table::new(capacity)),
             pace: Mutex::default(),
+            state: None,
         }
+    }
+
+    /// Keep the failure records in `state`, shared with every gateway that
+    /// uses it, instead of this process's tables. Set once, before the
+    /// regulator is used (a reload's [`Regulator::inherit`] keeps it).
+    pub fn use_state(&mut self, state: SharedState) {
+        self.state = Some(state);
+    }
+
+    /// Whether the records are in a shared state backend.
+    pub fn is_shared(&self) -> bool {
+        self.state.is_some()
     }
 
     /// Take over the counters of `old` (config reload keeps lockouts).
     /// Attempts under way stay counted in `old`, where they end.
-    pub fn inherit(self, old: &Regulator) -> Regulator {
+    pub fn inherit(mut self, old: &Regulator) -> Regulator {
         *self.users.lock() = old.users.lock().without_in_flight();
         *self.ips.lock() = old.ips.lock().without_in_flight();
         *self.pace.lock() = old.pace.lock().clone();
+        if self.state.is_none() {
+            self.state = old.state.clone();
+        }
         self
+    }
+
+    fn user_rules(&self) -> Rules {
+        self.rules(self.limits.user_failures, Some(MAX_CONSECUTIVE))
+    }
+
+    fn ip_rules(&self) -> Rules {
+        self.rules(self.limits.ip_failures, None)
     }
 
     fn rules(&self, limit: u32, cap: Option<u32>) -> Rules {
@@ -327,36 +373,80 @@ impl Regulator {
     }
 
     /// Whether an attempt for `user` from `ip` is refused outright (before
-    /// the directory is asked, or a code checked).
-    pub fn check(&self, user: &UserKey, ip: IpAddr, now_ms: u64) -> Option<Block> {
-        if self.ips.lock().locked(&IpBucket::from(ip), now_ms) {
+    /// the directory is asked, or a code checked). With a shared state that
+    /// does not answer: [`Block::Unavailable`].
+    pub async fn check(&self, user: &UserKey, ip: IpAddr, now_ms: u64) -> Option<Block> {
+        let bucket = IpBucket::from(ip);
+        // With a shared state the local tables hold only what could not be
+        // counted there (see `failed`): consulted either way.
+        if self.ips.lock().locked(&bucket, now_ms) {
             return Some(Block::Ip);
         }
         if self.users.lock().locked(user, now_ms) {
             return Some(Block::User);
         }
-        None
+        let Some(state) = &self.state else {
+            return None;
+        };
+        match shared::read(&**state, &shared::ip_key(&bucket)).await {
+            Ok(Some(s)) if s.record.locked(now_ms) => return Some(Block::Ip),
+            Ok(_) => {}
+            Err(e) => return Some(unavailable(&e)),
+        }
+        match shared::read(&**state, &shared::user_key(user)).await {
+            Ok(Some(s)) if s.record.locked(now_ms) => Some(Block::User),
+            Ok(_) => None,
+            Err(e) => Some(unavailable(&e)),
+        }
     }
 
     /// Start an attempt for `user` from `ip` that will ask the directory or
     /// check a code: refused when locked or blocked, or when the attempts
     /// already under way would use up what the limit has left. Count its
     /// failure with [`Regulator::failed`] before the [`Attempt`] is dropped.
-    pub fn begin(&self, user: &UserKey, ip: IpAddr, now_ms: u64) -> Result<Attempt<'_>, Block> {
+    ///
+    /// With a shared state, the failures are the shared ones and the
+    /// attempts under way are this gateway's own (each gateway bounds its
+    /// own burst; every attempt's failure is counted in the shared record).
+    pub async fn begin(
+        &self,
+        user: &UserKey,
+        ip: IpAddr,
+        now_ms: u64,
+    ) -> Result<Attempt<'_>, Block> {
         let bucket = IpBucket::from(ip);
-        let ip_rules = self.rules(self.limits.ip_failures, None);
-        let user_rules = self.rules(self.limits.user_failures, Some(MAX_CONSECUTIVE));
+        let ip_rules = self.ip_rules();
+        let user_rules = self.user_rules();
+        let (ip_seen, user_seen) = match &self.state {
+            None => (0, 0),
+            Some(state) => {
+                let seen = |s: Option<shared::Stored>, rules: &Rules, block: Block| match s {
+                    Some(s) if s.record.locked(now_ms) => Err(block),
+                    Some(s) => Ok(s.record.failures_within(now_ms, rules.window)),
+                    None => Ok(0),
+                };
+                let ip_record = shared::read(&**state, &shared::ip_key(&bucket))
+                    .await
+                    .map_err(|e| unavailable(&e))?;
+                let ip_seen = seen(ip_record, &ip_rules, Block::Ip)?;
+                let user_record = shared::read(&**state, &shared::user_key(user))
+                    .await
+                    .map_err(|e| unavailable(&e))?;
+                (ip_seen, seen(user_record, &user_rules, Block::User)?)
+            }
+        };
         let ip_place = {
             let mut ips = self.ips.lock();
             if ips.locked(&bucket, now_ms) {
                 return Err(Block::Ip);
             }
-            ips.admit(&bucket, now_ms, &ip_rules).ok_or(Block::Busy)?
+            ips.admit(&bucket, now_ms, &ip_rules, ip_seen)
+                .ok_or(Block::Busy)?
         };
         let user_place = {
             let mut users = self.users.lock();
             let locked = users.locked(user, now_ms);
-            match users.admit(user, now_ms, &user_rules) {
+            match users.admit(user, now_ms, &user_rules, user_seen) {
                 Some(place) => place,
                 None => {
                     drop(users);
@@ -375,28 +465,74 @@ impl Regulator {
     }
 
     /// Count a failure of `factor` for `user` (none when the input named
-    /// nobody) from `ip`.
-    pub fn failed(
+    /// nobody) from `ip`. A failure the shared state does not take (down,
+    /// full, or contended past [`shared`]'s retries) is counted in this
+    /// process's own tables instead, which every check here consults too:
+    /// filling Redis up cannot buy unlimited uncounted guesses.
+    pub async fn failed(
         &self,
         user: Option<&UserKey>,
         ip: IpAddr,
         factor: Factor,
         now_ms: u64,
     ) -> Escalation {
-        let ip_step = self.ips.lock().fail(
-            &IpBucket::from(ip),
-            now_ms,
-            factor,
-            &self.rules(self.limits.ip_failures, None),
-        );
-        let user_step = user.map(|u| {
-            self.users.lock().fail(
-                u,
-                now_ms,
-                factor,
-                &self.rules(self.limits.user_failures, Some(MAX_CONSECUTIVE)),
-            )
-        });
+        let bucket = IpBucket::from(ip);
+        let (ip_step, user_step) = match &self.state {
+            None => {
+                let ip_step = self
+                    .ips
+                    .lock()
+                    .fail(&bucket, now_ms, factor, &self.ip_rules());
+                let user_step = user.map(|u| {
+                    self.users
+                        .lock()
+                        .fail(u, now_ms, factor, &self.user_rules())
+                });
+                (ip_step, user_step)
+            }
+            Some(state) => {
+                let rules = self.ip_rules();
+                let ip_step = shared::change(
+                    &**state,
+                    &shared::ip_key(&bucket),
+                    shared::Stored::default,
+                    now_ms,
+                    &rules,
+                    |r| r.fail(now_ms, factor, &rules),
+                )
+                .await
+                .unwrap_or_else(|e| {
+                    uncounted(&e);
+                    self.ips.lock().fail(&bucket, now_ms, factor, &rules)
+                });
+                let user_step = match user {
+                    None => None,
+                    Some(u) => {
+                        let rules = self.user_rules();
+                        let fresh = || shared::Stored {
+                            realm: Some(u.realm().to_owned()),
+                            name: Some(u.name().to_owned()),
+                            ..shared::Stored::default()
+                        };
+                        let step = shared::change(
+                            &**state,
+                            &shared::user_key(u),
+                            fresh,
+                            now_ms,
+                            &rules,
+                            |r| r.fail(now_ms, factor, &rules),
+                        )
+                        .await
+                        .unwrap_or_else(|e| {
+                            uncounted(&e);
+                            self.users.lock().fail(u, now_ms, factor, &rules)
+                        });
+                        Some(step)
+                    }
+                };
+                (ip_step, user_step)
+            }
+        };
         Escalation {
             user_locked: matches!(user_step, Some(Step::Locked | Step::Held)),
             user_held: user_step == Some(Step::Held),
@@ -406,8 +542,34 @@ impl Regulator {
 
     /// A successful attempt for `user`: clears what `completed` may clear
     /// (never the address's failures, never a lock).
-    pub fn succeeded(&self, user: &UserKey, completed: Completed) {
-        self.users.lock().clear(user, completed);
+    pub async fn succeeded(&self, user: &UserKey, completed: Completed, now_ms: u64) {
+        let Some(state) = &self.state else {
+            self.users.lock().clear(user, completed);
+            return;
+        };
+        let key = shared::user_key(user);
+        // Nothing recorded: nothing to clear, and no record to create.
+        match shared::read(&**state, &key).await {
+            Ok(None) => return,
+            Ok(Some(_)) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "shared state: a success could not clear failures");
+                return;
+            }
+        }
+        let rules = self.user_rules();
+        let cleared = shared::change(
+            &**state,
+            &key,
+            shared::Stored::default,
+            now_ms,
+            &rules,
+            |r| r.clear(completed),
+        )
+        .await;
+        if let Err(e) = cleared {
+            tracing::warn!(error = %e, "shared state: a success could not clear failures");
+        }
     }
 
     /// Remember how long a directory check in `realm` took.
@@ -451,8 +613,9 @@ impl Regulator {
     }
 
     /// Every user locked or held and every address blocked at `now_ms`,
-    /// users sorted by realm and name (for `portvakt lockouts list`).
-    pub fn lockouts(&self, now_ms: u64) -> Lockouts {
+    /// users sorted by realm and name (for `portvakt lockouts list`); with
+    /// a shared state, those of every gateway.
+    pub async fn lockouts(&self, now_ms: u64) -> Result<Lockouts, StateError> {
         let mut out = Lockouts::default();
         {
             let users = self.users.lock();
@@ -464,23 +627,79 @@ impl Regulator {
             out.addresses = listed(&ips, now_ms);
             out.overflow_slots += ips.locked_slots(now_ms);
         }
+        if let Some(state) = &self.state {
+            for key in state.keys(shared::USERS, shared::LIST_LIMIT).await? {
+                let Some(s) = shared::read(&**state, &key).await? else {
+                    continue;
+                };
+                if let (Some(realm), Some(name), true) = (s.realm, s.name, s.record.locked(now_ms))
+                {
+                    out.users.push(Locked {
+                        key: UserKey {
+                            realm: realm.into(),
+                            name: name.into(),
+                        },
+                        until_ms: (!s.record.held()).then(|| s.record.locked_until()),
+                        consecutive: s.record.consecutive(),
+                    });
+                }
+            }
+            for key in state.keys(shared::ADDRESSES, shared::LIST_LIMIT).await? {
+                let Some(bucket) = shared::bucket_of(&key) else {
+                    continue;
+                };
+                let Some(s) = shared::read(&**state, &key).await? else {
+                    continue;
+                };
+                if s.record.locked(now_ms) {
+                    out.addresses.push(Locked {
+                        key: bucket,
+                        until_ms: (!s.record.held()).then(|| s.record.locked_until()),
+                        consecutive: s.record.consecutive(),
+                    });
+                }
+            }
+        }
         out.users
             .sort_by(|a, b| (a.key.realm(), a.key.name()).cmp(&(b.key.realm(), b.key.name())));
         out.addresses.sort_by_key(|l| l.key.to_string());
-        out
+        // Locked both here (a failure the state did not take) and there.
+        out.users.dedup_by(|a, b| a.key == b.key);
+        out.addresses.dedup_by(|a, b| a.key == b.key);
+        Ok(out)
     }
 
     /// An administrator's clear: `user`'s lock or hold, failures and run
-    /// are forgotten, so the next login is checked as if none had failed.
-    /// Whether there was anything to clear.
-    pub fn clear_user(&self, user: &UserKey, now_ms: u64) -> bool {
-        self.users.lock().admin_clear(user, now_ms)
+    /// are forgotten, so the next login is checked as if none had failed
+    /// (on every gateway, with a shared state). Whether there was anything
+    /// to clear.
+    pub async fn clear_user(&self, user: &UserKey, now_ms: u64) -> Result<bool, StateError> {
+        match &self.state {
+            None => Ok(self.users.lock().admin_clear(user, now_ms)),
+            Some(state) => {
+                let local = self.users.lock().admin_clear(user, now_ms);
+                let shared = shared::take(&**state, &shared::user_key(user))
+                    .await?
+                    .is_some_and(|s| s.record.anything(now_ms));
+                Ok(local || shared)
+            }
+        }
     }
 
     /// An administrator's clear of the bucket `ip` falls in (an IPv6
     /// address clears its /64). Whether there was anything to clear.
-    pub fn clear_ip(&self, ip: IpAddr, now_ms: u64) -> bool {
-        self.ips.lock().admin_clear(&IpBucket::from(ip), now_ms)
+    pub async fn clear_ip(&self, ip: IpAddr, now_ms: u64) -> Result<bool, StateError> {
+        let bucket = IpBucket::from(ip);
+        match &self.state {
+            None => Ok(self.ips.lock().admin_clear(&bucket, now_ms)),
+            Some(state) => {
+                let local = self.ips.lock().admin_clear(&bucket, now_ms);
+                let shared = shared::take(&**state, &shared::ip_key(&bucket))
+                    .await?
+                    .is_some_and(|s| s.record.anything(now_ms));
+                Ok(local || shared)
+            }
+        }
     }
 
     /// Records held (users, addresses), for tests and metrics.
@@ -490,6 +709,17 @@ impl Regulator {
             self.ips.lock().records.len(),
         )
     }
+}
+
+/// A shared state that did not answer a lock check: refused.
+fn unavailable(e: &StateError) -> Block {
+    tracing::warn!(error = %e, "shared state: lock check failed, attempt refused");
+    Block::Unavailable
+}
+
+/// A failure that could not be counted in the shared state.
+fn uncounted(e: &StateError) {
+    tracing::warn!(error = %e, "shared state: a failure is counted on this gateway only");
 }
 
 /// The locked records of `table` for a listing.
@@ -506,5 +736,7 @@ fn listed<K: std::hash::Hash + Eq + Clone>(table: &Table<K>, now_ms: u64) -> Vec
         .collect()
 }
 
+#[cfg(test)]
+mod shared_tests;
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use crate::audit::{Event, Outcome, Reason};
 use crate::config::model::Realm;
 use crate::directory::Verdict;
 use crate::gateway::{Gateway, Runtime};
-use crate::regulation::{Completed, Factor, UserKey};
+use crate::regulation::{Block, Completed, Factor, UserKey};
 use crate::session::{Method, NewSession, Session, SessionId};
 
 /// Longest accepted user name.
@@ -102,8 +102,14 @@ pub async fn login(
     // attacker must not lock AD accounts through us), and is answered in the
     // time a check takes.
     let typed = UserKey::new(&realm.id, username);
-    let _attempt = match rt.regulator.begin(&typed, client.ip, now) {
+    let _attempt = match rt.regulator.begin(&typed, client.ip, now).await {
         Ok(attempt) => attempt,
+        // Whether a lock stands is not known: refused, with the page that
+        // says login is not working (not "wrong password").
+        Err(Block::Unavailable) => {
+            refuse(Reason::StateUnavailable);
+            return PasswordOutcome::StateDown;
+        }
         Err(block) => {
             rt.regulator.wait_like_check(&realm.id).await;
             return refuse(block.reason());
@@ -133,7 +139,8 @@ pub async fn login(
         other => {
             let escalation = rt
                 .regulator
-                .failed(Some(&typed), client.ip, Factor::Password, now);
+                .failed(Some(&typed), client.ip, Factor::Password, now)
+                .await;
             let refused = refuse(other.reason());
             if let Some(reason) = escalation.lockout_reason() {
                 let ev = client.event(
@@ -165,8 +172,12 @@ pub async fn login(
     // The lock is on the name the directory returned too (LDAP/AD match
     // case-blind and may accept other spellings of one account).
     let canonical = UserKey::new(&realm.id, &user.username);
-    if let Some(block) = rt.regulator.check(&canonical, client.ip, now) {
-        return refuse(block.reason());
+    if let Some(block) = rt.regulator.check(&canonical, client.ip, now).await {
+        let refused = refuse(block.reason());
+        if block == Block::Unavailable {
+            return PasswordOutcome::StateDown;
+        }
+        return refused;
     }
 
     // A new id at every login; the old session (if any) ends.
@@ -212,8 +223,12 @@ pub async fn login(
     } else {
         // Only a login completed at the level asked for clears failures,
         // and a password clears password failures only.
-        rt.regulator.succeeded(&canonical, Completed::Password);
-        rt.regulator.succeeded(&typed, Completed::Password);
+        rt.regulator
+            .succeeded(&canonical, Completed::Password, now)
+            .await;
+        rt.regulator
+            .succeeded(&typed, Completed::Password, now)
+            .await;
         Next::Continue
     };
     PasswordOutcome::Session { id, session, next }

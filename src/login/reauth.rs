@@ -46,7 +46,7 @@ pub async fn reauth(
     // As at login: a locked user never reaches the directory, and waits
     // as long as a check would take.
     let key = UserKey::new(&realm.id, &session.user);
-    let attempt = rt.regulator.begin(&key, client.ip, now);
+    let attempt = rt.regulator.begin(&key, client.ip, now).await;
     let blocked = attempt.as_ref().err().copied();
     let verdict = match blocked {
         Some(_) => {
@@ -85,7 +85,8 @@ pub async fn reauth(
             if blocked.is_none() {
                 let escalation = rt
                     .regulator
-                    .failed(Some(&key), client.ip, Factor::Password, now);
+                    .failed(Some(&key), client.ip, Factor::Password, now)
+                    .await;
                 if let Some(why) = escalation.lockout_reason() {
                     let ev = client.session_event(
                         gw,
@@ -104,7 +105,7 @@ pub async fn reauth(
     }
     // A password clears password failures only: code failures stay until
     // a completed two-factor login.
-    rt.regulator.succeeded(&key, Completed::Password);
+    rt.regulator.succeeded(&key, Completed::Password, now).await;
     // Update what is stored now, not the copy read at the start: a revoke
     // or logout during the password check must stay in force.
     match gw

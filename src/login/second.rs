@@ -12,7 +12,7 @@ use crate::config::types::Lang;
 use crate::factors::code::{Channel, CodeVerdict, Refusal};
 use crate::gateway::{Gateway, Runtime};
 use crate::notify::{mask_email, mask_phone};
-use crate::regulation::{Completed, Factor, UserKey};
+use crate::regulation::{Block, Completed, Factor, UserKey};
 use crate::session::{Method, Session, SessionId};
 use crate::storage::{UserRef, Verify};
 
@@ -218,7 +218,7 @@ pub async fn check_code(
     let key = UserKey::new(&session.realm, &session.user);
     // Admitted (or not) before the code is looked at, so that a burst of
     // concurrent guesses cannot all pass before the first is counted.
-    let attempt = rt.regulator.begin(&key, client.ip, now);
+    let attempt = rt.regulator.begin(&key, client.ip, now).await;
     let audit = |result: Outcome, reason: Reason| {
         let mut ev =
             client.session_event(gw, Event::SecondFactor, result, reason, session, internal);
@@ -226,51 +226,56 @@ pub async fn check_code(
         ev.session = Some(id.key().short());
         gw.audit(rt, ev);
     };
-    let fail = |reason: Reason| {
+    // Locked: the code is not even looked at (a right one would be used up
+    // for nothing), and the answer is a wrong code's.
+    if let Err(block) = attempt {
+        audit(Outcome::Failure, block.reason());
+        if block == Block::Unavailable {
+            return CodeOutcome::Unavailable;
+        }
+        return CodeOutcome::Refused {
+            reason: block.reason(),
+        };
+    }
+    // A wrong, replayed or dead code is a failure: counted, then answered.
+    let (reason, outcome) = match verify(gw, id, session, method, input, now).await {
+        Checked::Accepted => (None, None),
+        Checked::Wrong => (
+            Some(Reason::WrongCode),
+            Some(CodeOutcome::Refused {
+                reason: Reason::WrongCode,
+            }),
+        ),
+        Checked::Replay => (
+            Some(Reason::Replay),
+            Some(CodeOutcome::Refused {
+                reason: Reason::Replay,
+            }),
+        ),
+        Checked::Dead(reason) => (Some(reason), Some(CodeOutcome::Dead { reason })),
+        Checked::NeedsNext => {
+            audit(Outcome::Info, Reason::TokenResyncStarted);
+            return CodeOutcome::NeedsNext;
+        }
+        Checked::Unavailable => return CodeOutcome::Unavailable,
+    };
+    if let (Some(reason), Some(outcome)) = (reason, outcome) {
         let escalation = rt
             .regulator
-            .failed(Some(&key), client.ip, Factor::Second, now);
+            .failed(Some(&key), client.ip, Factor::Second, now)
+            .await;
         audit(Outcome::Failure, reason);
         if let Some(why) = escalation.lockout_reason() {
             let ev =
                 client.session_event(gw, Event::Lockout, Outcome::Info, why, session, internal);
             gw.audit(rt, ev);
         }
-    };
-    // Locked: the code is not even looked at (a right one would be used up
-    // for nothing), and the answer is a wrong code's.
-    if let Err(block) = attempt {
-        audit(Outcome::Failure, block.reason());
-        return CodeOutcome::Refused {
-            reason: block.reason(),
-        };
-    }
-    match verify(gw, id, session, method, input, now).await {
-        Checked::Accepted => {}
-        Checked::Wrong => {
-            fail(Reason::WrongCode);
-            return CodeOutcome::Refused {
-                reason: Reason::WrongCode,
-            };
-        }
-        Checked::Replay => {
-            fail(Reason::Replay);
-            return CodeOutcome::Refused {
-                reason: Reason::Replay,
-            };
-        }
-        Checked::Dead(reason) => {
-            fail(reason);
-            return CodeOutcome::Dead { reason };
-        }
-        Checked::NeedsNext => {
-            audit(Outcome::Info, Reason::TokenResyncStarted);
-            return CodeOutcome::NeedsNext;
-        }
-        Checked::Unavailable => return CodeOutcome::Unavailable,
+        return outcome;
     }
     // The login is complete at the highest level: now failures clear.
-    rt.regulator.succeeded(&key, Completed::TwoFactors);
+    rt.regulator
+        .succeeded(&key, Completed::TwoFactors, now)
+        .await;
 
     // Privilege change: a new session id, the old one ends (every host's
     // cookie for it too; they hand off again from the portal).

@@ -51,7 +51,12 @@ impl Proxy {
             // Remembered credentials do not outlive a lock or block: then
             // the attempt goes the normal way, which refuses it.
             let user = UserKey::new(&realm.id, &s.user);
-            if rt.regulator.check(&user, ctx.client_ip, now).is_none() {
+            if rt
+                .regulator
+                .check(&user, ctx.client_ip, now)
+                .await
+                .is_none()
+            {
                 return BasicOutcome::Identity(s);
             }
         }
@@ -76,7 +81,7 @@ impl Proxy {
         // The same rules as the login form: a locked user or blocked address
         // never reaches the directory and waits as long as a check takes.
         let typed = UserKey::new(&realm.id, &creds.user);
-        let _attempt = match rt.regulator.begin(&typed, ctx.client_ip, now) {
+        let _attempt = match rt.regulator.begin(&typed, ctx.client_ip, now).await {
             Ok(attempt) => attempt,
             Err(block) => {
                 rt.regulator.wait_like_check(&realm.id).await;
@@ -92,13 +97,17 @@ impl Proxy {
         match verdict {
             Ok(Verdict::Valid(user)) => {
                 let canonical = UserKey::new(&realm.id, &user.username);
-                if let Some(block) = rt.regulator.check(&canonical, ctx.client_ip, now) {
+                if let Some(block) = rt.regulator.check(&canonical, ctx.client_ip, now).await {
                     audit(Outcome::Failure, block.reason());
                     return BasicOutcome::Refused;
                 }
                 // Basic is a one-factor login complete with the password.
-                rt.regulator.succeeded(&canonical, Completed::Password);
-                rt.regulator.succeeded(&typed, Completed::Password);
+                rt.regulator
+                    .succeeded(&canonical, Completed::Password, now)
+                    .await;
+                rt.regulator
+                    .succeeded(&typed, Completed::Password, now)
+                    .await;
                 audit(Outcome::Success, Reason::Ok);
                 let s = Arc::new(UserSession::new(
                     NewSession {
@@ -118,9 +127,10 @@ impl Proxy {
                 BasicOutcome::Identity(s)
             }
             Ok(other) => {
-                let escalation =
-                    rt.regulator
-                        .failed(Some(&typed), ctx.client_ip, Factor::Password, now);
+                let escalation = rt
+                    .regulator
+                    .failed(Some(&typed), ctx.client_ip, Factor::Password, now)
+                    .await;
                 audit(Outcome::Failure, other.reason());
                 if let Some(why) = escalation.lockout_reason() {
                     let ev = self.gw.event(

@@ -13,7 +13,9 @@ use super::{Completed, Factor};
 /// records (see [`Table`]).
 pub(super) const OVERFLOW_SLOTS: usize = 1024;
 
-#[derive(Debug, Clone, Default)]
+/// One user's or address's record. With a shared state backend it is
+/// stored as JSON (without `in_flight`, which is this process's own).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(super) struct Record {
     /// Failures (time in ms, factor) within the window; never more than the limit.
     failures: VecDeque<(u64, Factor)>,
@@ -29,6 +31,7 @@ pub(super) struct Record {
     /// Last failure (ms): eviction order and run memory.
     last_failure: u64,
     /// Attempts admitted and not finished yet (a directory check under way).
+    #[serde(skip)]
     in_flight: u32,
 }
 
@@ -73,6 +76,31 @@ impl Record {
     /// Whether there is anything for an administrator to clear.
     pub(super) fn anything(&self, now: u64) -> bool {
         self.locked(now) || !self.failures.is_empty() || self.run() > 0
+    }
+
+    /// Failures still within the window at `now`.
+    pub(super) fn failures_within(&self, now: u64, window: u64) -> u32 {
+        self.failures
+            .iter()
+            .filter(|(t, _)| now.saturating_sub(*t) < window)
+            .count() as u32
+    }
+
+    /// Until when (ms) the record still matters, for a shared record's
+    /// expiry: the end of its lock, of its newest failure's window, and of
+    /// its run's memory; `None` when held (no end of its own).
+    pub(super) fn matters_until(&self, rules: &Rules) -> Option<u64> {
+        if self.held {
+            return None;
+        }
+        let mut until = self.locked_until;
+        if let Some((t, _)) = self.failures.back() {
+            until = until.max(t.saturating_add(rules.window));
+        }
+        if rules.cap.is_some() && self.run() > 0 {
+            until = until.max(self.last_failure.saturating_add(rules.hold));
+        }
+        Some(until)
     }
 
     fn prune(&mut self, now: u64, window: u64) {
@@ -133,9 +161,13 @@ impl Record {
     /// the attempts already under way stay below the limit. Otherwise a
     /// burst of concurrent guesses would all pass the lock check before the
     /// first of them was counted.
-    fn admits(&mut self, now: u64, rules: &Rules) -> bool {
+    /// `seen`: failures counted elsewhere (the shared record, when the
+    /// failures live in the state backend and this record only counts the
+    /// attempts under way here).
+    fn admits(&mut self, now: u64, rules: &Rules, seen: u32) -> bool {
         self.prune(now, rules.window);
-        (self.failures.len() as u64 + u64::from(self.in_flight)) < u64::from(rules.limit)
+        (self.failures.len() as u64 + u64::from(self.in_flight) + u64::from(seen))
+            < u64::from(rules.limit)
     }
 
     /// Whether the record still matters: locked or held, failures in the
@@ -228,12 +260,12 @@ impl<K: Hash + Eq + Clone> Table<K> {
     }
 
     /// Admit one attempt for `key` (see [`Record::admits`]); where it was counted.
-    pub(super) fn admit(&mut self, key: &K, now: u64, rules: &Rules) -> Option<Place> {
+    pub(super) fn admit(&mut self, key: &K, now: u64, rules: &Rules, seen: u32) -> Option<Place> {
         if self.overflow[self.slot(key)].locked(now) {
             return None;
         }
         let (r, place) = self.record(key, now, rules);
-        if r.locked(now) || !r.admits(now, rules) {
+        if r.locked(now) || !r.admits(now, rules, seen) {
             return None;
         }
         r.in_flight += 1;

@@ -27,7 +27,7 @@ pub mod redis;
 pub mod sessions;
 
 #[cfg(test)]
-mod contract;
+pub(crate) mod contract;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -51,7 +51,7 @@ fn backends() -> Vec<(&'static str, SharedState, Option<TestRedis>)> {
     match TestRedis::start() {
         Some(redis) => {
             let state: SharedState =
-                Arc::new(RedisBackend::connect(&redis.url, Duration::from_secs(2)).unwrap());
+                Arc::new(RedisBackend::connect(&redis.url, Duration::from_secs(2), None).unwrap());
             out.push(("redis", state, Some(redis)));
         }
         None => eprintln!("redis-server is not installed: shared lockouts tested on memory only"),
@@ -331,7 +331,7 @@ async fn a_state_that_does_not_answer_refuses_the_login_instead_of_assuming_no_l
         return;
     };
     let state: SharedState =
-        Arc::new(RedisBackend::connect(&redis.url, Duration::from_millis(300)).unwrap());
+        Arc::new(RedisBackend::connect(&redis.url, Duration::from_millis(300), None).unwrap());
     let r = gateway(&state, 5);
     assert_eq!(r.check(&key("alice"), from, 0).await, None);
     drop(redis);

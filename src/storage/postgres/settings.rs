@@ -76,7 +76,7 @@ impl PgSettings {
         let mut timeout = DEFAULT_TIMEOUT;
         let mut pool_size = DEFAULT_POOL_SIZE;
         let mut rest: Vec<(String, String)> = Vec::new();
-        let mut host_param = None;
+        let mut hosts: Vec<String> = parsed.host_str().map(String::from).into_iter().collect();
         for (k, v) in parsed.query_pairs() {
             match k.as_ref() {
                 "sslmode" => sslmode = Some(v.into_owned()),
@@ -99,17 +99,18 @@ impl PgSettings {
                 }
                 other => {
                     if matches!(other, "host" | "hostaddr") {
-                        host_param = Some(v.to_string());
+                        // tokio-postgres adds these to the URL's host: every one must be local.
+                        hosts.extend(v.split(',').map(String::from));
                     }
                     rest.push((k.into_owned(), v.into_owned()));
                 }
             }
         }
-        let host = host_param.unwrap_or_else(|| parsed.host_str().unwrap_or("").to_string());
+        let host = hosts.join(",");
         let tls = match sslmode.as_deref().unwrap_or("verify-full") {
             "verify-full" => PgTls::VerifyFull { root_cert },
             "disable" => {
-                if !is_local(&host) {
+                if hosts.is_empty() || !hosts.iter().all(|h| is_local(h)) {
                     return Err(err(format!(
                         "sslmode=disable sends the enrolments and replay marks in clear text; it is \
                          allowed only to a loopback address or a Unix socket, not to {host:?}. Use \
@@ -303,13 +304,20 @@ mod tests {
             let e = parse(&format!("postgres://gw@db.example/p?sslmode={m}")).unwrap_err();
             assert!(e.contains("verify-full"), "{m}: {e}");
         }
-        let e = parse("postgres://gw@db.example/p?sslmode=disable").unwrap_err();
-        assert!(e.contains("loopback"), "{e}");
+        for remote in [
+            "postgres://gw@db.example/p?sslmode=disable",
+            "postgres://gw@db.example/p?host=%2Ftmp&sslmode=disable",
+            "postgres://gw@localhost/p?host=db.example&sslmode=disable",
+        ] {
+            let e = parse(remote).unwrap_err();
+            assert!(e.contains("loopback"), "{remote}: {e}");
+        }
         for local in ["127.0.0.1", "localhost", "[::1]"] {
             let s = parse(&format!("postgres://gw@{local}:5432/p?sslmode=disable")).expect(local);
             assert_eq!(s.tls, PgTls::Disable);
         }
-        let s = parse("postgres://gw@/p?host=%2Frun%2Fpostgresql&sslmode=disable").expect("socket");
+        let s = parse("postgres://gw@localhost/p?host=%2Frun%2Fpostgresql&sslmode=disable")
+            .expect("socket");
         assert_eq!(s.tls, PgTls::Disable);
     }
 

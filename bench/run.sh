@@ -6,6 +6,10 @@
 #   portvakt-bypass  the same gateway process, policy bypass (pingora's own ceiling)
 #   nginx-tls        ../shared/bench/peers: nginx TLS proxy, no auth
 #   nginx-authreq    ../shared/bench/peers: nginx TLS + auth_request subrequest
+#   portvakt-redis   a second portvakt process like portvakt-auth but with `state: redis://`
+#                    (a redis-server on 127.0.0.1:PORT+3 started here): the cost of shared
+#                    state. Its CPU figure counts portvakt AND redis-server. Not in the
+#                    default TARGETS; add it: TARGETS="portvakt-auth portvakt-redis".
 #   pingora-bare     bench/bare_proxy.rs: pingora + rustls + a HashMap cookie check, nothing
 #                    else (the floor under portvakt; built as the example "bare-proxy")
 # Each is loaded with a fixed number of requests by h2load over HTTP/1.1 keep-alive
@@ -89,9 +93,11 @@ fi
 # ---- clean-up of everything we start -------------------------------------------------
 T=$(mktemp -d /tmp/portvakt-bench.XXXXXX)
 R=$T/raw; mkdir -p "$R"
-pv_pid="" bare_pid="" started_peers=""
+pv_pid="" bare_pid="" started_peers="" pvr_pid="" redis_pid=""
 cleanup() {
   set +e
+  [ -z "$pvr_pid" ] || kill -KILL "$pvr_pid" 2>/dev/null
+  [ -z "$redis_pid" ] || kill -KILL "$redis_pid" 2>/dev/null
   [ -z "$bare_pid" ] || { kill -TERM "$bare_pid" 2>/dev/null; sleep 1.5; kill -KILL "$bare_pid" 2>/dev/null; }
   if [ -n "$pv_pid" ] && kill -0 "$pv_pid" 2>/dev/null; then
     kill -TERM "$pv_pid"
@@ -177,11 +183,33 @@ if [[ " $TARGETS " == *" pingora-bare "* ]]; then
   done
 fi
 log "portvakt pid $pv_pid ($BIN), logged in; access log $T/logs/access.jsonl"
+REDIS_PORT=$((PORT + 3)) PVR_PORT=$((PORT + 2))
+if [[ " $TARGETS " == *" portvakt-redis "* ]]; then
+  command -v redis-server >/dev/null || { echo "portvakt-redis needs redis-server (apt-get install redis-server)" >&2; exit 1; }
+  mkdir -p "$T/redis" "$T/logs-redis" "$T/r"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$T/redis" >"$T/redis.out" 2>&1 &
+  redis_pid=$!
+  # Its own directory: its own enrolment store and chain head (a second gateway).
+  sed -e "s#127.0.0.1:$PORT#127.0.0.1:$PVR_PORT#" -e "s#$T/logs/#$T/logs-redis/#g" \
+      -e "s#^audit: { #audit: { gateway: bench-redis, #" "$T/portvakt.yaml" >"$T/r/portvakt.yaml"
+  printf 'state: "redis://127.0.0.1:%s/0"\n' "$REDIS_PORT" >>"$T/r/portvakt.yaml"
+  "$BIN" check-config --config "$T/r/portvakt.yaml" >/dev/null
+  "$BIN" serve --config "$T/r/portvakt.yaml" >"$T/portvakt-redis.out" 2>&1 &
+  pvr_pid=$!
+  for _ in $(seq 100); do
+    curl -sk -o /dev/null --max-time 1 --resolve "open.localhost:$PVR_PORT:127.0.0.1" "https://open.localhost:$PVR_PORT/" && break
+    kill -0 "$pvr_pid" 2>/dev/null || { cat "$T/portvakt-redis.out" >&2; echo "portvakt (redis) exited" >&2; exit 1; }
+    sleep 0.1
+  done
+  PVR_COOKIE=$("$BENCH/login.sh" app.localhost "$PVR_PORT" bench "$pass")
+  log "portvakt (state: redis) pid $pvr_pid on $PVR_PORT, redis-server pid $redis_pid on $REDIS_PORT"
+fi
 
 # ---- per target: URL, cookie, whether it needs auth, its processes --------------------
 url_of() {
   case $1 in
     portvakt-auth)   echo "https://app.localhost:$PORT/" ;;
+    portvakt-redis)  echo "https://app.localhost:$PVR_PORT/" ;;
     portvakt-bypass) echo "https://open.localhost:$PORT/" ;;
     nginx-tls)       echo "https://localhost:18443/" ;;
     nginx-authreq)   echo "https://localhost:18444/" ;;
@@ -189,10 +217,11 @@ url_of() {
   esac
 }
 cookie_of() {
-  case $1 in portvakt-*) echo "$PV_COOKIE" ;; pingora-bare) echo "$BARE_COOKIE" ;; *) echo "$NGX_COOKIE" ;; esac
+  case $1 in portvakt-redis) echo "$PVR_COOKIE" ;; portvakt-*) echo "$PV_COOKIE" ;; pingora-bare) echo "$BARE_COOKIE" ;; *) echo "$NGX_COOKIE" ;; esac
 }
 pids_of() {     # the proxy's processes: portvakt, or an nginx master and its workers
   case $1 in
+    portvakt-redis) echo "$pvr_pid $redis_pid" ;;
     portvakt-*) echo "$pv_pid" ;;
     pingora-bare) echo "$bare_pid" ;;
     *) local m; m=$(running_pid "$1"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')" ;;
@@ -223,7 +252,7 @@ sanity() {      # TARGET: with the cookie 200 "ok"; without it refused (auth tar
   anon=$(curl -sk --max-time 5 "${rs[@]}" -o /dev/null -w '%{http_code}' "$url" || true)
   [ "$ok" = "ok 200" ] || { echo "$t: authenticated request failed: '$ok'" >&2; exit 1; }
   case $t in
-    portvakt-auth) [ "$anon" = 302 ] || { echo "$t: anonymous request not sent to login ($anon)" >&2; exit 1; } ;;
+    portvakt-auth|portvakt-redis) [ "$anon" = 302 ] || { echo "$t: anonymous request not sent to login ($anon)" >&2; exit 1; } ;;
     nginx-authreq|pingora-bare) [ "$anon" = 401 ] || { echo "$t: anonymous request not refused ($anon)" >&2; exit 1; } ;;
   esac
 }
@@ -254,7 +283,7 @@ quiet() {       # wait (bounded: QUIET_WAIT s) until the machine is idle (< QUIE
 measure() {     # TARGET PROTO ROUND -> $R/TARGET.PROTO.ROUND.{h2load.txt,log.tsv,cpu.json}
   local t=$1 proto=$2 r=$3 o=$R/$1.$2.$3 url cookie pids ups a b ua ub ma mb ca cb t0 t1 lines=null al
   url=$(url_of "$t"); cookie=$(cookie_of "$t"); pids=$(pids_of "$t"); ups=$(upstream_pids)
-  al=$T/logs/access.jsonl
+  al=$T/logs/access.jsonl; [ "$t" != portvakt-redis ] || al=$T/logs-redis/access.jsonl
   load "$proto" "$url" "$cookie" "$WARM" >/dev/null 2>&1 3>/dev/null || true
   sleep 0.5; [ ! -f "$al" ] || : >"$al"          # let the log writer drain the warm-up
   quiet

@@ -1,4 +1,5 @@
-//! The admin listener (loopback by default): `/healthz`, `/readyz`,
+//! The admin listener (loopback by default): `/healthz`, `/readyz` (503
+//! from SIGTERM on, while draining),
 //! `/metrics` for monitoring, the sessions API that
 //! `portvakt sessions list|revoke` calls, and the lockouts API behind
 //! `portvakt lockouts list|clear`.
@@ -27,6 +28,7 @@ use subtle::ConstantTimeEq;
 use crate::gateway::Gateway;
 use crate::session::SessionKey;
 use crate::signing::{Purpose, Signer};
+use crate::state::StateBackend;
 
 /// How long `/readyz` waits for the store or a directory.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -144,7 +146,8 @@ impl ServeHttp for AdminApp {
             (Method::GET | Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
             (Method::GET | Method::HEAD, "/readyz") => self.ready(authorised).await,
             (Method::GET | Method::HEAD, "/metrics") => {
-                let n = self.gw.sessions.len().await;
+                // -1: unknown (the shared state did not answer).
+                let n = self.gw.sessions.len().await.map_or(-1, |n| n as i64);
                 reply(
                     StatusCode::OK,
                     "text/plain; version=0.0.4; charset=utf-8",
@@ -164,7 +167,10 @@ impl ServeHttp for AdminApp {
             (_, "/lockouts" | "/lockouts/clear") => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
             }
-            (Method::GET, "/sessions") => json(StatusCode::OK, &self.list().await),
+            (Method::GET, "/sessions") => match self.list().await {
+                Ok(list) => json(StatusCode::OK, &list),
+                Err(e) => state_down(&e),
+            },
             (Method::POST, "/sessions/revoke") => self.revoke(&query, peer).await,
             (_, "/healthz" | "/readyz" | "/metrics" | "/sessions" | "/sessions/revoke") => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
@@ -190,6 +196,18 @@ impl AdminApp {
     /// realm's directory answer. `detail`: show why a check failed (the
     /// admin token was sent); otherwise each check is only `ok` or `failed`.
     async fn ready(&self, detail: bool) -> Response<Vec<u8>> {
+        // From SIGTERM on: a balancer must move traffic away before the
+        // process is gone (the HTTPS listener is already closed).
+        if self.gw.metrics.phase() == crate::metrics::Phase::Draining {
+            return json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({
+                    "ready": false,
+                    "draining": true,
+                    "in_flight": self.gw.metrics.in_flight(),
+                }),
+            );
+        }
         let rt = self.gw.runtime();
         let mut checks = BTreeMap::new();
         checks.insert("config".to_owned(), "ok".to_owned());
@@ -200,6 +218,19 @@ impl AdminApp {
                 Ok(Ok(())) => "ok".to_owned(),
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => format!("no answer within {CHECK_TIMEOUT:?}"),
+            },
+        );
+        // The state backend bounds its own commands by `state_timeout`.
+        let state = self.gw.state.ping().await;
+        self.gw
+            .state
+            .health
+            .observe(crate::state::health::Backend::State, &state);
+        checks.insert(
+            format!("state:{}", self.gw.state.kind()),
+            match state {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => e.to_string(),
             },
         );
         for (realm, dir) in &rt.directories {
@@ -229,18 +260,15 @@ impl AdminApp {
         )
     }
 
-    async fn list(&self) -> Vec<SessionInfo> {
+    async fn list(&self) -> Result<Vec<SessionInfo>, crate::state::StateError> {
         let rt = self.gw.runtime();
         let now = self.gw.clock.now_ms();
         let (idle_ms, lifetime_ms) = (
             rt.config.idle_timeout.as_millis() as u64,
             rt.config.max_lifetime.as_millis() as u64,
         );
-        let mut list: Vec<SessionInfo> = self
-            .gw
-            .sessions
-            .list()
-            .await
+        let all = self.gw.sessions.list().await?;
+        let mut list: Vec<SessionInfo> = all
             .into_iter()
             // Sessions already past their idle time or lifetime wait for the
             // sweeper; an operator should not see them as live.
@@ -262,7 +290,7 @@ impl AdminApp {
             })
             .collect();
         list.sort_by(|a, b| (&a.user, &a.created).cmp(&(&b.user, &b.created)));
-        list
+        Ok(list)
     }
 
     /// `POST /sessions/revoke?user=NAME[&realm=ID]` or `?id=SHORTID[&realm=ID]`.
@@ -311,11 +339,11 @@ impl AdminApp {
                 (None, _) => None,
             }
         };
-        let matching: Vec<(SessionKey, Arc<crate::session::Session>)> = self
-            .gw
-            .sessions
-            .list()
-            .await
+        let all = match self.gw.sessions.list().await {
+            Ok(all) => all,
+            Err(e) => return state_down(&e),
+        };
+        let matching: Vec<(SessionKey, Arc<crate::session::Session>)> = all
             .into_iter()
             .filter(|(k, s)| {
                 let in_realm = realm.as_ref().is_none_or(|r| &s.realm == r);
@@ -330,7 +358,7 @@ impl AdminApp {
         let rt = self.gw.runtime();
         let mut revoked = Vec::new();
         for (key, _) in matching {
-            if let Some(s) = self.gw.sessions.remove(&key).await {
+            if let Ok(Some(s)) = self.gw.sessions.remove(&key).await {
                 let mut ev = self.gw.event(
                     crate::audit::Event::SessionRevoked,
                     crate::audit::Outcome::Success,
@@ -483,6 +511,14 @@ fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {
         status,
         "text/plain; charset=utf-8",
         body.as_bytes().to_vec(),
+    )
+}
+
+/// 503 when the shared state did not answer (sessions live there).
+fn state_down(e: &crate::state::StateError) -> Response<Vec<u8>> {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("the shared state did not answer: {e}\n"),
     )
 }
 

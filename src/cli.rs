@@ -23,9 +23,21 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the gateway with a configuration file (SIGHUP reloads it).
+    /// Run the gateway with a configuration file (SIGHUP reloads it,
+    /// SIGTERM drains and exits, SIGUSR2 upgrades to the installed binary).
     Serve {
         /// The YAML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Take the listening sockets over from the running gateway (it
+        /// sends them over `server.upgrade_socket` after SIGQUIT).
+        #[arg(long, short)]
+        upgrade: bool,
+    },
+    /// Upgrade the running gateway to the installed binary without refusing
+    /// a connection: the new process takes over the listening sockets.
+    Upgrade {
+        /// The YAML configuration file of the running gateway.
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -205,19 +217,9 @@ pub enum StorageAction {
 /// `portvakt audit …`
 #[derive(Debug, Subcommand)]
 pub enum AuditAction {
-    /// Verify the auth log's hash chain: report the first edited, missing,
-    /// reordered or truncated record with its line and exit 1.
-    Verify {
-        /// Auth log files, current and rotated, in any order (`.gz` is read too).
-        /// Default: the config's auth log and its rotated copies.
-        files: Vec<PathBuf>,
-        /// The gateway's configuration: its auth log and chain head file.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// A chain head file to check the end against (records cut off the end).
-        #[arg(long)]
-        head: Option<PathBuf>,
-    },
+    /// Verify the auth logs' hash chains, one per gateway: report the first
+    /// edited, missing, reordered or truncated record with its line and exit 1.
+    Verify(crate::audit::verify::VerifyArgs),
     /// Filter access and auth logs by user, realm, service, IP/CIDR, decision and time.
     Query(crate::audit::query::QueryArgs),
     /// Summarise a period: logins by method and location, failures, lockouts, refusals, services.
@@ -387,7 +389,7 @@ fn admin(
             .ok()
             .map(|u| format!("operator {u}")),
     };
-    if let Err(e) = crate::audit::append_now(&cfg.auth_log, &cfg.chain_head, &event) {
+    if let Err(e) = crate::audit::append_now(&cfg.auth_log, &cfg.chain_head, &cfg.gateway, &event) {
         eprintln!("portvakt: cannot write the auth log: {e}");
     }
     match result {
@@ -412,7 +414,8 @@ fn named(
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve { config } => serve(&config),
+        Command::Serve { config, upgrade } => serve_with(&config, upgrade),
+        Command::Upgrade { config } => crate::lifecycle::upgrade_command(&config),
         Command::CheckConfig { config } => match crate::config::load(&config) {
             Ok(c) => {
                 println!(
@@ -502,11 +505,7 @@ pub fn run(cli: Cli) -> ExitCode {
         } => crate::admin_listener::client::lockouts(config, realm, action),
         Command::Storage { config, action } => storage(config, action),
         Command::Audit { action } => match action {
-            AuditAction::Verify {
-                files,
-                config,
-                head,
-            } => crate::audit::verify::run(files, config.as_deref(), head.as_deref()),
+            AuditAction::Verify(args) => crate::audit::verify::run(args),
             AuditAction::Query(args) => crate::audit::query::run(args),
             AuditAction::Report(args) => crate::audit::report::run(args),
         },
@@ -553,6 +552,11 @@ fn plural(n: usize) -> &'static str {
 
 /// Load, prepare and run a configuration until SIGTERM.
 pub fn serve(config: &std::path::Path) -> ExitCode {
+    serve_with(config, false)
+}
+
+/// [`serve`], taking the sockets over from the running gateway with `upgrade`.
+pub fn serve_with(config: &std::path::Path, upgrade: bool) -> ExitCode {
     let cfg = match crate::config::load(config) {
         Ok(c) => c,
         Err(e) => {
@@ -561,7 +565,12 @@ pub fn serve(config: &std::path::Path) -> ExitCode {
         }
     };
     let https = cfg.https_addr;
-    match crate::server::prepare(cfg) {
+    let launch = if upgrade {
+        crate::launch::Launch::upgrade()
+    } else {
+        crate::launch::Launch::serve()
+    };
+    match crate::server::prepare_with(cfg, launch) {
         Ok(prepared) => {
             tracing::info!(%https, config = %config.display(), "portvakt is serving");
             prepared.run_forever()

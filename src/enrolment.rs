@@ -3,11 +3,11 @@
 //! Nothing is saved until the user proves the number or device works, so a
 //! typo cannot lock anyone out of off-network login.
 
-use std::collections::HashMap;
-
-use parking_lot::Mutex;
+use std::time::Duration;
 
 use crate::session::SessionKey;
+use crate::state::{decode, encode, SharedState, StateError};
+use crate::storage::Sealer;
 
 /// How long an unfinished enrolment is kept.
 pub const PENDING_MS: u64 = 10 * 60 * 1000;
@@ -40,94 +40,158 @@ impl std::fmt::Debug for Pending {
     }
 }
 
-/// Unfinished enrolments by session, one SMS and one app at a time. Keyed by
-/// the session, never the user name: a session belongs to one (realm, user),
-/// so two realms' `anna` cannot finish each other's enrolment (the saved
-/// result goes to the store under the session's realm and user).
-#[derive(Debug, Default)]
+/// Unfinished enrolments by session, one SMS and one app at a time, in the
+/// shared state (so the confirming step may land on another gateway). Keyed
+/// by the session, never the user name: a session belongs to one (realm,
+/// user), so two realms' `anna` cannot finish each other's enrolment (the
+/// saved result goes to the store under the session's realm and user).
+/// Values are sealed: a pending authenticator secret is a seed.
+#[derive(Debug)]
 pub struct Enrolling {
-    entries: Mutex<HashMap<(SessionKey, bool), (Pending, u64)>>,
+    state: SharedState,
+    sealer: Sealer,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Stored {
+    Sms {
+        position: u8,
+        e164: String,
+    },
+    Totp {
+        description: String,
+        secret: Vec<u8>,
+    },
+}
+
+const PREFIX: &str = "portvakt:e:";
+
 impl Enrolling {
-    fn slot(p: &Pending) -> bool {
-        matches!(p, Pending::Totp { .. })
+    /// Enrolments kept in `state`, sealed by `sealer`.
+    pub fn new(state: SharedState, sealer: Sealer) -> Enrolling {
+        Enrolling { state, sealer }
+    }
+
+    fn key(session: SessionKey, totp: bool) -> String {
+        format!(
+            "{PREFIX}{}:{}",
+            crate::state::hex(&session.0),
+            if totp { "totp" } else { "sms" }
+        )
     }
 
     /// Start (or restart) an enrolment for `session`.
-    pub fn put(&self, session: SessionKey, pending: Pending, now_ms: u64) {
-        let slot = Self::slot(&pending);
-        self.entries
-            .lock()
-            .insert((session, slot), (pending, now_ms + PENDING_MS));
-    }
-
-    /// The pending SMS number of `session`, if still alive.
-    pub fn sms(&self, session: SessionKey, now_ms: u64) -> Option<(u8, String)> {
-        match self.get(session, false, now_ms)? {
-            Pending::Sms { position, e164 } => Some((position, e164)),
-            Pending::Totp { .. } => None,
-        }
-    }
-
-    /// The pending authenticator of `session`, if still alive.
-    pub fn totp(&self, session: SessionKey, now_ms: u64) -> Option<(String, Vec<u8>)> {
-        match self.get(session, true, now_ms)? {
+    pub async fn put(&self, session: SessionKey, pending: Pending) -> Result<(), StateError> {
+        let totp = matches!(pending, Pending::Totp { .. });
+        let key = Self::key(session, totp);
+        let stored = match pending {
+            Pending::Sms { position, e164 } => Stored::Sms { position, e164 },
             Pending::Totp {
                 description,
                 secret,
-            } => Some((description, secret)),
-            Pending::Sms { .. } => None,
-        }
+            } => Stored::Totp {
+                description,
+                secret,
+            },
+        };
+        let sealed = self
+            .sealer
+            .seal(&encode(&stored), key.as_bytes())
+            .map_err(|e| StateError::Unavailable(format!("cannot seal an enrolment: {e}")))?;
+        self.state
+            .put(&key, &sealed, Duration::from_millis(PENDING_MS))
+            .await
     }
 
-    fn get(&self, session: SessionKey, slot: bool, now_ms: u64) -> Option<Pending> {
-        let entries = self.entries.lock();
-        let (p, deadline) = entries.get(&(session, slot))?;
-        (now_ms < *deadline).then(|| p.clone())
+    /// The pending SMS number of `session`, if still alive.
+    pub async fn sms(&self, session: SessionKey) -> Result<Option<(u8, String)>, StateError> {
+        Ok(match self.get(session, false).await? {
+            Some(Stored::Sms { position, e164 }) => Some((position, e164)),
+            _ => None,
+        })
+    }
+
+    /// The pending authenticator of `session`, if still alive.
+    pub async fn totp(&self, session: SessionKey) -> Result<Option<(String, Vec<u8>)>, StateError> {
+        Ok(match self.get(session, true).await? {
+            Some(Stored::Totp {
+                description,
+                secret,
+            }) => Some((description, secret)),
+            _ => None,
+        })
+    }
+
+    async fn get(&self, session: SessionKey, totp: bool) -> Result<Option<Stored>, StateError> {
+        let key = Self::key(session, totp);
+        let Some(sealed) = self.state.get(&key).await? else {
+            return Ok(None);
+        };
+        // Sealed with the key as associated data: a value copied under
+        // another session's key does not open.
+        let Ok(plain) = self.sealer.open(&sealed, key.as_bytes()) else {
+            return Ok(None);
+        };
+        decode(&key, &plain).map(Some)
     }
 
     /// Finish or abandon an enrolment.
-    pub fn clear(&self, session: SessionKey, totp: bool) {
-        self.entries.lock().remove(&(session, totp));
-    }
-
-    /// Forget expired enrolments.
-    pub fn sweep(&self, now_ms: u64) {
-        self.entries.lock().retain(|_, (_, d)| *d > now_ms);
+    pub async fn clear(&self, session: SessionKey, totp: bool) -> Result<(), StateError> {
+        self.state
+            .delete(&Self::key(session, totp))
+            .await
+            .map(|_| ())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+    use crate::state::memory::MemoryBackend;
+    use crate::state::StateBackend;
 
-    #[test]
-    fn pending_enrolments_expire_and_do_not_mix() {
-        let e = Enrolling::default();
+    #[tokio::test]
+    async fn pending_enrolments_expire_and_do_not_mix() {
+        let clock = ManualClock::starting_at(0);
+        let state = std::sync::Arc::new(MemoryBackend::new(clock.clone()));
+        let e = Enrolling::new(state.clone(), Sealer::from_secret(&[3; 32]));
         let k = SessionKey([1; 32]);
-        e.put(
-            k,
-            Pending::Sms {
-                position: 1,
-                e164: "+46701234567".into(),
-            },
-            0,
-        );
-        e.put(
-            k,
-            Pending::Totp {
-                description: "Jobbtelefonen".into(),
-                secret: vec![1; 20],
-            },
-            0,
-        );
-        assert_eq!(e.sms(k, 1).unwrap().0, 1);
-        assert_eq!(e.totp(k, 1).unwrap().0, "Jobbtelefonen");
-        assert!(e.sms(SessionKey([2; 32]), 1).is_none());
-        assert!(e.sms(k, PENDING_MS).is_none());
-        e.clear(k, true);
-        assert!(e.totp(k, 1).is_none());
+        let sms = Pending::Sms {
+            position: 1,
+            e164: "+46701234567".into(),
+        };
+        e.put(k, sms).await.unwrap();
+        let app = Pending::Totp {
+            description: "Jobbtelefonen".into(),
+            secret: vec![42; 20],
+        };
+        e.put(k, app).await.unwrap();
+        clock.advance_ms(1);
+        assert_eq!(e.sms(k).await.unwrap().unwrap().0, 1);
+        assert_eq!(e.totp(k).await.unwrap().unwrap().0, "Jobbtelefonen");
+        assert!(e.sms(SessionKey([2; 32])).await.unwrap().is_none());
+        // The secret is sealed in the state.
+        for key in state.keys(PREFIX, 10).await.unwrap() {
+            let raw = state.get(&key).await.unwrap().unwrap();
+            assert!(!raw.windows(20).any(|w| w == [42; 20]), "secret in clear");
+            assert!(
+                !String::from_utf8_lossy(&raw).contains("+4670"),
+                "number in clear"
+            );
+        }
+        // Moved under another session, a value does not open.
+        let mine = state.get(&Enrolling::key(k, true)).await.unwrap().unwrap();
+        let other = SessionKey([2; 32]);
+        state
+            .put(&Enrolling::key(other, true), &mine, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(e.totp(other).await.unwrap().is_none());
+        e.clear(k, true).await.unwrap();
+        assert!(e.totp(k).await.unwrap().is_none());
+        clock.advance_ms(PENDING_MS);
+        assert!(e.sms(k).await.unwrap().is_none(), "expired");
         assert!(!format!(
             "{:?}",
             Pending::Totp {

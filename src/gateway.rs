@@ -28,8 +28,11 @@ use crate::session::handoff::HandoffCodes;
 use crate::session::memory::MemoryStore;
 use crate::session::Method;
 use crate::session::SessionStore;
-use crate::signing::Signer;
-use crate::storage::EnrolmentStore;
+use crate::signing::{Purpose, Signer};
+use crate::state::health::{Backend, Health, HealthListener, Monitored};
+use crate::state::sessions::SharedSessions;
+use crate::state::{SharedState, StateBackend};
+use crate::storage::{EnrolmentStore, Sealer};
 
 /// Everything derived from one configuration.
 #[derive(Debug)]
@@ -137,7 +140,7 @@ impl Runtime {
             {
                 Ok(p.auth_log.clone())
             }
-            _ => LogWriter::open_chained(&config.auth_log, &config.chain_head),
+            _ => LogWriter::open_chained(&config.auth_log, &config.chain_head, &config.gateway),
         }
         .map_err(|e| {
             fail(Problem::new(
@@ -243,9 +246,11 @@ impl Runtime {
     }
 
     /// E-mail the user that their enrolments changed; `what` names the
-    /// language-file text describing the change.
+    /// language-file text describing the change, `now_ms` (the gateway's
+    /// clock) the time the notice gives.
     pub async fn notify_change(
         &self,
+        now_ms: u64,
         to: &str,
         display_name: &str,
         what: &str,
@@ -256,7 +261,7 @@ impl Runtime {
             portal_host => self.config.portal_host.as_str(),
             brand_title => self.config.branding.title.get(lang),
             display_name => display_name,
-            when => crate::audit::timestamp(crate::clock::Clock::now_ms(&crate::clock::SystemClock)),
+            when => crate::audit::timestamp(now_ms),
         };
         let l = lang.code();
         let text = self
@@ -341,6 +346,11 @@ fn csp(router: &Router) -> HeaderValue {
 #[derive(Debug)]
 pub struct Gateway {
     runtime: ArcSwap<Runtime>,
+    /// Short-lived state (memory, or Redis shared with other gateways),
+    /// watched for outages.
+    pub state: Arc<Monitored>,
+    /// Whether the durable store answers (fed by its callers).
+    pub storage_health: Health,
     /// Sessions.
     pub sessions: Arc<dyn SessionStore>,
     /// Pending handoff codes.
@@ -360,19 +370,61 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway running `runtime`.
-    pub fn new(runtime: Runtime, clock: SharedClock, store: Arc<dyn EnrolmentStore>) -> Gateway {
-        Gateway {
+    /// A gateway running `runtime`, keeping short-lived state in `state`.
+    /// Sessions stay in this process's own map when `state` is memory (no
+    /// encoding on the request path); with a shared backend they live
+    /// there, so every gateway sees every session.
+    pub fn new(
+        runtime: Runtime,
+        clock: SharedClock,
+        store: Arc<dyn EnrolmentStore>,
+        state: SharedState,
+    ) -> Arc<Gateway> {
+        let state = Arc::new(Monitored::new(state));
+        let shared: SharedState = state.clone();
+        let sessions: Arc<dyn SessionStore> = if shared.kind() == "memory" {
+            Arc::new(MemoryStore::default())
+        } else {
+            Arc::new(SharedSessions::new(
+                shared.clone(),
+                runtime.config.idle_timeout,
+                runtime.config.max_lifetime,
+            ))
+        };
+        // One key for every gateway sharing the state: derived from the
+        // shared secret, so a value sealed by A opens on B.
+        let sealer = || Sealer::from_secret(&runtime.signer.mac(Purpose::StateSeal, b""));
+        let pepper = runtime.signer.mac(Purpose::CodePepper, b"");
+        let gw = Arc::new(Gateway {
+            handoffs: HandoffCodes::new(shared.clone(), sealer()),
+            challenges: Challenges::new(shared.clone(), pepper),
+            enrolling: crate::enrolment::Enrolling::new(shared, sealer()),
             runtime: ArcSwap::from_pointee(runtime),
-            sessions: Arc::new(MemoryStore::default()),
-            handoffs: HandoffCodes::default(),
+            state,
+            storage_health: Health::default(),
+            sessions,
             clock,
             ids: RequestIds::default(),
             store,
-            challenges: Challenges::new(),
-            enrolling: Default::default(),
             metrics: crate::metrics::Metrics::new(),
-        }
+        });
+        let weak = Arc::downgrade(&gw);
+        let listener: std::sync::Weak<dyn HealthListener> = weak;
+        gw.state.health.listen(listener.clone());
+        gw.storage_health.listen(listener);
+        gw
+    }
+
+    /// Whether the short-lived sessions are shared with other gateways.
+    pub fn shared_sessions(&self) -> bool {
+        self.state.kind() != "memory"
+    }
+
+    /// Observe an answer of the durable store (for outage reporting);
+    /// returns it unchanged.
+    pub fn storage<T, E: std::fmt::Display>(&self, result: Result<T, E>) -> Result<T, E> {
+        self.storage_health.observe(Backend::Storage, &result);
+        result
     }
 
     /// The current runtime (cheap; a request keeps the one it started with).
@@ -384,7 +436,12 @@ impl Gateway {
     /// old one. Returns the problems on failure.
     pub fn reload(&self) -> Result<(), ConfigError> {
         let current = self.runtime();
-        let config = crate::config::load(&current.config.source)?;
+        let mut config = crate::config::load(&current.config.source)?;
+        // Its chain and chain head hold the name: a new name needs a restart.
+        if config.gateway != current.config.gateway {
+            tracing::warn!("audit.gateway changed; it takes effect only after a restart");
+            config.gateway = current.config.gateway.clone();
+        }
         if config.https_addr != current.config.https_addr
             || config.http_addr != current.config.http_addr
             || config.proxy_protocol != current.config.proxy_protocol
@@ -460,5 +517,40 @@ impl Gateway {
             destination: None,
             provider: None,
         }
+    }
+}
+
+impl HealthListener for Gateway {
+    fn changed(&self, backend: Backend, up: bool, error: Option<&str>) {
+        let rt = self.runtime();
+        let reason = match (backend, up) {
+            (Backend::State, false) => Reason::StateUnavailable,
+            (Backend::State, true) => Reason::StateRestored,
+            (Backend::Storage, false) => Reason::StorageUnavailable,
+            (Backend::Storage, true) => Reason::StorageRestored,
+        };
+        let unspecified = IpAddr::from([0, 0, 0, 0]);
+        let mut ev = self.event(
+            Event::Backend,
+            Outcome::of(up),
+            reason,
+            None,
+            None,
+            unspecified,
+            true,
+            "",
+        );
+        // The error text names the backend's address, never its password
+        // (both backends redact their URLs in errors).
+        ev.provider = error.map(str::to_owned);
+        ev.destination = Some(
+            if backend == Backend::State {
+                self.state.kind()
+            } else {
+                "storage"
+            }
+            .to_owned(),
+        );
+        self.audit(&rt, ev);
     }
 }

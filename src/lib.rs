@@ -7,6 +7,7 @@
 //! - [`cli`]: subcommands (`serve`, `check-config`, `demo`, `hash-password`, `whoami`).
 //! - [`config`]: the YAML file → validated model, errors with file/line/key.
 //! - [`server`]: pingora server, listeners, background sweeping, SIGHUP reload.
+//! - [`launch`]: what the starter hands in (clock, signals); a gateway run in-process for tests.
 //! - [`tls`]: certificates chosen by SNI.
 //! - [`gateway`]: state per configuration ([`gateway::Runtime`]) and across reloads.
 //! - [`proxy`]: pingora's phases: route, session, policy, identity, logging.
@@ -32,6 +33,7 @@
 //! - [`enrolment`]: enrolments waiting for their confirming code.
 //! - [`admin`]: admin commands (tokens, devices, enrolments).
 //! - [`admin_listener`]: `/healthz`, `/readyz`, `/metrics` and the sessions API.
+//! - [`lifecycle`]: SIGTERM drain that exits when idle, socket hand-over on upgrade.
 //! - [`metrics`]: Prometheus counters fed by the access and auth logs' hooks.
 //! - [`demo`]: `portvakt demo`; [`whoami`]: the echo upstream.
 
@@ -47,6 +49,8 @@ pub mod directory;
 pub mod enrolment;
 pub mod factors;
 pub mod gateway;
+pub mod launch;
+pub mod lifecycle;
 pub mod login;
 pub mod metrics;
 pub mod net;
@@ -62,6 +66,7 @@ pub mod routing;
 pub mod server;
 pub mod session;
 pub mod signing;
+pub mod state;
 pub mod storage;
 pub mod tls;
 pub mod whoami;

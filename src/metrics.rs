@@ -6,9 +6,12 @@
 //! about what happened. Uses the `prometheus` crate (tikv/rust-prometheus):
 //! the text exposition format and process metrics without writing either.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::audit::{AuthEvent, Event};
@@ -33,6 +36,46 @@ pub struct Metrics {
     reloads: IntCounterVec,
     last_reload: Gauge,
     sessions: IntGauge,
+    backend_outages: IntCounterVec,
+    backend_down: IntGaugeVec,
+    /// Requests whose context is alive (the drain waits for zero).
+    in_flight: IntGauge,
+    /// Requests whose context ended, for the drain's "finished N" line.
+    ended: IntCounter,
+    /// 1 from SIGTERM until exit.
+    draining: IntGauge,
+    /// 1 from the upgrade signal until exit.
+    handing_over: IntGauge,
+    /// [`Phase`] as a number: read on every response, so one atomic load.
+    phase: AtomicU8,
+}
+
+/// Where the process is in its life (see `crate::lifecycle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Serving normally.
+    Serving,
+    /// Handing the listening sockets to a new binary: still serving, but
+    /// every response closes its connection so clients reconnect (and land
+    /// on whichever process accepts).
+    HandingOver,
+    /// SIGTERM: no new connections, finishing what is in flight.
+    Draining,
+}
+
+/// One request counted as in flight until this is dropped (held by the
+/// request's context, so pages, upstream requests and WebSockets all count).
+#[derive(Debug)]
+pub struct InFlight {
+    gauge: IntGauge,
+    ended: IntCounter,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
+        self.ended.inc();
+    }
 }
 
 impl Default for Metrics {
@@ -101,6 +144,22 @@ impl Metrics {
             "Configuration reloads (SIGHUP), by result.",
             &["result"],
         );
+        let backend_outages = counter(
+            "backend_outages_total",
+            "Times a backend (state: memory/Redis; storage: SQLite/PostgreSQL) stopped answering.",
+            &["backend"],
+        );
+        let backend_down = defined(IntGaugeVec::new(
+            Opts::new(
+                "backend_down",
+                "1 while a backend does not answer (as last seen by this gateway).",
+            ),
+            &["backend"],
+        ));
+        defined(registry.register(Box::new(backend_down.clone())));
+        for b in ["state", "storage"] {
+            backend_down.with_label_values(&[b]).set(0);
+        }
         let latency = defined(HistogramVec::new(
             HistogramOpts::new(
                 "request_duration_seconds",
@@ -117,6 +176,28 @@ impl Metrics {
         defined(registry.register(Box::new(last_reload.clone())));
         let sessions = defined(IntGauge::new("sessions_active", "Live sessions."));
         defined(registry.register(Box::new(sessions.clone())));
+        let gauge = |name: &str, help: &str| {
+            let g = defined(IntGauge::new(name, help));
+            defined(registry.register(Box::new(g.clone())));
+            g
+        };
+        let in_flight = gauge(
+            "requests_in_flight",
+            "Requests being answered now (pages, proxied requests, open WebSockets).",
+        );
+        let draining = gauge(
+            "draining",
+            "1 while the process drains after SIGTERM: no new connections, /readyz answers 503.",
+        );
+        let handing_over = gauge(
+            "handing_over",
+            "1 while the process hands its listening sockets to a new binary (upgrade).",
+        );
+        let ended = defined(IntCounter::new(
+            "requests_ended_total",
+            "Requests whose handling ended (answered, failed or cut).",
+        ));
+        defined(registry.register(Box::new(ended.clone())));
         // Process metrics are best effort: without /proc they are left out.
         let _ = registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -134,7 +215,62 @@ impl Metrics {
             reloads,
             last_reload,
             sessions,
+            backend_outages,
+            backend_down,
+            in_flight,
+            ended,
+            draining,
+            handing_over,
+            phase: AtomicU8::new(0),
         }
+    }
+
+    /// A request begins; it is in flight until the guard is dropped.
+    pub fn request_started(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight {
+            gauge: self.in_flight.clone(),
+            ended: self.ended.clone(),
+        }
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.get()
+    }
+
+    /// Requests ended since start.
+    pub fn requests_ended(&self) -> u64 {
+        self.ended.get()
+    }
+
+    /// The life-cycle phase.
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Relaxed) {
+            0 => Phase::Serving,
+            1 => Phase::HandingOver,
+            _ => Phase::Draining,
+        }
+    }
+
+    /// Enter `phase` (only forwards: a draining process never serves again).
+    pub fn set_phase(&self, phase: Phase) {
+        let n = match phase {
+            Phase::Serving => 0,
+            Phase::HandingOver => 1,
+            Phase::Draining => 2,
+        };
+        self.phase.fetch_max(n, Ordering::Relaxed);
+        self.draining
+            .set(i64::from(self.phase() == Phase::Draining));
+        self.handing_over
+            .set(i64::from(self.phase() == Phase::HandingOver));
+    }
+
+    /// Whether responses should close their connection now (the process is
+    /// going away: a client must not reuse the connection for its next request).
+    pub fn closing_connections(&self) -> bool {
+        self.phase.load(Ordering::Relaxed) != 0
     }
 
     /// One request answered (from the access-log hook).
@@ -175,6 +311,20 @@ impl Metrics {
                 .sessions_revoked
                 .with_label_values(&[ev.reason.as_str()])
                 .inc(),
+            Event::Backend => {
+                use crate::audit::Reason;
+                let backend = match ev.reason {
+                    Reason::StorageUnavailable | Reason::StorageRestored => "storage",
+                    _ => "state",
+                };
+                let down = ev.result != crate::audit::Outcome::Success;
+                if down {
+                    self.backend_outages.with_label_values(&[backend]).inc();
+                }
+                self.backend_down
+                    .with_label_values(&[backend])
+                    .set(i64::from(down));
+            }
             _ => {}
         }
     }
@@ -195,8 +345,8 @@ impl Metrics {
     }
 
     /// The text exposition, with the live session count as of now.
-    pub fn render(&self, active_sessions: usize) -> String {
-        self.sessions.set(active_sessions as i64);
+    pub fn render(&self, active_sessions: i64) -> String {
+        self.sessions.set(active_sessions);
         let mut out = Vec::with_capacity(16 * 1024);
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "cannot encode metrics");

@@ -1,6 +1,7 @@
 //! Builds and runs the pingora server from our configuration: the HTTPS
 //! proxy service, the redirect-only HTTP listener, the admin listener,
-//! background sweeping, SIGHUP reloads and SIGUSR1 log reopening.
+//! background sweeping, SIGHUP reloads, SIGUSR1 log reopening and SIGUSR2
+//! upgrades; how the process ends is in [`crate::lifecycle`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,11 +15,13 @@ use pingora::server::{RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
-use crate::clock;
 use crate::config::{self, Config};
 use crate::gateway::{Gateway, Runtime};
 use crate::proxy::Proxy;
+use crate::state::StateBackend;
 use crate::tls::SniResolver;
+
+pub use crate::launch::{Launch, Reloader, Running, Stop};
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +41,19 @@ pub enum StartError {
     /// The auth log or its chain head cannot be written.
     #[error("cannot write the auth log or its chain head ({0}): {1}")]
     AuditLog(String, std::io::Error),
+    /// The shared state could not be set up (not: is down — that is
+    /// survived, and answered with the "not working right now" page).
+    #[error("cannot set up the shared state: {0}")]
+    State(#[from] crate::state::StateError),
     /// Signal handling could not be installed.
     #[error("cannot install signal handler: {0}")]
     Signals(std::io::Error),
+    /// The in-process server thread could not be started.
+    #[error("cannot start the server thread: {0}")]
+    Thread(std::io::Error),
+    /// The upgrade socket's place is not private.
+    #[error("{0}")]
+    Lifecycle(#[from] crate::lifecycle::LifecycleError),
 }
 
 /// A gateway ready to run.
@@ -48,10 +61,31 @@ pub struct Prepared {
     /// Shared state (for tests and admin tooling).
     pub gateway: Arc<Gateway>,
     server: Server,
+    /// Kept for [`Prepared::reloader`]: certificates are reloaded with the config.
+    resolver: Arc<SniResolver>,
+    life: Arc<crate::lifecycle::Control>,
 }
 
-/// Build the pingora server for `config`.
+/// How the process gets its listening sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Bind them.
+    Fresh,
+    /// Take them over from the running process (`serve --upgrade`): it hands
+    /// them over the upgrade socket after SIGQUIT.
+    Upgrade,
+}
+
+/// Build the pingora server for `config`, as `portvakt serve` runs it: the
+/// system clock, and SIGHUP/SIGUSR1 handled by this process.
 pub fn prepare(config: Config) -> Result<Prepared, StartError> {
+    prepare_with(config, Launch::serve())
+}
+
+/// Build the pingora server for `config` with what `launch` hands in
+/// (clock, signals, whether to take the sockets over).
+pub fn prepare_with(config: Config, launch: Launch) -> Result<Prepared, StartError> {
+    let start = launch.start;
     let resolver = Arc::new(SniResolver::load(&config.certificates)?);
     let https_addr = config.https_addr;
     let http_addr = config.http_addr;
@@ -62,25 +96,40 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
     crate::audit::LogWriter::preflight_chained(
         &runtime.config.auth_log,
         &runtime.config.chain_head,
+        &runtime.config.gateway,
     )
     .map_err(|e| StartError::AuditLog(runtime.config.chain_head.display().to_string(), e))?;
     let store = open_store(&runtime)?;
-    let gateway = Arc::new(Gateway::new(runtime, clock::system(), store));
-    gateway.metrics.started(unix_now());
+    let state = crate::state::open(
+        runtime.config.state_url.as_deref(),
+        runtime.config.state_timeout,
+        runtime.config.state_ca_file.as_deref(),
+        launch.clock.clone(),
+    )?;
+    let gateway = Gateway::new(runtime, launch.clock, store, state);
+    gateway.metrics.started(gateway.clock.now_secs_f64());
 
     let conf = ServerConf {
         threads: tuning.threads,
         grace_period_seconds: Some(tuning.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(tuning.graceful_shutdown_timeout.as_secs()),
         upstream_keepalive_pool_size: tuning.upstream_keepalive_pool_size,
-        // Not used (we never daemonise or upgrade by socket), but keep them
-        // out of shared /tmp names so two gateways never collide.
-        pid_file: format!("/tmp/portvakt-{}.pid", std::process::id()),
-        upgrade_sock: format!("/tmp/portvakt-{}.upgrade", std::process::id()),
+        // pingora uses the pid file only when daemonising (we never do);
+        // ours is written by the lifecycle's drainer.
+        pid_file: tuning.pid_file.display().to_string(),
+        upgrade_sock: tuning.upgrade_socket.display().to_string(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    crate::lifecycle::private_socket_dir(&tuning.upgrade_socket)?;
+    let opt = pingora::server::configuration::Opt {
+        upgrade: start == Start::Upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    // With `Start::Upgrade` this waits (a few seconds at most) for the old
+    // process to send its listening sockets, and exits if none come.
     server.bootstrap();
+    let life = crate::lifecycle::Control::new(gateway.clone(), start == Start::Upgrade);
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
@@ -119,27 +168,67 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
             crate::admin_listener::AdminApp::new(gateway.clone()),
         );
         admin.add_tcp(&addr.to_string());
-        server.add_service(admin);
+        // Not stopped by pingora's broadcast: /readyz answers 503 while draining.
+        server.add_service(crate::lifecycle::KeepServing::new(
+            admin,
+            life.admin_shutdown(),
+        ));
     }
+    server.add_service(background_service(
+        "portvakt lifecycle",
+        crate::lifecycle::Drainer::new(life.clone()),
+    ));
     server.add_service(background_service(
         "portvakt sweeper",
         Sweeper {
             gw: gateway.clone(),
         },
     ));
-    install_reload(gateway.clone(), resolver)?;
-    Ok(Prepared { gateway, server })
+    if launch.process_signals {
+        install_reload(gateway.clone(), resolver.clone(), life.clone())?;
+    }
+    Ok(Prepared {
+        gateway,
+        server,
+        resolver,
+        life,
+    })
 }
 
 impl Prepared {
-    /// Run until SIGTERM/SIGINT. Never returns.
+    /// The reload and log-reopen actions SIGHUP and SIGUSR1 trigger in
+    /// `serve`, to call directly where no signal handler was installed.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            gw: self.gateway.clone(),
+            resolver: self.resolver.clone(),
+        }
+    }
+
+    /// Run until SIGTERM (drain), SIGQUIT (hand-over) or SIGINT (fast stop).
+    /// Never returns.
     pub fn run_forever(self) -> ! {
-        self.server.run_forever()
+        crate::lifecycle::remember_binary();
+        self.life.exit_when_drained();
+        let watch = crate::lifecycle::SignalWatch::new(self.life.clone());
+        self.server.run(RunArgs {
+            shutdown_signal: Box::new(watch),
+        });
+        self.life.after_run()
     }
 
     /// Run until the given shutdown signal (tests, embedding).
     pub fn run(self, args: RunArgs) {
         self.server.run(args)
+    }
+
+    /// Run on a thread of this process until the returned handle is
+    /// stopped or dropped (tests, embedding; prepare with
+    /// [`Launch::in_process`]). Returns at once: the listeners are bound
+    /// shortly after, so wait for them to accept.
+    pub fn start_in_process(self) -> Result<Running, StartError> {
+        let reloader = self.reloader();
+        Running::spawn(self.server, reloader).map_err(StartError::Thread)
     }
 }
 
@@ -158,15 +247,22 @@ pub fn open_store(rt: &Runtime) -> Result<Arc<dyn crate::storage::EnrolmentStore
 
 /// SIGHUP: re-read the config file; keep the old one on any error.
 /// SIGUSR1: reopen the log files (after logrotate moved them).
-fn install_reload(gw: Arc<Gateway>, resolver: Arc<SniResolver>) -> Result<(), StartError> {
-    use signal_hook::consts::{SIGHUP, SIGUSR1};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGHUP, SIGUSR1]).map_err(StartError::Signals)?;
+/// SIGUSR2: start the new binary and hand the listening sockets to it.
+fn install_reload(
+    gw: Arc<Gateway>,
+    resolver: Arc<SniResolver>,
+    life: Arc<crate::lifecycle::Control>,
+) -> Result<(), StartError> {
+    use signal_hook::consts::{SIGHUP, SIGUSR1, SIGUSR2};
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGUSR1, SIGUSR2])
+        .map_err(StartError::Signals)?;
     std::thread::Builder::new()
         .name("portvakt-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
-                if signal == SIGUSR1 {
+                if signal == SIGUSR2 {
+                    life.start_successor();
+                } else if signal == SIGUSR1 {
                     let rt = gw.runtime();
                     rt.access_log.reopen();
                     rt.auth_log.reopen();
@@ -192,7 +288,8 @@ pub fn reload(gw: &Gateway, resolver: &SniResolver) {
                 .map_err(|e| e.to_string())?;
             gw.reload().map_err(|e| e.to_string())
         });
-    gw.metrics.config_loaded(result.is_ok(), unix_now());
+    gw.metrics
+        .config_loaded(result.is_ok(), gw.clock.now_secs_f64());
     match result {
         Ok(()) => tracing::info!(config = %source.display(), "configuration reloaded"),
         Err(e) => {
@@ -274,7 +371,8 @@ impl Sweeper {
                 cfg.idle_timeout.as_millis() as u64,
                 cfg.max_lifetime.as_millis() as u64,
             )
-            .await;
+            .await
+            .unwrap_or_default();
         for s in removed {
             let why = s
                 .expired(
@@ -285,17 +383,10 @@ impl Sweeper {
                 .unwrap_or(crate::session::Expiry::Idle);
             gw.audit_expired(&rt, &s, why, None);
         }
-        gw.handoffs.sweep(now);
-        gw.challenges.sweep(now);
-        gw.enrolling.sweep(now);
+        // Handoff and one-time codes and pending enrolments live in the
+        // state backend, which drops them when they expire.
+        gw.state.sweep();
         rt.regulator.sweep(now);
         rt.basic_cache.sweep(now);
     }
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }

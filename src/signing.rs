@@ -63,6 +63,12 @@ pub enum Purpose {
     BasicCache,
     /// The admin listener's sessions API token.
     AdminApi,
+    /// The pepper of one-time code hashes (the same on every gateway with
+    /// this key, so a code sent by one is checked by another).
+    CodePepper,
+    /// The key that seals values in the shared state (handoff codes,
+    /// pending enrolments).
+    StateSeal,
 }
 
 impl Purpose {
@@ -73,6 +79,8 @@ impl Purpose {
             Purpose::SessionCsrf => b"portvakt/session-csrf/v1",
             Purpose::BasicCache => b"portvakt/basic-cache/v1",
             Purpose::AdminApi => b"portvakt/admin-api/v1",
+            Purpose::CodePepper => b"portvakt/code-pepper/v1",
+            Purpose::StateSeal => b"portvakt/state-seal/v1",
         }
     }
 }

@@ -85,7 +85,7 @@ pub struct TestGateway {
     /// The configuration's directory (auth log, store), removed on drop.
     pub dir: tempfile::TempDir,
     /// The gateway.
-    pub gw: crate::gateway::Gateway,
+    pub gw: std::sync::Arc<crate::gateway::Gateway>,
     /// Its runtime.
     pub rt: std::sync::Arc<crate::gateway::Runtime>,
     /// The clock the gateway reads.
@@ -135,7 +135,8 @@ storage: portvakt.db
     )
     .expect("store");
     let clock = crate::clock::ManualClock::starting_at(1_700_000_000_000);
-    let gw = crate::gateway::Gateway::new(runtime, clock.clone(), Arc::new(store));
+    let state = Arc::new(crate::state::memory::MemoryBackend::new(clock.clone()));
+    let gw = crate::gateway::Gateway::new(runtime, clock.clone(), Arc::new(store), state);
     let rt = gw.runtime();
     TestGateway {
         dir,

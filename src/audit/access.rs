@@ -7,6 +7,8 @@ use serde::Serialize;
 pub struct AccessRecord<'a> {
     /// RFC 3339 UTC with milliseconds.
     pub time: String,
+    /// The gateway that served it (`audit.gateway`).
+    pub gateway: &'a str,
     /// Shared with the auth log and sent upstream as `X-Request-Id`.
     pub request_id: &'a str,
     /// Client address (after trusted-proxy resolution).

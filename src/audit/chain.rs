@@ -20,6 +20,11 @@
 //! after the log was rotated away, and lets `verify` notice records cut off
 //! the end of the newest file. The head file is locked while a batch is
 //! appended, so the gateway and admin commands never fork the chain.
+//!
+//! Every record also names the gateway that wrote it (`gateway`, inside the
+//! hash), and so does the head file: a gateway refuses to continue a chain
+//! whose head or last record names another gateway ([`GatewayConflict`]),
+//! so gateways sharing a log directory never mix their chains.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -43,6 +48,10 @@ pub struct Head {
     pub seq: u64,
     /// Its hash, hex.
     pub hash: String,
+    /// The gateway whose chain this is (none: a chain written before
+    /// gateways had names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
 }
 
 impl Head {
@@ -51,6 +60,7 @@ impl Head {
         Head {
             seq: 0,
             hash: GENESIS.to_owned(),
+            gateway: None,
         }
     }
 }
@@ -119,10 +129,14 @@ pub fn seal(mut record: Map<String, Value>, head: &Head) -> (String, Head) {
     record.insert("seq".into(), Value::from(seq));
     record.insert("prev".into(), Value::from(head.hash.clone()));
     let hash = record_hash(&record);
+    let gateway = record
+        .get(super::gateway::FIELD)
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     record.insert("hash".into(), Value::from(hash.clone()));
     let mut line = String::with_capacity(512);
     canonical(&Value::Object(record), &mut line);
-    (line, Head { seq, hash })
+    (line, Head { seq, hash, gateway })
 }
 
 /// The record that starts a file. `why`: `new_chain` (the first record
@@ -133,14 +147,7 @@ pub fn anchor(time: &str, why: Reason) -> Map<String, Value> {
     m.insert("event".into(), Value::from(ANCHOR_EVENT));
     m.insert("result".into(), Value::from(Outcome::Info.as_str()));
     m.insert("reason".into(), Value::from(why.as_str()));
-    m.insert(
-        "host".into(),
-        Value::from(
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_owned())
-                .unwrap_or_default(),
-        ),
-    );
+    m.insert("host".into(), Value::from(super::gateway::host_name()));
     m.insert("pid".into(), Value::from(std::process::id()));
     m
 }
@@ -160,11 +167,37 @@ enum Sink {
 pub struct Appender {
     sink: Sink,
     head_path: PathBuf,
+    /// This gateway's name, sealed into every record.
+    gateway: String,
+}
+
+/// A gateway was about to continue another gateway's chain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{}: {what} belongs to gateway {theirs:?}, but this gateway is {ours:?} (audit.gateway, default \
+     the host name). Two gateways never share a chain: give this one its own audit.auth_log and \
+     audit.chain_head, or set audit.gateway: {theirs} if it is the same gateway renamed",
+    file.display()
+)]
+pub struct GatewayConflict {
+    /// The chain head or auth log that names the other gateway.
+    pub file: PathBuf,
+    /// `this chain head` or `the last record of this auth log`.
+    pub what: &'static str,
+    /// The gateway it names.
+    pub theirs: String,
+    /// This gateway.
+    pub ours: String,
 }
 
 impl Appender {
-    /// Append to `target`, continuing the chain recorded in `head_path`.
-    pub fn new(target: &crate::config::model::LogTarget, head_path: &Path) -> Appender {
+    /// Append to `target` as gateway `gateway`, continuing the chain
+    /// recorded in `head_path`.
+    pub fn new(
+        target: &crate::config::model::LogTarget,
+        head_path: &Path,
+        gateway: &str,
+    ) -> Appender {
         let sink = match target {
             crate::config::model::LogTarget::Stdout => Sink::Stdout { anchored: false },
             crate::config::model::LogTarget::File(path) => Sink::File {
@@ -175,6 +208,7 @@ impl Appender {
         Appender {
             sink,
             head_path: head_path.to_path_buf(),
+            gateway: gateway.to_owned(),
         }
     }
 
@@ -219,6 +253,7 @@ impl Appender {
         };
         // The head file is the truth; without one (first start, or it was
         // lost) continue from the last line of the file itself.
+        let from_head_file = stored.is_some();
         let mut head = match (stored, &self.sink) {
             (Some(h), _) => h,
             (None, Sink::File { path, .. }) if !fresh => {
@@ -226,13 +261,18 @@ impl Appender {
             }
             (None, _) => Head::genesis(),
         };
+        self.check_gateway(&head, from_head_file, fresh)?;
         let why = if head.seq == 0 {
             Reason::NewChain
         } else {
             Reason::NewFile
         };
         let mut buf = String::new();
-        for record in fresh.then(|| anchor(now, why)).into_iter().chain(records) {
+        for mut record in fresh.then(|| anchor(now, why)).into_iter().chain(records) {
+            record.insert(
+                super::gateway::FIELD.into(),
+                Value::from(self.gateway.as_str()),
+            );
             let (line, next) = seal(record, &head);
             buf.push_str(&line);
             buf.push('\n');
@@ -256,6 +296,44 @@ impl Appender {
         head_file.seek(SeekFrom::Start(0))?;
         head_file.write_all(new_head.as_bytes())?;
         Ok(())
+    }
+}
+
+impl Appender {
+    /// Refuse to continue a chain that another gateway wrote: its head file
+    /// names another gateway, or (a head from before names) the last record
+    /// of the log does. The file's tail is read only while the head names
+    /// no gateway, so once this gateway has written, a batch costs nothing here.
+    fn check_gateway(&self, head: &Head, from_head_file: bool, fresh: bool) -> std::io::Result<()> {
+        let conflict = |file: &Path, what, theirs: &str| {
+            std::io::Error::other(GatewayConflict {
+                file: file.to_path_buf(),
+                what,
+                theirs: theirs.to_owned(),
+                ours: self.gateway.clone(),
+            })
+        };
+        let log_path = match &self.sink {
+            Sink::File { path, .. } => Some(path.as_path()),
+            Sink::Stdout { .. } => None,
+        };
+        match (&head.gateway, log_path) {
+            (Some(theirs), _) if *theirs == self.gateway => Ok(()),
+            (Some(theirs), Some(log)) if !from_head_file => {
+                Err(conflict(log, "the last record of this auth log", theirs))
+            }
+            (Some(theirs), _) => Err(conflict(&self.head_path, "this chain head", theirs)),
+            // A head from before names: the log's last record may name one.
+            (None, Some(log)) if from_head_file && !fresh => {
+                match last_head(log)?.and_then(|h| h.gateway) {
+                    Some(theirs) if theirs != self.gateway => {
+                        Err(conflict(log, "the last record of this auth log", &theirs))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            (None, _) => Ok(()),
+        }
     }
 }
 
@@ -299,6 +377,10 @@ fn last_head(path: &Path) -> std::io::Result<Option<Head>> {
         Some(Head {
             seq: v.get("seq")?.as_u64()?,
             hash: v.get("hash")?.as_str()?.to_owned(),
+            gateway: v
+                .get(super::gateway::FIELD)
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         })
     }))
 }

@@ -22,7 +22,7 @@ fn event(n: u64) -> Map<String, Value> {
 fn written(dir: &Path, n: u64) -> (PathBuf, PathBuf) {
     let log = dir.join("auth.jsonl");
     let head = dir.join("auth-chain.head");
-    let mut a = Appender::new(&LogTarget::File(log.clone()), &head);
+    let mut a = Appender::new(&LogTarget::File(log.clone()), &head, "gw-test");
     for i in 1..=n {
         a.append(vec![event(i)], "2026-11-23T10:00:00.000Z")
             .expect("append");
@@ -193,7 +193,7 @@ fn rotation_continues_the_chain_into_the_next_file_in_any_argument_order() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("auth.jsonl");
     let head_path = dir.path().join("auth-chain.head");
-    let mut a = Appender::new(&LogTarget::File(log.clone()), &head_path);
+    let mut a = Appender::new(&LogTarget::File(log.clone()), &head_path, "gw-test");
     a.append(vec![event(1), event(2)], "t").unwrap();
     // logrotate moves the file away; the gateway is told (SIGUSR1).
     let rotated = dir.path().join("auth.jsonl.1");
@@ -225,7 +225,7 @@ fn a_moved_file_is_noticed_without_a_signal() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("auth.jsonl");
     let head_path = dir.path().join("auth-chain.head");
-    let mut a = Appender::new(&LogTarget::File(log.clone()), &head_path);
+    let mut a = Appender::new(&LogTarget::File(log.clone()), &head_path, "gw-test");
     a.append(vec![event(1)], "t").unwrap();
     std::fs::rename(&log, dir.path().join("auth.jsonl.1")).unwrap();
     a.append(vec![event(2)], "t").unwrap();
@@ -243,7 +243,7 @@ fn two_appenders_on_one_chain_never_fork_it() {
         .map(|t| {
             let (target, head_path) = (target.clone(), head_path.clone());
             std::thread::spawn(move || {
-                let mut a = Appender::new(&target, &head_path);
+                let mut a = Appender::new(&target, &head_path, "gw-test");
                 for i in 0..50 {
                     a.append(vec![event(t * 100 + i)], "t").unwrap();
                 }
@@ -262,7 +262,7 @@ fn a_lost_head_file_is_rebuilt_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let (log, head_path) = written(dir.path(), 3);
     std::fs::remove_file(&head_path).unwrap();
-    let mut a = Appender::new(&LogTarget::File(log.clone()), &head_path);
+    let mut a = Appender::new(&LogTarget::File(log.clone()), &head_path, "gw-test");
     a.append(vec![event(9)], "t").unwrap();
     assert!(verify(&[log], Some(&head(&head_path))).is_ok());
 }

@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use files::{group, open, with_rotated, Chain, Inputs, Kind, READ_BUFFER};
+pub use files::{
+    content, group, in_dir, log_name, open, with_rotated, Chain, Content, DirFiles, Inputs, Kind,
+    READ_BUFFER,
+};
 pub use period::{format_ms, line_time_ms, time_ms, Period, PeriodArgs, TimeArg};
 
 /// Lines longer than this are not log lines (the gateway writes well under
@@ -105,6 +108,9 @@ pub struct Fields<'a> {
     /// RFC 3339.
     #[serde(borrow)]
     pub time: Option<Text<'a>>,
+    /// The gateway that wrote the line (none: before gateways had names).
+    #[serde(borrow)]
+    pub gateway: Option<Text<'a>>,
     /// Auth lines: what happened (`login`, `lockout`, …).
     #[serde(borrow)]
     pub event: Option<Text<'a>>,

@@ -32,6 +32,12 @@ Examples:
   portvakt audit query -c portvakt.yaml --service Lönebesked --network external --since 2026-11-16
   portvakt audit query /var/log/portvakt/auth.jsonl* --result failure --ip 10.20.0.0/16
   portvakt audit query -c portvakt.yaml --decision deny,closed --result failure --json | jq .
+  portvakt audit query -c gw-a.yaml -c gw-b.yaml --user alice --since 24h
+  portvakt audit query /var/log/portvakt/ --user alice        # every gateway writing there
+  portvakt audit query /var/log/portvakt/ --gateway gw-b --result failure
+
+Several gateways' logs are merged into one time order; the GATEWAY column
+says which gateway wrote each line (`-`: written before gateways had names).
 
 Names are matched exactly (case matters). Times are UTC. Exit status: 0 when the
 logs were read (with or without matches), 1 when a file cannot be read, 2 for
@@ -67,6 +73,9 @@ pub struct Select {
     /// Lines of this realm (its id).
     #[arg(long, value_name = "ID")]
     pub realm: Vec<String>,
+    /// Lines written by this gateway (its audit.gateway name); repeat for several.
+    #[arg(long, short = 'g', value_name = "NAME")]
+    pub gateway: Vec<String>,
     /// Access lines of this service (its name in the configuration).
     /// Auth lines carry no service: use --host for them.
     #[arg(long, short, value_name = "NAME")]
@@ -171,6 +180,7 @@ pub enum QueryError {
 pub struct Filter {
     users: Vec<String>,
     realms: Vec<String>,
+    gateways: Vec<String>,
     services: Vec<String>,
     hosts: Vec<String>,
     request_ids: Vec<String>,
@@ -220,6 +230,7 @@ impl Filter {
         let mut f = Filter {
             users: a.select.user.clone(),
             realms: a.select.realm.clone(),
+            gateways: a.select.gateway.clone(),
             services: a.select.service.clone(),
             hosts: a
                 .select
@@ -264,6 +275,7 @@ impl Filter {
             && self.period.contains(r.time_ms)
             && one_of(&self.users, f.user.as_deref())
             && one_of(&self.realms, f.realm.as_deref())
+            && one_of(&self.gateways, f.gateway.as_deref())
             && one_of(&self.request_ids, f.request_id.as_deref())
             && self.network.is_none_or(|n| f.network.as_deref() == Some(n))
             && (self.hosts.is_empty()
@@ -420,6 +432,7 @@ pub fn query(
         Table::new(
             &[
                 "TIME",
+                "GATEWAY",
                 "LOG",
                 "USER",
                 "CLIENT IP",
@@ -554,6 +567,7 @@ fn row(r: &Record<'_>) -> Vec<String> {
     };
     vec![
         printable(&time).into_owned(),
+        text(f.gateway.as_deref()),
         r.kind.as_str().to_owned(),
         text(f.user.as_deref()),
         text(f.client_ip.as_deref()),

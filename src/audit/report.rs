@@ -24,7 +24,13 @@ archived month reports as that month); it prints the first and last time it saw.
 Examples:
   portvakt audit report --config /etc/portvakt/portvakt.yaml --since 24h
   portvakt audit report /var/log/portvakt/*.jsonl* --since 2026-11-01 --until 2026-11-30
-  portvakt audit report -c portvakt.yaml --since 7d --json --top 20";
+  portvakt audit report -c portvakt.yaml --since 7d --json --top 20
+  portvakt audit report -c gw-a.yaml -c gw-b.yaml --since 2026-11-01 --until 2026-11-30
+  portvakt audit report /var/log/portvakt/ --since 7d     # every gateway writing there
+
+Over several gateways every figure is for the whole cluster: a login is
+counted on the gateway where it happened, once, wherever the session was used
+afterwards. The \"Gateways\" section shows each gateway's share.";
 
 /// Period and output format for `portvakt audit report`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -62,6 +68,14 @@ struct Refusals {
     access: u64,
 }
 
+/// One gateway's share.
+#[derive(Debug, Default, Clone, Copy)]
+struct GatewayTally {
+    requests: u64,
+    auth_events: u64,
+    logins: Pair,
+}
+
 #[derive(Debug, Default)]
 struct ServiceTally {
     requests: u64,
@@ -90,6 +104,18 @@ pub struct Tally {
     services: HashMap<String, ServiceTally>,
     users: HashSet<String>,
     client_ips: HashSet<String>,
+    /// By the gateway that wrote the line (`-`: before gateways had names).
+    gateways: HashMap<String, GatewayTally>,
+}
+
+/// A login step that proved something or failed to: the password (event
+/// `login`), or a second factor (its success is logged as `login` with the
+/// factor's method, its failure as `second_factor`).
+fn is_login_step(r: &Record<'_>) -> bool {
+    let event = r.f.event.as_deref();
+    let result = r.f.result.as_deref();
+    (event == Some(Event::Login.as_str()) || event == Some(Event::SecondFactor.as_str()))
+        && (result == Some(Outcome::Success.as_str()) || result == Some(Outcome::Failure.as_str()))
 }
 
 /// Update `map[key]`, allocating the key only the first time it is seen
@@ -127,6 +153,17 @@ impl Tally {
         if let Some(ip) = f.client_ip.as_deref() {
             remember(&mut self.client_ips, ip);
         }
+        with(&mut self.gateways, or_dash(f.gateway.as_deref()), |g| {
+            match r.kind {
+                Kind::Access => g.requests += 1,
+                Kind::Auth => g.auth_events += 1,
+            };
+            if r.kind == Kind::Auth && is_login_step(r) {
+                let result = f.result.as_deref();
+                g.logins.success += u64::from(result == Some(Outcome::Success.as_str()));
+                g.logins.failure += u64::from(result == Some(Outcome::Failure.as_str()));
+            }
+        });
         match r.kind {
             Kind::Access => self.add_access(r),
             Kind::Auth => self.add_auth(r),
@@ -179,9 +216,7 @@ impl Tally {
         // A login is each step that proves something: the password (event
         // `login`), and a second factor (its success is logged as `login`
         // with the factor's method, its failure as `second_factor`).
-        if (event == Event::Login.as_str() || event == Event::SecondFactor.as_str())
-            && (success || failure)
-        {
+        if is_login_step(r) {
             let method = or_dash(f.method.as_deref());
             let network = or_dash(f.network.as_deref());
             with(&mut self.logins, method, |m| {
@@ -317,6 +352,18 @@ impl Tally {
                 .cmp(&a.requests)
                 .then_with(|| a.service.cmp(&b.service))
         });
+        let mut gateways: Vec<GatewayRow> = self
+            .gateways
+            .iter()
+            .map(|(name, g)| GatewayRow {
+                gateway: name.clone(),
+                requests: g.requests,
+                auth_events: g.auth_events,
+                logins_succeeded: g.logins.success,
+                logins_failed: g.logins.failure,
+            })
+            .collect();
+        gateways.sort_by(|a, b| a.gateway.cmp(&b.gateway));
         let logins_succeeded = logins.iter().map(|l| l.success).sum();
         let logins_failed = logins.iter().map(|l| l.failure).sum();
         Summary {
@@ -346,6 +393,7 @@ impl Tally {
                 client_ips: self.client_ips.len() as u64,
                 malformed_lines: malformed,
             },
+            gateways,
             logins,
             failures,
             lockouts: counted(&self.lockouts, top),
@@ -466,8 +514,8 @@ mod summary;
 mod text;
 
 pub use summary::{
-    CountRow, EventRow, FailureRow, FileSummary, LoginRow, PeriodSummary, RefusedRow, ServiceRow,
-    Summary, Totals,
+    CountRow, EventRow, FailureRow, FileSummary, GatewayRow, LoginRow, PeriodSummary, RefusedRow,
+    ServiceRow, Summary, Totals,
 };
 
 use text::render;

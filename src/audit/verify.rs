@@ -7,6 +7,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::chain::{record_hash, Head, ANCHOR_EVENT};
+use super::gateway::FIELD as GATEWAY;
+
+mod cluster;
+
+pub use cluster::{render, run, verify_cluster, ChainReport, Cluster, Orphan, VerifyArgs};
 
 #[cfg(test)]
 #[path = "chain_tests.rs"]
@@ -87,6 +92,29 @@ pub enum Problem {
         /// Its sequence number.
         seq: u64,
     },
+    /// A record names another gateway than the records before it: it was
+    /// moved here from another gateway's chain, or two gateways wrote one chain.
+    #[error("record of gateway {found:?} in gateway {chain:?}'s chain (moved from another gateway's log, or two gateways wrote one chain)")]
+    OtherGateway {
+        /// The gateway the records before name.
+        chain: String,
+        /// The gateway this record names.
+        found: String,
+    },
+    /// A record without a gateway name after named ones.
+    #[error("record without a gateway name in gateway {chain:?}'s chain (only records from before gateways had names may lack one, and they come first)")]
+    Unnamed {
+        /// The gateway the records before name.
+        chain: String,
+    },
+    /// The chain head belongs to another gateway than the chain.
+    #[error("the chain head is gateway {head:?}'s, but these records are gateway {chain:?}'s")]
+    HeadOfOtherGateway {
+        /// The gateway the head file names.
+        head: String,
+        /// The gateway the records name.
+        chain: String,
+    },
 }
 
 /// The first problem found and where.
@@ -114,28 +142,64 @@ pub struct Verified {
     pub last: Head,
     /// Whether it was compared with a head file.
     pub head_checked: bool,
+    /// The gateway its records name (none: all from before names).
+    pub gateway: Option<String>,
 }
 
 /// Verify `files` as one chain. They are put in chain order by their
 /// anchors' sequence numbers (so `auth.jsonl*` in any order works). With
 /// `head`, the last record must be the one the gateway last wrote.
 pub fn verify(files: &[PathBuf], head: Option<&Head>) -> Result<Verified, Finding> {
+    let mut v = walk(files)?;
+    if let Some(h) = head {
+        check_head(&v, h)?;
+        v.head_checked = true;
+    }
+    Ok(v)
+}
+
+/// Walk `files` as one chain, without a head.
+pub(crate) fn walk(files: &[PathBuf]) -> Result<Verified, Finding> {
     let files = chain_order(files);
     let mut walk = Walk {
         last: None,
         records: 0,
         first_seq: 0,
+        gateway: None,
     };
     for (index, path) in files.iter().enumerate() {
         walk.file(&files[index..], path)?;
     }
-    let last = walk.last.clone().unwrap_or_else(Head::genesis);
-    if let (Some(h), Some(path)) = (head, files.last()) {
+    Ok(Verified {
+        files,
+        records: walk.records,
+        first_seq: walk.first_seq,
+        last: walk.last.map_or_else(Head::genesis, |last| Head {
+            gateway: walk.gateway.clone(),
+            ..last
+        }),
+        head_checked: false,
+        gateway: walk.gateway,
+    })
+}
+
+/// The end of a verified chain against the head its gateway last wrote.
+pub(crate) fn check_head(v: &Verified, h: &Head) -> Result<(), Finding> {
+    let last = &v.last;
+    if let Some(path) = v.files.last() {
         let at = |problem| Finding {
             file: path.clone(),
             line: 0,
             problem,
         };
+        if let (Some(head), Some(chain)) = (&h.gateway, &v.gateway) {
+            if head != chain {
+                return Err(at(Problem::HeadOfOtherGateway {
+                    head: head.clone(),
+                    chain: chain.clone(),
+                }));
+            }
+        }
         if h.seq > last.seq {
             return Err(at(Problem::TailMissing {
                 last: last.seq,
@@ -146,19 +210,15 @@ pub fn verify(files: &[PathBuf], head: Option<&Head>) -> Result<Verified, Findin
             return Err(at(Problem::HeadDiffers { seq: last.seq }));
         }
     }
-    Ok(Verified {
-        files,
-        records: walk.records,
-        first_seq: walk.first_seq,
-        last,
-        head_checked: head.is_some(),
-    })
+    Ok(())
 }
 
 struct Walk {
     last: Option<Head>,
     records: u64,
     first_seq: u64,
+    /// The gateway named by the records so far.
+    gateway: Option<String>,
 }
 
 impl Walk {
@@ -211,6 +271,30 @@ impl Walk {
             if n == 1 && !is_anchor {
                 return Err(at(n, Problem::NoAnchor));
             }
+            // The name is inside the hash: a record cannot change gateway
+            // without showing as edited, so this finds records moved whole.
+            let named = record.get(GATEWAY).and_then(Value::as_str);
+            match (&self.gateway, named) {
+                (Some(chain), Some(found)) if chain != found => {
+                    return Err(at(
+                        n,
+                        Problem::OtherGateway {
+                            chain: chain.clone(),
+                            found: found.to_owned(),
+                        },
+                    ))
+                }
+                (Some(chain), None) => {
+                    return Err(at(
+                        n,
+                        Problem::Unnamed {
+                            chain: chain.clone(),
+                        },
+                    ))
+                }
+                (None, Some(found)) => self.gateway = Some(found.to_owned()),
+                _ => {}
+            }
             match &self.last {
                 None => self.first_seq = seq,
                 Some(last) => {
@@ -258,6 +342,7 @@ impl Walk {
             self.last = Some(Head {
                 seq,
                 hash: hash.to_owned(),
+                gateway: None,
             });
         }
         if n == 0 {
@@ -293,7 +378,7 @@ fn find_seq(rest: &[PathBuf], current: &Path, after: u64, seq: u64) -> Option<St
 /// Order files by the sequence number of their first record; files whose
 /// first line cannot be read keep their place after the readable ones, so
 /// the walk reports them.
-fn chain_order(files: &[PathBuf]) -> Vec<PathBuf> {
+pub(crate) fn chain_order(files: &[PathBuf]) -> Vec<PathBuf> {
     let mut keyed: Vec<(Option<u64>, usize, PathBuf)> = files
         .iter()
         .enumerate()
@@ -306,6 +391,10 @@ fn chain_order(files: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 fn first_seq(path: &Path) -> Option<u64> {
+    // Standard input can be read once only: the walk needs its first line.
+    if path.as_os_str() == "-" {
+        return None;
+    }
     let mut lines = Lines::open(path).ok()?;
     let mut buf = Vec::new();
     lines.next(&mut buf).ok()??;
@@ -314,12 +403,12 @@ fn first_seq(path: &Path) -> Option<u64> {
 }
 
 /// Lines of a plain or gzip-compressed file, one buffer reused.
-struct Lines {
+pub(crate) struct Lines {
     reader: Box<dyn BufRead + Send>,
 }
 
 impl Lines {
-    fn open(path: &Path) -> std::io::Result<Lines> {
+    pub(crate) fn open(path: &Path) -> std::io::Result<Lines> {
         // The audit commands' opener: gzip recognised by its content.
         let reader =
             super::logread::open(path).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -328,7 +417,7 @@ impl Lines {
 
     /// The next line into `buf` (without its newline); `Some(false)` if the
     /// file ended before a newline.
-    fn next(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
+    pub(crate) fn next(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
         buf.clear();
         let n = self.reader.read_until(b'\n', buf)?;
         if n == 0 {
@@ -339,96 +428,5 @@ impl Lines {
             buf.pop();
         }
         Ok(Some(complete))
-    }
-}
-
-/// `portvakt audit verify`: verify `files` (default: the config's auth log
-/// and its rotated copies beside it), compare the end with the chain head
-/// (`head`, or the config's when the newest file is the config's auth log),
-/// print the result. Exit 0 intact, 1 broken, 2 unusable arguments.
-pub fn run(
-    files: Vec<PathBuf>,
-    config: Option<&Path>,
-    head: Option<&Path>,
-) -> std::process::ExitCode {
-    use std::process::ExitCode;
-    let config = match config.map(crate::config::load).transpose() {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let current = config.as_ref().and_then(|c| match &c.auth_log {
-        crate::config::model::LogTarget::File(p) => Some(p.clone()),
-        crate::config::model::LogTarget::Stdout => None,
-    });
-    let files = if files.is_empty() {
-        match &current {
-            // The current file and its rotated copies, as logrotate names them.
-            Some(p) => match super::logread::with_rotated(p) {
-                Ok(files) => files,
-                Err(e) => {
-                    eprintln!("portvakt audit verify: {e}");
-                    return ExitCode::from(2);
-                }
-            },
-            None => {
-                eprintln!("portvakt audit verify: name the auth log files, or --config FILE whose audit.auth_log is a file");
-                return ExitCode::from(2);
-            }
-        }
-    } else {
-        files
-    };
-    let head_path = head.map(Path::to_path_buf).or_else(|| {
-        let c = config.as_ref()?;
-        let newest = chain_order(&files).pop()?;
-        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        };
-        current
-            .as_deref()
-            .filter(|cur| same(cur, &newest))
-            .map(|_| c.chain_head.clone())
-    });
-    let head = match head_path
-        .as_deref()
-        .map(super::chain::read_head)
-        .transpose()
-    {
-        Ok(h) => h.flatten(),
-        Err(e) => {
-            eprintln!("portvakt audit verify: cannot read the chain head: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match verify(&files, head.as_ref()) {
-        Ok(v) => {
-            let names: Vec<String> = v.files.iter().map(|p| p.display().to_string()).collect();
-            println!(
-                "chain intact: {} record{} (seq {}–{}) in {} file{}: {}",
-                v.records,
-                if v.records == 1 { "" } else { "s" },
-                v.first_seq,
-                v.last.seq,
-                v.files.len(),
-                if v.files.len() == 1 { "" } else { "s" },
-                names.join(", ")
-            );
-            println!("last record: seq {} hash {}", v.last.seq, v.last.hash);
-            match (v.head_checked, &head_path) {
-                (true, Some(p)) => println!("matches the chain head in {}", p.display()),
-                _ => println!(
-                    "not compared with a chain head (records cut off the end would not show): give --config or --head"
-                ),
-            }
-            ExitCode::SUCCESS
-        }
-        Err(finding) => {
-            println!("chain BROKEN at {finding}");
-            ExitCode::FAILURE
-        }
     }
 }

@@ -103,6 +103,10 @@ vocabulary! {
         Admin = "admin",
         /// A session ended through the admin listener's sessions API.
         SessionRevoked = "session_revoked",
+        /// The shared state or the durable store stopped answering
+        /// (`failure`) or answers again (`success`): one record per outage
+        /// edge, per gateway.
+        Backend = "backend",
     }
 }
 
@@ -235,6 +239,14 @@ vocabulary! {
         LockoutCleared = "lockout_cleared",
         /// A session revoked by an administrator.
         Admin = "admin",
+        /// The shared state (memory or Redis) did not answer.
+        StateUnavailable = "state_unavailable",
+        /// The shared state answers again.
+        StateRestored = "state_restored",
+        /// The durable enrolment store did not answer.
+        StorageUnavailable = "storage_unavailable",
+        /// The durable enrolment store answers again.
+        StorageRestored = "storage_restored",
         /// The first record ever of a chain.
         NewChain = "new_chain",
         /// A rotated or recreated file continuing the chain.

@@ -62,20 +62,31 @@ impl LogWriter {
         )
     }
 
-    /// The auth log: every line (a JSON object) is sealed into the hash
-    /// chain whose head is kept in `head_path`, and written at once, so a
-    /// crash right after a login decision does not lose its line.
-    pub fn open_chained(target: &LogTarget, head_path: &Path) -> std::io::Result<LogWriter> {
+    /// The auth log: every line (a JSON object) is sealed, as gateway
+    /// `gateway`'s, into the hash chain whose head is kept in `head_path`,
+    /// and written at once, so a crash right after a login decision does not
+    /// lose its line.
+    pub fn open_chained(
+        target: &LogTarget,
+        head_path: &Path,
+        gateway: &str,
+    ) -> std::io::Result<LogWriter> {
         // Nothing is opened here: check-config builds a runtime too and must
         // not write. `serve` calls [`LogWriter::preflight_chained`] at start.
-        let appender = super::chain::Appender::new(target, head_path);
+        let appender = super::chain::Appender::new(target, head_path, gateway);
         Self::start(Output::Chained(appender), false)
     }
 
     /// Open the auth log and its chain head now, writing the anchor if the
     /// file is new, so a bad path or permission stops `serve` at start-up
-    /// rather than losing the first login's record.
-    pub fn preflight_chained(target: &LogTarget, head_path: &Path) -> std::io::Result<()> {
+    /// rather than losing the first login's record; and refuse a chain head
+    /// or auth log that another gateway writes
+    /// ([`super::chain::GatewayConflict`]).
+    pub fn preflight_chained(
+        target: &LogTarget,
+        head_path: &Path,
+        gateway: &str,
+    ) -> std::io::Result<()> {
         match target {
             // The writer thread anchors the stream with its first record; here
             // only the head file is checked.
@@ -87,10 +98,25 @@ impl LogWriter {
                     .create(true)
                     .append(true)
                     .open(head_path)
-                    .map(drop)
+                    .map(drop)?;
+                let theirs = std::fs::read_to_string(head_path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<super::chain::Head>(&t).ok())
+                    .and_then(|h| h.gateway);
+                match theirs {
+                    Some(theirs) if theirs != gateway => {
+                        Err(std::io::Error::other(super::chain::GatewayConflict {
+                            file: head_path.to_path_buf(),
+                            what: "this chain head",
+                            theirs,
+                            ours: gateway.to_owned(),
+                        }))
+                    }
+                    _ => Ok(()),
+                }
             }
             LogTarget::File(_) => {
-                super::chain::Appender::new(target, head_path).append(Vec::new(), &now())
+                super::chain::Appender::new(target, head_path, gateway).append(Vec::new(), &now())
             }
         }
     }

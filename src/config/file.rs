@@ -59,6 +59,19 @@ pub struct FileConfig {
     /// SQLite file for enrolments (SMS numbers, authenticator devices,
     /// hardware tokens). Default `portvakt.db` beside the config file.
     pub storage: Option<String>,
+    /// Where short-lived state lives (sessions, handoff and one-time codes,
+    /// lockout counters, pending enrolments): `memory` (default, one
+    /// gateway) or `redis://host:6379/0`, `rediss://…` (TLS, verified
+    /// against the system's CAs), `redis-sentinel://…` (failover), shared
+    /// by several gateways.
+    pub state: Option<String>,
+    /// How long one command to the shared state may take before the
+    /// request gets the "not working right now" page. Default 2s.
+    #[serde(default)]
+    pub state_timeout: Option<Duration>,
+    /// For `rediss://`: a PEM file with the CA that signed the Redis
+    /// server's certificate, trusted instead of the system's CAs.
+    pub state_ca_file: Option<String>,
     /// One-time code rules (SMS and e-mail codes).
     #[serde(default)]
     pub codes: Codes,
@@ -375,6 +388,14 @@ pub struct Server {
     /// Idle upstream connections kept for reuse.
     #[serde(default = "default_pool")]
     pub upstream_keepalive_pool_size: usize,
+    /// Unix socket over which a new binary takes the listening sockets
+    /// (`serve --upgrade`); default `upgrade/portvakt.sock` beside the storage.
+    #[serde(default)]
+    pub upgrade_socket: Option<String>,
+    /// File holding the serving process's id; default `portvakt.pid` beside
+    /// the storage.
+    #[serde(default)]
+    pub pid_file: Option<String>,
 }
 
 fn default_threads() -> usize {
@@ -397,6 +418,8 @@ impl Default for Server {
             grace_period: default_grace(),
             graceful_shutdown_timeout: default_shutdown_timeout(),
             upstream_keepalive_pool_size: default_pool(),
+            upgrade_socket: None,
+            pid_file: None,
         }
     }
 }
@@ -592,4 +615,7 @@ pub struct Audit {
     /// Where the auth log's hash-chain head (last sequence number and hash)
     /// is kept. Default `auth-chain.head` beside the storage file.
     pub chain_head: Option<String>,
+    /// This gateway's name in its records, its hash chain and its chain
+    /// head (`[A-Za-z0-9._-]{1,64}`). Default the host name.
+    pub gateway: Option<String>,
 }

@@ -62,8 +62,18 @@ pub struct Config {
     pub auth_log: LogTarget,
     /// The auth log's hash-chain head file.
     pub chain_head: PathBuf,
+    /// This gateway's name (`audit.gateway`, default the host name): in every
+    /// record, sealed into its chain and kept in its chain head.
+    pub gateway: String,
     /// SQLite file with enrolments.
     pub storage_path: PathBuf,
+    /// The shared state's URL (`None`: in memory). May hold a password:
+    /// never log it.
+    pub state_url: Option<String>,
+    /// Longest wait for one shared-state command.
+    pub state_timeout: std::time::Duration,
+    /// The only CA trusted for `rediss://` (`None`: the system's).
+    pub state_ca_file: Option<PathBuf>,
     /// One-time code rules.
     pub codes: CodeSettings,
     /// Code delivery.
@@ -162,6 +172,11 @@ pub struct ServerTuning {
     pub graceful_shutdown_timeout: Duration,
     /// Upstream keep-alive pool size.
     pub upstream_keepalive_pool_size: usize,
+    /// Where a new binary receives the listening sockets (`serve --upgrade`).
+    /// Its directory must be private: pingora makes the socket itself 0666.
+    pub upgrade_socket: PathBuf,
+    /// The serving process's id, for `portvakt upgrade` and supervisors.
+    pub pid_file: PathBuf,
 }
 
 /// A user population.

@@ -189,11 +189,13 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
     if login.max_concurrent_hashes == 0 {
         c.problem("login.max_concurrent_hashes", "must be at least 1");
     }
-    let server = ServerTuning {
+    let mut server = ServerTuning {
         threads: f.server.threads,
         grace_period: f.server.grace_period.0,
         graceful_shutdown_timeout: f.server.graceful_shutdown_timeout.0,
         upstream_keepalive_pool_size: f.server.upstream_keepalive_pool_size,
+        upgrade_socket: PathBuf::new(),
+        pid_file: PathBuf::new(),
     };
     if server.threads == 0 || server.threads > 256 {
         c.problem("server.threads", "must be between 1 and 256");
@@ -210,6 +212,58 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
     let access_log = log(&f.audit.access_log, &mut c);
     let auth_log = log(&f.audit.auth_log, &mut c);
     let storage_path = c.path(f.storage.as_deref().unwrap_or("portvakt.db"));
+    let state_url = match f.state.as_deref().map(str::trim) {
+        None | Some("memory") => None,
+        Some(url) => match crate::state::redis::check_url(url) {
+            Ok(()) => Some(url.to_owned()),
+            Err(e) => {
+                c.problem("state", e);
+                None
+            }
+        },
+    };
+    let state_timeout = f
+        .state_timeout
+        .map_or(std::time::Duration::from_secs(2), |d| d.0);
+    if state_timeout.is_zero() || state_timeout > std::time::Duration::from_secs(60) {
+        c.problem("state_timeout", "must be between 1ms and 60s");
+    }
+    let state_ca_file = f
+        .state_ca_file
+        .as_ref()
+        .map(|p| c.existing_file("state_ca_file", p));
+    if state_ca_file.is_some()
+        && !state_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("rediss"))
+    {
+        c.problem(
+            "state_ca_file",
+            "is only used with state: rediss://… (TLS); without TLS nothing is verified",
+        );
+    }
+    let state_dir = storage_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    server.upgrade_socket = match &f.server.upgrade_socket {
+        Some(p) => c.path(p),
+        None => state_dir.join("upgrade").join("portvakt.sock"),
+    };
+    // sockaddr_un holds 108 bytes with the terminating NUL.
+    if server.upgrade_socket.as_os_str().len() > 107 {
+        c.problem(
+            "server.upgrade_socket",
+            format!(
+                "{} is longer than a Unix socket path may be (107 bytes); choose a shorter path",
+                server.upgrade_socket.display()
+            ),
+        );
+    }
+    server.pid_file = match &f.server.pid_file {
+        Some(p) => c.path(p),
+        None => state_dir.join("portvakt.pid"),
+    };
     let admin_addr = match f.listen.admin.as_deref().map(str::trim) {
         None => Some(SocketAddr::from(([127, 0, 0, 1], 9100))),
         Some("off") | Some("none") | Some("false") => None,
@@ -251,6 +305,11 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
             .map(|d| d.join("auth-chain.head"))
             .unwrap_or_else(|| PathBuf::from("auth-chain.head")),
     };
+    let gateway =
+        crate::audit::gateway::from_config(f.audit.gateway.as_deref()).unwrap_or_else(|message| {
+            c.problem("audit.gateway", message);
+            String::new()
+        });
     let codes = CodeSettings {
         length: f.codes.length,
         validity: f.codes.validity.0,
@@ -339,7 +398,11 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         access_log,
         auth_log,
         chain_head,
+        gateway,
         storage_path,
+        state_url,
+        state_timeout,
+        state_ca_file,
         codes,
         notify,
         request_limits,

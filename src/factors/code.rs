@@ -24,22 +24,24 @@
 //!   So one user can at most see `per_user_per_hour × max_tries` guesses an
 //!   hour whatever they do.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use rand::rngs::OsRng;
-use rand::{Rng, RngCore};
+use rand::Rng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::regulation::IpBucket;
+use crate::state::{decode, encode, hex, update, Change, SharedState, StateError};
 use crate::storage::UserRef;
 
 /// Characters a code is made of: upper-case letters and digits without the
 /// look-alikes 0/O and 1/I/L. 31 symbols, about 4.95 bits each.
 pub const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+
+/// How long an expired code is still recognised as such.
+const LATE_ENTRY_MS: u64 = 60_000;
 
 /// The budget window: codes are counted per user and per IP over one hour.
 const BUDGET_WINDOW_MS: u64 = 3_600_000;
@@ -112,6 +114,8 @@ pub enum Refusal {
     UserBudget,
     /// The client IP had `per_ip_per_hour` codes within the last hour.
     IpBudget,
+    /// The shared state did not answer: no code was sent.
+    Unavailable,
 }
 
 impl Refusal {
@@ -122,6 +126,7 @@ impl Refusal {
             Refusal::Cooldown { .. } => Reason::ResendCooldown,
             Refusal::UserBudget => Reason::UserCodeBudget,
             Refusal::IpBudget => Reason::IpCodeBudget,
+            Refusal::Unavailable => Reason::StateUnavailable,
         }
     }
 }
@@ -145,6 +150,9 @@ pub enum CodeVerdict {
     TooManyTries,
     /// Nothing was issued for this key (or it was already used).
     NoChallenge,
+    /// The shared state did not answer: the entry was not checked (and
+    /// costs no try).
+    Unavailable,
 }
 
 impl CodeVerdict {
@@ -156,6 +164,7 @@ impl CodeVerdict {
             CodeVerdict::Expired => "expired",
             CodeVerdict::TooManyTries => "too_many_tries",
             CodeVerdict::NoChallenge => "no_challenge",
+            CodeVerdict::Unavailable => "state_unavailable",
         }
     }
 }
@@ -182,15 +191,16 @@ pub fn normalise(input: &str) -> String {
         .collect()
 }
 
-/// A pending code for one login.
+/// A pending code for one login, as kept in the shared state.
 ///
 /// It carries the limits it was issued under, so a config reload changes
 /// only codes issued after it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Pending {
-    /// Peppered hash of the normalised code; the code itself is never kept.
-    hash: [u8; 32],
-    channel: Channel,
+    /// Peppered hash of the normalised code (hex); the code itself is never kept.
+    hash: String,
+    /// `sms` or `email`.
+    channel: String,
     /// When a new code may be issued for this key (cooldown).
     resend_at_ms: u64,
     /// When the current code stops being accepted.
@@ -203,75 +213,65 @@ impl Pending {
     fn alive(&self, now_ms: u64) -> bool {
         now_ms < self.expires_ms && self.tries_left > 0
     }
-}
 
-#[derive(Debug, Default)]
-struct State {
-    pending: HashMap<[u8; 32], Pending>,
-    /// Issue times per (realm, user) within the budget window, oldest first:
-    /// two realms' `anna` are two people with two budgets.
-    by_user: HashMap<UserRef, VecDeque<u64>>,
-    /// Issue times per client address within the budget window, oldest
-    /// first; IPv6 per /64 as the lockouts count, so a host cannot rotate
-    /// through its /64 for fresh budgets.
-    by_ip: HashMap<IpBucket, VecDeque<u64>>,
-}
-
-/// Times within the window, after dropping older ones.
-fn recent(times: &mut VecDeque<u64>, now_ms: u64) -> usize {
-    while times
-        .front()
-        .is_some_and(|t| now_ms.saturating_sub(*t) >= BUDGET_WINDOW_MS)
-    {
-        times.pop_front();
+    /// How long the state keeps it: until both the code and its cooldown
+    /// are over, and a minute more, so a late entry is told "expired"
+    /// (and audited as such) rather than "no code was sent".
+    fn ttl(&self, now_ms: u64) -> Duration {
+        Duration::from_millis(
+            self.expires_ms
+                .max(self.resend_at_ms)
+                .saturating_sub(now_ms)
+                .saturating_add(LATE_ENTRY_MS),
+        )
     }
-    times.len()
 }
 
-/// Pending codes and send budgets, in memory. Lives across config reloads
-/// (the rules in force are passed to [`Challenges::issue`]).
+/// Pending codes and send budgets, in the shared state (memory, or Redis
+/// for several gateways). Lives across config reloads (the rules in force
+/// are passed to [`Challenges::issue`]).
 ///
-/// One lock for everything: issuing must check the cooldown and both budgets
-/// and record all three atomically, and codes are rare (a few per login), so
-/// contention does not matter. The state moves to the shared store with Redis.
+/// Each step is atomic in the state: a new code replaces the old one only if
+/// the old one is still what the cooldown was checked against
+/// (compare-and-swap), budgets are admitted and recorded in one step, and
+/// an accepted code is removed by the same swap that accepts it, so of two
+/// gateways given one code at once exactly one accepts it.
 #[derive(Debug)]
 pub struct Challenges {
-    /// Random per process, mixed into every code hash so a memory dump of the
-    /// hashes alone does not give the codes away by a table lookup.
+    /// Mixed into every code hash so a dump of the state does not give the
+    /// codes away by a table lookup. Derived from the gateway's secret key,
+    /// so every gateway sharing the state checks the same hashes.
     pepper: [u8; 32],
-    state: Mutex<State>,
+    state: SharedState,
 }
 
-impl Default for Challenges {
-    fn default() -> Self {
-        Challenges::new()
-    }
-}
+const PENDING: &str = "portvakt:c:";
+const BY_USER: &str = "portvakt:cu:";
+const BY_IP: &str = "portvakt:ci:";
 
 impl Challenges {
-    /// No challenges yet.
-    pub fn new() -> Challenges {
-        let mut pepper = [0u8; 32];
-        OsRng.fill_bytes(&mut pepper);
-        Challenges {
-            pepper,
-            state: Mutex::default(),
-        }
+    /// Challenges kept in `state`, hashed with `pepper`.
+    pub fn new(state: SharedState, pepper: [u8; 32]) -> Challenges {
+        Challenges { pepper, state }
     }
 
-    fn hash(&self, key: &[u8; 32], normalised: &str) -> [u8; 32] {
+    fn hash(&self, key: &[u8; 32], normalised: &str) -> String {
         let mut h = Sha256::new();
         h.update(self.pepper);
         h.update(key);
         h.update(normalised.as_bytes());
-        h.finalize().into()
+        hex(&h.finalize())
+    }
+
+    fn pending_key(key: &[u8; 32]) -> String {
+        format!("{PENDING}{}", hex(key))
     }
 
     /// Issue a code under `rules` for the login identified by `key` (the
     /// hash of the login session id), for `user` asking from `ip`, to be sent
     /// over `channel`. Returns the code to send; only its hash is kept.
     /// `who` is the budget key: realm and user, never the bare name.
-    pub fn issue(
+    pub async fn issue(
         &self,
         key: [u8; 32],
         who: &UserRef,
@@ -280,29 +280,56 @@ impl Challenges {
         now_ms: u64,
         rules: &CodeRules,
     ) -> Result<String, Refusal> {
-        let mut state = self.state.lock();
-        let previous = state.pending.get(&key).cloned();
+        self.try_issue(key, who, ip, channel, now_ms, rules)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot issue a one-time code");
+                Err(Refusal::Unavailable)
+            })
+    }
 
+    async fn try_issue(
+        &self,
+        key: [u8; 32],
+        who: &UserRef,
+        ip: IpAddr,
+        channel: Channel,
+        now_ms: u64,
+        rules: &CodeRules,
+    ) -> Result<Result<String, Refusal>, StateError> {
+        let pkey = Self::pending_key(&key);
+        let raw = self.state.get(&pkey).await?;
+        let previous: Option<Pending> = raw.as_deref().map(|r| decode(&pkey, r)).transpose()?;
         if let Some(p) = &previous {
             if now_ms < p.resend_at_ms {
-                return Err(Refusal::Cooldown {
+                return Ok(Err(Refusal::Cooldown {
                     wait_secs: (p.resend_at_ms - now_ms).div_ceil(1000),
-                });
+                }));
             }
         }
-        if state
-            .by_user
-            .get_mut(who)
-            .is_some_and(|t| recent(t, now_ms) >= rules.per_user_per_hour as usize)
+        // Budgets before the code: a refusal must not leave a fresh code.
+        // The address first, so a user's budget is not spent by a refusal
+        // for the address (the reverse spends an address slot, which only
+        // the same address can have caused).
+        let window = Duration::from_millis(BUDGET_WINDOW_MS);
+        let ip_key = format!("{BY_IP}{}", IpBucket::from(ip));
+        if !self
+            .state
+            .admit(&ip_key, now_ms, window, rules.per_ip_per_hour)
+            .await?
         {
-            return Err(Refusal::UserBudget);
+            return Ok(Err(Refusal::IpBudget));
         }
-        if state
-            .by_ip
-            .get_mut(&IpBucket::from(ip))
-            .is_some_and(|t| recent(t, now_ms) >= rules.per_ip_per_hour as usize)
+        let user_key = format!(
+            "{BY_USER}{}",
+            hex(&Sha256::digest(format!("{}\0{}", who.realm, who.user)))
+        );
+        if !self
+            .state
+            .admit(&user_key, now_ms, window, rules.per_user_per_hour)
+            .await?
         {
-            return Err(Refusal::IpBudget);
+            return Ok(Err(Refusal::UserBudget));
         }
 
         let code = generate(rules.length);
@@ -313,86 +340,110 @@ impl Challenges {
         };
         let pending = Pending {
             hash: self.hash(&key, &code),
-            channel,
+            channel: channel.as_str().to_owned(),
             resend_at_ms: now_ms.saturating_add(rules.resend_after.as_millis() as u64),
             expires_ms: now_ms.saturating_add(rules.validity.as_millis() as u64),
             tries_left,
         };
-        state.pending.insert(key, pending);
-        state
-            .by_user
-            .entry(who.clone())
-            .or_default()
-            .push_back(now_ms);
-        state
-            .by_ip
-            .entry(IpBucket::from(ip))
-            .or_default()
-            .push_back(now_ms);
-        Ok(code)
+        let value = encode(&pending);
+        let stored = match &raw {
+            None => {
+                self.state
+                    .put_new(&pkey, &value, pending.ttl(now_ms))
+                    .await?
+            }
+            Some(old) => {
+                self.state
+                    .swap(&pkey, old, Some(&value), pending.ttl(now_ms))
+                    .await?
+            }
+        };
+        if !stored {
+            // Another gateway issued for this login in between: its code
+            // stands and the cooldown applies to this request.
+            return Ok(Err(Refusal::Cooldown {
+                wait_secs: rules.resend_after.as_secs().max(1),
+            }));
+        }
+        Ok(Ok(code))
     }
 
     /// Check `input` as typed by the user against the code for `key`.
-    pub fn verify(&self, key: [u8; 32], input: &str, now_ms: u64) -> CodeVerdict {
+    pub async fn verify(&self, key: [u8; 32], input: &str, now_ms: u64) -> CodeVerdict {
         let typed = normalise(input);
-        let mut state = self.state.lock();
-        let Some(p) = state.pending.get_mut(&key) else {
-            return CodeVerdict::NoChallenge;
-        };
-        if now_ms >= p.expires_ms {
-            state.pending.remove(&key);
-            return CodeVerdict::Expired;
-        }
-        if p.tries_left == 0 {
-            return CodeVerdict::TooManyTries;
-        }
-        if typed.is_empty() {
-            return CodeVerdict::Wrong {
-                tries_left: p.tries_left,
-            };
-        }
-        let matches: bool = self.hash(&key, &typed).ct_eq(&p.hash).into();
-        if matches {
-            let channel = p.channel;
-            state.pending.remove(&key);
-            return CodeVerdict::Accepted { channel };
-        }
-        p.tries_left -= 1;
-        match p.tries_left {
-            0 => CodeVerdict::TooManyTries,
-            tries_left => CodeVerdict::Wrong { tries_left },
+        let pkey = Self::pending_key(&key);
+        let result = update::<Pending, CodeVerdict>(
+            &*self.state,
+            &pkey,
+            |p| p.ttl(now_ms),
+            |mut p| {
+                if now_ms >= p.expires_ms {
+                    return (Change::Remove, CodeVerdict::Expired);
+                }
+                if p.tries_left == 0 {
+                    return (Change::Keep, CodeVerdict::TooManyTries);
+                }
+                if typed.is_empty() {
+                    return (
+                        Change::Keep,
+                        CodeVerdict::Wrong {
+                            tries_left: p.tries_left,
+                        },
+                    );
+                }
+                let matches: bool = self
+                    .hash(&key, &typed)
+                    .as_bytes()
+                    .ct_eq(p.hash.as_bytes())
+                    .into();
+                if matches {
+                    let channel = Channel::parse(&p.channel).unwrap_or(Channel::Sms);
+                    return (Change::Remove, CodeVerdict::Accepted { channel });
+                }
+                p.tries_left -= 1;
+                let verdict = match p.tries_left {
+                    0 => CodeVerdict::TooManyTries,
+                    tries_left => CodeVerdict::Wrong { tries_left },
+                };
+                (Change::Set(p), verdict)
+            },
+        )
+        .await;
+        match result {
+            Ok(Some(v)) => v,
+            Ok(None) => CodeVerdict::NoChallenge,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check a one-time code");
+                CodeVerdict::Unavailable
+            }
         }
     }
 
     /// Forget the challenge for `key` (login finished, abandoned, or the code
     /// could not be delivered). Its cooldown goes with it; budgets stay.
-    pub fn forget(&self, key: &[u8; 32]) {
-        self.state.lock().pending.remove(key);
+    pub async fn forget(&self, key: &[u8; 32]) {
+        if let Err(e) = self.state.delete(&Self::pending_key(key)).await {
+            // It expires by itself within the code's validity.
+            tracing::warn!(error = %e, "cannot forget a one-time code");
+        }
     }
 
     /// Seconds until `key` may ask for a new code (0: now). For the page.
-    pub fn resend_wait_secs(&self, key: &[u8; 32], now_ms: u64) -> u64 {
+    pub async fn resend_wait_secs(&self, key: &[u8; 32], now_ms: u64) -> u64 {
+        let pkey = Self::pending_key(key);
+        match self.state.get(&pkey).await {
+            Ok(Some(raw)) => decode::<Pending>(&pkey, &raw)
+                .map_or(0, |p| p.resend_at_ms.saturating_sub(now_ms).div_ceil(1000)),
+            _ => 0,
+        }
+    }
+
+    /// Pending challenges (tests and metrics; scans the state).
+    pub async fn pending_count(&self) -> usize {
         self.state
-            .lock()
-            .pending
-            .get(key)
-            .map_or(0, |p| p.resend_at_ms.saturating_sub(now_ms).div_ceil(1000))
-    }
-
-    /// Drop expired challenges (once their cooldown is over too) and budget
-    /// entries older than the window.
-    pub fn sweep(&self, now_ms: u64) {
-        let mut state = self.state.lock();
-        state
-            .pending
-            .retain(|_, p| now_ms < p.expires_ms || now_ms < p.resend_at_ms);
-        state.by_user.retain(|_, t| recent(t, now_ms) > 0);
-        state.by_ip.retain(|_, t| recent(t, now_ms) > 0);
-    }
-
-    /// Pending challenges (tests and metrics).
-    pub fn pending_count(&self) -> usize {
-        self.state.lock().pending.len()
+            .keys(PENDING, 1_000_000)
+            .await
+            .map_or(0, |k| k.len())
     }
 }
 

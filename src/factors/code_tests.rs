@@ -21,7 +21,9 @@ fn wrong(code: &str) -> String {
 }
 
 fn challenges() -> Challenges {
-    Challenges::new()
+    let clock = crate::clock::ManualClock::starting_at(0);
+    let state = std::sync::Arc::new(crate::state::memory::MemoryBackend::new(clock));
+    Challenges::new(state, [7; 32])
 }
 
 /// `name` of the realm `adm`.
@@ -33,14 +35,14 @@ fn rules() -> CodeRules {
     CodeRules::default()
 }
 
-#[test]
-fn default_codes_have_at_least_twenty_bits() {
+#[tokio::test]
+async fn default_codes_have_at_least_twenty_bits() {
     assert!(entropy_bits(CodeRules::default().length) >= 20.0);
     assert!(entropy_bits(6) > 29.0);
 }
 
-#[test]
-fn codes_use_only_the_unambiguous_alphabet() {
+#[tokio::test]
+async fn codes_use_only_the_unambiguous_alphabet() {
     for b in b"0O1IL" {
         assert!(!ALPHABET.contains(b), "{} is ambiguous", char::from(*b));
     }
@@ -55,195 +57,220 @@ fn codes_use_only_the_unambiguous_alphabet() {
     assert_eq!(seen.len(), 200);
 }
 
-#[test]
-fn channels_round_trip_by_name() {
+#[tokio::test]
+async fn channels_round_trip_by_name() {
     for c in [Channel::Sms, Channel::Email] {
         assert_eq!(Channel::parse(c.as_str()), Some(c));
     }
     assert_eq!(Channel::parse("totp"), None);
 }
 
-#[test]
-fn normalising_drops_spaces_and_dashes_and_upper_cases() {
+#[tokio::test]
+async fn normalising_drops_spaces_and_dashes_and_upper_cases() {
     assert_eq!(normalise(" ab3-k7 p\t"), "AB3K7P");
     assert_eq!(normalise(" - "), "");
 }
 
-#[test]
-fn the_right_code_is_accepted_once_in_any_case() {
+#[tokio::test]
+async fn the_right_code_is_accepted_once_in_any_case() {
     let c = challenges();
     let code = c
         .issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
+        .await
         .unwrap();
     let typed = format!("{}-{}", &code[..3], &code[3..]).to_lowercase();
     assert_eq!(
-        c.verify(key(1), &typed, 1000),
+        c.verify(key(1), &typed, 1000).await,
         CodeVerdict::Accepted {
             channel: Channel::Sms
         }
     );
-    assert_eq!(c.verify(key(1), &code, 2000), CodeVerdict::NoChallenge);
+    assert_eq!(
+        c.verify(key(1), &code, 2000).await,
+        CodeVerdict::NoChallenge
+    );
 }
 
-#[test]
-fn a_code_is_bound_to_its_key() {
+#[tokio::test]
+async fn a_code_is_bound_to_its_key() {
     let c = challenges();
     let code = c
         .issue(key(1), &u("alice"), ip(), Channel::Email, 0, &rules())
+        .await
         .unwrap();
-    assert_eq!(c.verify(key(2), &code, 1), CodeVerdict::NoChallenge);
+    assert_eq!(c.verify(key(2), &code, 1).await, CodeVerdict::NoChallenge);
     assert!(matches!(
-        c.verify(key(1), &code, 2),
+        c.verify(key(1), &code, 2).await,
         CodeVerdict::Accepted { .. }
     ));
 }
 
-#[test]
-fn a_code_expires_after_five_minutes() {
+#[tokio::test]
+async fn a_code_expires_after_five_minutes() {
     let c = challenges();
     let code = c
         .issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
+        .await
         .unwrap();
-    assert_eq!(c.verify(key(1), &code, 5 * MIN), CodeVerdict::Expired);
+    assert_eq!(c.verify(key(1), &code, 5 * MIN).await, CodeVerdict::Expired);
     assert_eq!(
-        c.verify(key(1), &code, 5 * MIN + 1),
+        c.verify(key(1), &code, 5 * MIN + 1).await,
         CodeVerdict::NoChallenge
     );
 
     let code = c
         .issue(key(2), &u("bob"), ip(), Channel::Sms, 0, &rules())
+        .await
         .unwrap();
     assert!(matches!(
-        c.verify(key(2), &code, 5 * MIN - 1),
+        c.verify(key(2), &code, 5 * MIN - 1).await,
         CodeVerdict::Accepted { .. }
     ));
 }
 
-#[test]
-fn three_wrong_tries_kill_the_code() {
+#[tokio::test]
+async fn three_wrong_tries_kill_the_code() {
     let c = challenges();
     let code = c
         .issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
+        .await
         .unwrap();
     let bad = wrong(&code);
     assert_eq!(
-        c.verify(key(1), &bad, 1),
+        c.verify(key(1), &bad, 1).await,
         CodeVerdict::Wrong { tries_left: 2 }
     );
     assert_eq!(
-        c.verify(key(1), &bad, 2),
+        c.verify(key(1), &bad, 2).await,
         CodeVerdict::Wrong { tries_left: 1 }
     );
-    assert_eq!(c.verify(key(1), &bad, 3), CodeVerdict::TooManyTries);
+    assert_eq!(c.verify(key(1), &bad, 3).await, CodeVerdict::TooManyTries);
     // Even the right code is refused now.
-    assert_eq!(c.verify(key(1), &code, 4), CodeVerdict::TooManyTries);
+    assert_eq!(c.verify(key(1), &code, 4).await, CodeVerdict::TooManyTries);
     // A new code (after the cooldown) has its own three tries.
     let code = c
         .issue(key(1), &u("alice"), ip(), Channel::Sms, MIN, &rules())
+        .await
         .unwrap();
     assert_eq!(
-        c.verify(key(1), &wrong(&code), MIN + 1),
+        c.verify(key(1), &wrong(&code), MIN + 1).await,
         CodeVerdict::Wrong { tries_left: 2 }
     );
     assert!(matches!(
-        c.verify(key(1), &code, MIN + 2),
+        c.verify(key(1), &code, MIN + 2).await,
         CodeVerdict::Accepted { .. }
     ));
 }
 
-#[test]
-fn an_empty_entry_costs_no_try() {
+#[tokio::test]
+async fn an_empty_entry_costs_no_try() {
     let c = challenges();
     c.issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
+        .await
         .unwrap();
     assert_eq!(
-        c.verify(key(1), " - ", 1),
+        c.verify(key(1), " - ", 1).await,
         CodeVerdict::Wrong { tries_left: 3 }
     );
     assert_eq!(
-        c.verify(key(1), "", 2),
+        c.verify(key(1), "", 2).await,
         CodeVerdict::Wrong { tries_left: 3 }
     );
 }
 
-#[test]
-fn resending_waits_thirty_seconds() {
+#[tokio::test]
+async fn resending_waits_thirty_seconds() {
     let c = challenges();
     c.issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
+        .await
         .unwrap();
     assert_eq!(
-        c.issue(key(1), &u("alice"), ip(), Channel::Sms, 10_500, &rules()),
+        c.issue(key(1), &u("alice"), ip(), Channel::Sms, 10_500, &rules())
+            .await,
         Err(Refusal::Cooldown { wait_secs: 20 })
     );
-    assert_eq!(c.resend_wait_secs(&key(1), 29_999), 1);
-    assert_eq!(c.resend_wait_secs(&key(1), 30_000), 0);
+    assert_eq!(c.resend_wait_secs(&key(1), 29_999).await, 1);
+    assert_eq!(c.resend_wait_secs(&key(1), 30_000).await, 0);
     assert!(c
         .issue(key(1), &u("alice"), ip(), Channel::Sms, 30_000, &rules())
+        .await
         .is_ok());
     // Another login of the same user is not held up by this one's cooldown.
     assert!(c
         .issue(key(2), &u("alice"), ip(), Channel::Sms, 30_001, &rules())
+        .await
         .is_ok());
 }
 
-#[test]
-fn a_resend_replaces_the_code_but_keeps_the_failures() {
+#[tokio::test]
+async fn a_resend_replaces_the_code_but_keeps_the_failures() {
     let c = challenges();
     let first = c
         .issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
+        .await
         .unwrap();
-    c.verify(key(1), &wrong(&first), 1);
-    c.verify(key(1), &wrong(&first), 2);
+    c.verify(key(1), &wrong(&first), 1).await;
+    c.verify(key(1), &wrong(&first), 2).await;
     let second = c
         .issue(key(1), &u("alice"), ip(), Channel::Email, 30_000, &rules())
+        .await
         .unwrap();
     if first != second {
-        assert_eq!(c.verify(key(1), &first, 30_001), CodeVerdict::TooManyTries);
+        assert_eq!(
+            c.verify(key(1), &first, 30_001).await,
+            CodeVerdict::TooManyTries
+        );
     } else {
         // One in 887 million: the same code twice; it is simply right.
         assert!(matches!(
-            c.verify(key(1), &first, 30_001),
+            c.verify(key(1), &first, 30_001).await,
             CodeVerdict::Accepted { .. }
         ));
     }
 }
 
-#[test]
-fn a_resend_gets_the_new_validity_and_channel() {
+#[tokio::test]
+async fn a_resend_gets_the_new_validity_and_channel() {
     let c = challenges();
     c.issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
+        .await
         .unwrap();
     let code = c
         .issue(key(1), &u("alice"), ip(), Channel::Email, 4 * MIN, &rules())
+        .await
         .unwrap();
     assert_eq!(
-        c.verify(key(1), &code, 8 * MIN),
+        c.verify(key(1), &code, 8 * MIN).await,
         CodeVerdict::Accepted {
             channel: Channel::Email
         }
     );
 }
 
-#[test]
-fn five_codes_per_user_per_hour_across_logins() {
+#[tokio::test]
+async fn five_codes_per_user_per_hour_across_logins() {
     let c = challenges();
     for i in 0..5u8 {
         let now = u64::from(i) * MIN;
         assert!(c
             .issue(key(i), &u("alice"), ip(), Channel::Sms, now, &rules())
+            .await
             .is_ok());
     }
     assert_eq!(
-        c.issue(key(9), &u("alice"), ip(), Channel::Sms, 10 * MIN, &rules()),
+        c.issue(key(9), &u("alice"), ip(), Channel::Sms, 10 * MIN, &rules())
+            .await,
         Err(Refusal::UserBudget)
     );
     // Another user from the same IP is fine; the refusal used no budget.
     assert!(c
         .issue(key(10), &u("bob"), ip(), Channel::Sms, 10 * MIN, &rules())
+        .await
         .is_ok());
     // The first code leaves the window an hour after it was issued.
     assert!(c
         .issue(key(9), &u("alice"), ip(), Channel::Sms, 60 * MIN, &rules())
+        .await
         .is_ok());
     assert_eq!(
         c.issue(
@@ -253,13 +280,14 @@ fn five_codes_per_user_per_hour_across_logins() {
             Channel::Sms,
             60 * MIN + 1,
             &rules()
-        ),
+        )
+        .await,
         Err(Refusal::UserBudget)
     );
 }
 
-#[test]
-fn resends_count_against_the_user_budget() {
+#[tokio::test]
+async fn resends_count_against_the_user_budget() {
     let c = challenges();
     for i in 0..5u64 {
         assert!(c
@@ -271,41 +299,47 @@ fn resends_count_against_the_user_budget() {
                 i * 30_000,
                 &rules()
             )
+            .await
             .is_ok());
     }
     assert_eq!(
-        c.issue(key(1), &u("alice"), ip(), Channel::Sms, 150_000, &rules()),
+        c.issue(key(1), &u("alice"), ip(), Channel::Sms, 150_000, &rules())
+            .await,
         Err(Refusal::UserBudget)
     );
-    // Sweeping does not forget the budget either.
-    c.sweep(160_000);
+    // Forgetting the challenge does not forget the budget either.
+    c.forget(&key(1)).await;
     assert_eq!(
-        c.issue(key(2), &u("alice"), ip(), Channel::Sms, 170_000, &rules()),
+        c.issue(key(2), &u("alice"), ip(), Channel::Sms, 170_000, &rules())
+            .await,
         Err(Refusal::UserBudget)
     );
 }
 
-#[test]
-fn twenty_codes_per_ip_per_hour_whoever_asks() {
+#[tokio::test]
+async fn twenty_codes_per_ip_per_hour_whoever_asks() {
     let c = challenges();
     for i in 0..20u8 {
         let user = format!("user{i}");
         assert!(c
             .issue(key(i), &u(&user), ip(), Channel::Sms, 0, &rules())
+            .await
             .is_ok());
     }
     assert_eq!(
-        c.issue(key(20), &u("someone"), ip(), Channel::Sms, 1, &rules()),
+        c.issue(key(20), &u("someone"), ip(), Channel::Sms, 1, &rules())
+            .await,
         Err(Refusal::IpBudget)
     );
     let other: IpAddr = "192.0.2.2".parse().unwrap();
     assert!(c
         .issue(key(21), &u("someone"), other, Channel::Sms, 2, &rules())
+        .await
         .is_ok());
 }
 
-#[test]
-fn an_ipv6_host_cannot_rotate_through_its_slash_64_for_more_codes() {
+#[tokio::test]
+async fn an_ipv6_host_cannot_rotate_through_its_slash_64_for_more_codes() {
     let c = challenges();
     for i in 0..20u8 {
         let from: IpAddr = format!("2001:db8:1:2::{i:x}").parse().unwrap();
@@ -318,37 +352,93 @@ fn an_ipv6_host_cannot_rotate_through_its_slash_64_for_more_codes() {
                 0,
                 &rules()
             )
+            .await
             .is_ok());
     }
     let same_64: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
     assert_eq!(
-        c.issue(key(20), &u("someone"), same_64, Channel::Sms, 1, &rules()),
+        c.issue(key(20), &u("someone"), same_64, Channel::Sms, 1, &rules())
+            .await,
         Err(Refusal::IpBudget)
     );
     let next_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
     assert!(c
         .issue(key(21), &u("someone"), next_64, Channel::Sms, 2, &rules())
+        .await
         .is_ok());
 }
 
-#[test]
-fn sweeping_drops_old_challenges_only() {
-    let c = challenges();
+#[tokio::test]
+async fn a_challenge_leaves_the_state_when_its_code_and_cooldown_are_over() {
+    let clock = crate::clock::ManualClock::starting_at(0);
+    let state = std::sync::Arc::new(crate::state::memory::MemoryBackend::new(clock.clone()));
+    let c = Challenges::new(state, [7; 32]);
     c.issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
+        .await
         .unwrap();
+    clock.advance_ms(4 * MIN);
     c.issue(key(2), &u("bob"), ip(), Channel::Sms, 4 * MIN, &rules())
+        .await
         .unwrap();
-    c.sweep(5 * MIN);
-    assert_eq!(c.pending_count(), 1);
-    c.sweep(9 * MIN);
-    assert_eq!(c.pending_count(), 0);
+    clock.advance_ms(MIN);
+    assert_eq!(c.pending_count().await, 1);
+    clock.advance_ms(5 * MIN);
+    assert_eq!(c.pending_count().await, 0);
 }
 
-#[test]
-fn a_code_keeps_the_rules_it_was_issued_under() {
+/// Two gateways sharing the state, each given the same right code at once:
+/// exactly one accepts it.
+#[tokio::test]
+async fn of_two_gateways_given_one_code_at_once_one_accepts_it() {
+    let clock = crate::clock::ManualClock::starting_at(0);
+    let state: SharedState = std::sync::Arc::new(crate::state::memory::MemoryBackend::new(clock));
+    let a = std::sync::Arc::new(Challenges::new(state.clone(), [7; 32]));
+    let b = std::sync::Arc::new(Challenges::new(state, [7; 32]));
+    let code = a
+        .issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let c = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let code = code.clone();
+        tasks.push(tokio::spawn(
+            async move { c.verify(key(1), &code, 1).await },
+        ));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), CodeVerdict::Accepted { .. }) {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 1);
+}
+
+/// A gateway with another secret key (so another pepper) cannot accept a
+/// code issued by this one.
+#[tokio::test]
+async fn a_code_only_checks_out_under_the_same_secret() {
+    let clock = crate::clock::ManualClock::starting_at(0);
+    let state: SharedState = std::sync::Arc::new(crate::state::memory::MemoryBackend::new(clock));
+    let a = Challenges::new(state.clone(), [7; 32]);
+    let other = Challenges::new(state, [8; 32]);
+    let code = a
+        .issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
+        .await
+        .unwrap();
+    assert!(matches!(
+        other.verify(key(1), &code, 1).await,
+        CodeVerdict::Wrong { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_code_keeps_the_rules_it_was_issued_under() {
     let c = challenges();
     let code = c
         .issue(key(1), &u("alice"), ip(), Channel::Sms, 0, &rules())
+        .await
         .unwrap();
     let strict = CodeRules {
         validity: Duration::from_secs(60),
@@ -357,16 +447,17 @@ fn a_code_keeps_the_rules_it_was_issued_under() {
     };
     let newer = c
         .issue(key(2), &u("bob"), ip(), Channel::Sms, 0, &strict)
+        .await
         .unwrap();
-    assert_eq!(c.verify(key(2), &newer, 60_000), CodeVerdict::Expired);
+    assert_eq!(c.verify(key(2), &newer, 60_000).await, CodeVerdict::Expired);
     assert_eq!(
-        c.verify(key(1), &wrong(&code), 60_000),
+        c.verify(key(1), &wrong(&code), 60_000).await,
         CodeVerdict::Wrong { tries_left: 2 }
     );
 }
 
-#[test]
-fn budgets_are_per_realm_and_user_not_per_name() {
+#[tokio::test]
+async fn budgets_are_per_realm_and_user_not_per_name() {
     let c = challenges();
     let school = UserRef::new("school", "anna");
     // anna of the school realm spends her whole hour's budget ...
@@ -379,19 +470,23 @@ fn budgets_are_per_realm_and_user_not_per_name() {
             u64::from(i) * MIN,
             &rules(),
         )
+        .await
         .expect("within budget");
     }
     assert_eq!(
-        c.issue(key(9), &school, ip(), Channel::Sms, 10 * MIN, &rules()),
+        c.issue(key(9), &school, ip(), Channel::Sms, 10 * MIN, &rules())
+            .await,
         Err(Refusal::UserBudget)
     );
     // ... and anna of adm, another person, still gets her codes.
     for i in 10..15u8 {
         c.issue(key(i), &u("anna"), ip(), Channel::Sms, 10 * MIN, &rules())
+            .await
             .expect("another realm's anna has her own budget");
     }
     assert_eq!(
-        c.issue(key(20), &u("anna"), ip(), Channel::Sms, 11 * MIN, &rules()),
+        c.issue(key(20), &u("anna"), ip(), Channel::Sms, 11 * MIN, &rules())
+            .await,
         Err(Refusal::UserBudget)
     );
     // A name spelt to look like realm and user together is its own key.
@@ -403,5 +498,6 @@ fn budgets_are_per_realm_and_user_not_per_name() {
         11 * MIN,
         &rules(),
     )
+    .await
     .expect("not anna's budget");
 }

@@ -14,15 +14,24 @@ pub const HANDOFF_TTL_MS: u64 = 60_000;
 
 /// A code that carries session `id` to `host`, for the browser whose nonce
 /// has `binding`.
-pub fn issue(gw: &Gateway, id: &SessionId, host: &str, binding: String) -> String {
-    gw.handoffs.issue(
-        Handoff {
-            session: id.clone(),
-            host: host.to_owned(),
-            binding,
-        },
-        gw.clock.now_ms() + HANDOFF_TTL_MS,
-    )
+pub async fn issue(
+    gw: &Gateway,
+    id: &SessionId,
+    host: &str,
+    binding: String,
+) -> Result<String, crate::state::StateError> {
+    let now = gw.clock.now_ms();
+    gw.handoffs
+        .issue(
+            Handoff {
+                session: id.clone(),
+                host: host.to_owned(),
+                binding,
+            },
+            now,
+            now + HANDOFF_TTL_MS,
+        )
+        .await
 }
 
 /// What redeeming a code decided.
@@ -44,6 +53,9 @@ pub enum HandoffOutcome {
         /// The live session's user.
         live_user: String,
     },
+    /// The shared state did not answer (the code may or may not have been
+    /// burnt): "not working right now", never a login.
+    Unavailable,
 }
 
 /// Redeem `code` on `client.host`, in a browser holding `nonce` (the
@@ -57,11 +69,15 @@ pub async fn redeem(
     live: Option<(&SessionId, &Session)>,
 ) -> HandoffOutcome {
     let now = gw.clock.now_ms();
-    let Some(handoff) = gw.handoffs.redeem(code, client.host, now) else {
-        return HandoffOutcome::StartOver { expired: false };
+    let handoff = match gw.handoffs.redeem(code, client.host, now).await {
+        Ok(Some(h)) => h,
+        Ok(None) => return HandoffOutcome::StartOver { expired: false },
+        Err(_) => return HandoffOutcome::Unavailable,
     };
-    let Some(session) = gw.sessions.get(&handoff.session.key()).await else {
-        return HandoffOutcome::StartOver { expired: true };
+    let session = match gw.sessions.get(&handoff.session.key()).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return HandoffOutcome::StartOver { expired: true },
+        Err(_) => return HandoffOutcome::Unavailable,
     };
     let internal = rt.config.is_internal_to(&session.realm, client.ip);
     if let Some((live_id, live)) = live {

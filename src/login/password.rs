@@ -61,6 +61,9 @@ pub enum PasswordOutcome {
     NoDirectory,
     /// The directory could not be asked.
     DirectoryDown,
+    /// The password was right, but the session could not be stored (the
+    /// shared state did not answer).
+    StateDown,
 }
 
 /// Check `input` for `realm` from `client`.
@@ -168,7 +171,9 @@ pub async fn login(
 
     // A new id at every login; the old session (if any) ends.
     if let Some(old) = input.previous {
-        gw.sessions.remove(&old.key()).await;
+        if gw.sessions.remove(&old.key()).await.is_err() {
+            return PasswordOutcome::StateDown;
+        }
     }
     let id = SessionId::generate();
     let session = Arc::new(Session::new(
@@ -185,7 +190,9 @@ pub async fn login(
         },
         now,
     ));
-    gw.sessions.insert(id.key(), session.clone()).await;
+    if gw.sessions.insert(id.key(), session.clone()).await.is_err() {
+        return PasswordOutcome::StateDown;
+    }
     let mut ev = client.event(
         gw,
         Event::Login,

@@ -112,7 +112,9 @@ pub async fn reauth(
         .update(&id.key(), &|s| s.with_password_at(now))
         .await
     {
-        Some(_) => ReauthOutcome::Confirmed,
-        None => ReauthOutcome::SessionEnded,
+        Ok(Some(_)) => ReauthOutcome::Confirmed,
+        Ok(None) => ReauthOutcome::SessionEnded,
+        // Not confirmed: the change it guards must not go ahead.
+        Err(_) => ReauthOutcome::NoDirectory,
     }
 }

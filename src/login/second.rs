@@ -87,20 +87,25 @@ pub async fn send_code(
     let now = gw.clock.now_ms();
     let key = id.key().0;
     // Budgets count per realm and user: the same name may exist in two realms.
-    let code = match gw.challenges.issue(
-        key,
-        &UserRef::of(session),
-        client.ip,
-        code_channel,
-        now,
-        &rt.code_rules,
-    ) {
+    let code = match gw
+        .challenges
+        .issue(
+            key,
+            &UserRef::of(session),
+            client.ip,
+            code_channel,
+            now,
+            &rt.code_rules,
+        )
+        .await
+    {
         Ok(code) => code,
         Err(refusal) => {
             let reason = match refusal {
                 Refusal::Cooldown { .. } => Reason::Cooldown,
                 Refusal::UserBudget => Reason::UserBudget,
                 Refusal::IpBudget => Reason::IpBudget,
+                Refusal::Unavailable => Reason::StateUnavailable,
             };
             let mut ev = client.session_event(
                 gw,
@@ -148,7 +153,7 @@ pub async fn send_code(
     match result {
         Ok(_) => SendOutcome::Sent { masked, minutes },
         Err(_) => {
-            gw.challenges.forget(&key);
+            gw.challenges.forget(&key).await;
             SendOutcome::DeliveryFailed
         }
     }
@@ -271,9 +276,14 @@ pub async fn check_code(
     // cookie for it too; they hand off again from the portal).
     let upgraded = Arc::new(session.with_second_factor(method, now));
     let new_id = SessionId::generate();
-    gw.sessions.remove(&id.key()).await;
-    gw.sessions.insert(new_id.key(), upgraded).await;
-    gw.challenges.forget(&id.key().0);
+    // Old id out first: a failure in between leaves the user logged out
+    // (they log in again), never with two live sessions.
+    if gw.sessions.remove(&id.key()).await.is_err()
+        || gw.sessions.insert(new_id.key(), upgraded).await.is_err()
+    {
+        return CodeOutcome::Unavailable;
+    }
+    gw.challenges.forget(&id.key().0).await;
     let mut ev = client.session_event(
         gw,
         Event::Login,
@@ -304,26 +314,29 @@ async fn verify(
     now_ms: u64,
 ) -> Checked {
     match method {
-        Method::Sms | Method::Email => match gw.challenges.verify(id.key().0, input, now_ms) {
-            // A code proves only the channel it was sent through: an SMS
-            // code posted as "email" must not make an e-mail login.
-            CodeVerdict::Accepted { channel } if channel.as_str() == method.as_str() => {
-                Checked::Accepted
+        Method::Sms | Method::Email => {
+            match gw.challenges.verify(id.key().0, input, now_ms).await {
+                // A code proves only the channel it was sent through: an SMS
+                // code posted as "email" must not make an e-mail login.
+                CodeVerdict::Accepted { channel } if channel.as_str() == method.as_str() => {
+                    Checked::Accepted
+                }
+                CodeVerdict::Accepted { .. } => Checked::Dead(Reason::WrongChannel),
+                CodeVerdict::Wrong { .. } => Checked::Wrong,
+                CodeVerdict::Expired => Checked::Dead(Reason::Expired),
+                CodeVerdict::TooManyTries => Checked::Dead(Reason::TooManyTries),
+                CodeVerdict::NoChallenge => Checked::Dead(Reason::NoCodeSent),
+                CodeVerdict::Unavailable => Checked::Unavailable,
             }
-            CodeVerdict::Accepted { .. } => Checked::Dead(Reason::WrongChannel),
-            CodeVerdict::Wrong { .. } => Checked::Wrong,
-            CodeVerdict::Expired => Checked::Dead(Reason::Expired),
-            CodeVerdict::TooManyTries => Checked::Dead(Reason::TooManyTries),
-            CodeVerdict::NoChallenge => Checked::Dead(Reason::NoCodeSent),
-        },
+        }
         Method::Totp | Method::Token => {
             let secs = now_ms / 1000;
             let who = UserRef::of(session);
-            let result = if method == Method::Totp {
+            let result = gw.storage(if method == Method::Totp {
                 gw.store.verify_totp(&who, input, secs).await
             } else {
                 gw.store.verify_token(&who, input, secs).await
-            };
+            });
             match result {
                 Ok(Verify::Accepted { .. }) => Checked::Accepted,
                 Ok(Verify::Replay { .. }) => Checked::Replay,

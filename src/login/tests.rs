@@ -137,10 +137,10 @@ async fn a_login_ends_the_browsers_old_session_and_says_what_comes_next() {
     assert_eq!(next, Next::SecondStep);
     assert_ne!(id.as_str(), old.as_str());
     assert!(
-        t.gw.sessions.get(&old.key()).await.is_none(),
+        t.gw.sessions.get(&old.key()).await.unwrap().is_none(),
         "the old session lives on"
     );
-    assert!(t.gw.sessions.get(&id.key()).await.is_some());
+    assert!(t.gw.sessions.get(&id.key()).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -178,10 +178,14 @@ async fn a_handoff_redeemed_in_another_browser_is_refused() {
         host: "app.test",
         ..INSIDE
     };
-    let code = handoff::issue(&t.gw, &id, "app.test", binding(&mine));
+    let code = handoff::issue(&t.gw, &id, "app.test", binding(&mine))
+        .await
+        .unwrap();
     let theirs = new_nonce();
     for nonce in [Some(theirs.as_str()), None] {
-        let code = handoff::issue(&t.gw, &id, "app.test", binding(&mine));
+        let code = handoff::issue(&t.gw, &id, "app.test", binding(&mine))
+            .await
+            .unwrap();
         let outcome = handoff::redeem(&t.gw, &t.rt, &here, &code, nonce, None).await;
         assert!(
             matches!(outcome, HandoffOutcome::StartOver { expired: false }),
@@ -193,7 +197,9 @@ async fn a_handoff_redeemed_in_another_browser_is_refused() {
         host: "other.test",
         ..INSIDE
     };
-    let other = handoff::issue(&t.gw, &id, "app.test", binding(&mine));
+    let other = handoff::issue(&t.gw, &id, "app.test", binding(&mine))
+        .await
+        .unwrap();
     let outcome = handoff::redeem(&t.gw, &t.rt, &elsewhere, &other, Some(&mine), None).await;
     assert!(
         matches!(outcome, HandoffOutcome::StartOver { .. }),
@@ -220,13 +226,18 @@ async fn a_handoff_never_replaces_another_users_live_session() {
     bob.user = "bob".into();
     let bob_id = SessionId::generate();
     let bob = Arc::new(bob);
-    t.gw.sessions.insert(bob_id.key(), bob.clone()).await;
+    t.gw.sessions
+        .insert(bob_id.key(), bob.clone())
+        .await
+        .unwrap();
     let nonce = new_nonce();
     let here = Client {
         host: "app.test",
         ..INSIDE
     };
-    let code = handoff::issue(&t.gw, &id, "app.test", binding(&nonce));
+    let code = handoff::issue(&t.gw, &id, "app.test", binding(&nonce))
+        .await
+        .unwrap();
     let live = Some((&bob_id, bob.as_ref()));
     let outcome = handoff::redeem(&t.gw, &t.rt, &here, &code, Some(&nonce), live).await;
     assert!(
@@ -234,7 +245,7 @@ async fn a_handoff_never_replaces_another_users_live_session() {
         "{outcome:?}"
     );
     assert!(
-        t.gw.sessions.get(&bob_id.key()).await.is_some(),
+        t.gw.sessions.get(&bob_id.key()).await.unwrap().is_some(),
         "bob was logged out"
     );
 }
@@ -244,7 +255,7 @@ async fn a_reauth_does_not_bring_back_a_session_that_ended() {
     let t = gateway(3);
     let (id, s) = alice(&t, &INSIDE, false).await;
     let realm = t.rt.config.realm("staff").expect("realm staff");
-    t.gw.sessions.remove(&id.key()).await;
+    t.gw.sessions.remove(&id.key()).await.unwrap();
     let outcome = reauth(
         &t.gw,
         &t.rt,
@@ -256,7 +267,7 @@ async fn a_reauth_does_not_bring_back_a_session_that_ended() {
     )
     .await;
     assert_eq!(outcome, ReauthOutcome::SessionEnded);
-    assert!(t.gw.sessions.get(&id.key()).await.is_none());
+    assert!(t.gw.sessions.get(&id.key()).await.unwrap().is_none());
     let outcome = reauth(&t.gw, &t.rt, realm, &INSIDE, &id, &s, "guess").await;
     assert_eq!(
         outcome,

@@ -85,6 +85,9 @@ async fn write_file(
     content: &str,
 ) -> std::io::Result<PathBuf> {
     tokio::fs::create_dir_all(dir).await?;
+    // The system clock, not the gateway's: the stamp only orders files for
+    // a reader and decides nothing, and a test's clock standing still would
+    // give every message the same name and a counter that sorts first.
     let stamp = jiff::Timestamp::now()
         .strftime("%Y%m%dT%H%M%S.%6fZ")
         .to_string();

@@ -186,7 +186,13 @@ pub async fn changed(
         return;
     }
     let result = rt
-        .notify_change(&a.session.email, &a.session.display_name, what, req.lang)
+        .notify_change(
+            gw.clock.now_ms(),
+            &a.session.email,
+            &a.session.display_name,
+            what,
+            req.lang,
+        )
         .await;
     ev.destination = Some(crate::notify::mask_email(&a.session.email));
     ev.provider = Some(match result {

@@ -88,19 +88,20 @@ pub async fn enrol_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
                 return step_one(rt, req, &a, 400, Some("error_description"), description);
             }
             let secret = totp::new_secret();
-            gw.enrolling.put(
-                a.id.key(),
-                Pending::Totp {
-                    description: description.to_owned(),
-                    secret: secret.clone(),
-                },
-                now,
-            );
+            let pending = Pending::Totp {
+                description: description.to_owned(),
+                secret: secret.clone(),
+            };
+            if let Err(e) = gw.enrolling.put(a.id.key(), pending).await {
+                return crate::pages::state_failed(rt, req, &e);
+            }
             step_two(rt, req, &a, description, &secret, 200, None)
         }
         Some("finish") => {
-            let Some((description, secret)) = gw.enrolling.totp(a.id.key(), now) else {
-                return step_one(rt, req, &a, 400, Some("error_enrol_expired"), "");
+            let (description, secret) = match gw.enrolling.totp(a.id.key()).await {
+                Ok(Some(p)) => p,
+                Ok(None) => return step_one(rt, req, &a, 400, Some("error_enrol_expired"), ""),
+                Err(e) => return crate::pages::state_failed(rt, req, &e),
             };
             let code = req.field("code").unwrap_or("");
             let gen = Hotp::new(&secret, totp::DIGITS);
@@ -122,7 +123,10 @@ pub async fn enrol_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
                 gw.audit(rt, ev);
                 return step_two(rt, req, &a, &description, &secret, 401, Some("error_code"));
             }
-            gw.enrolling.clear(a.id.key(), true);
+            // Cleared first: a code cannot finish the same enrolment twice.
+            if let Err(e) = gw.enrolling.clear(a.id.key(), true).await {
+                return crate::pages::state_failed(rt, req, &e);
+            }
             if let Err(e) = gw
                 .store
                 .add_totp_device(&UserRef::of(a.session), &description, &secret, now)

@@ -73,16 +73,23 @@ pub fn when(z: &Zoned, lang: Lang) -> String {
     }
 }
 
-/// When `service` opens next, in words, if it has hours and opens within two weeks.
-pub fn opens(service: &Service, lang: Lang) -> Option<String> {
-    let next = service.hours.as_ref()?.next_open(jiff::Timestamp::now())?;
+/// When `service` opens next after `now`, in words, if it has hours and
+/// opens within two weeks.
+pub fn opens(service: &Service, lang: Lang, now: jiff::Timestamp) -> Option<String> {
+    let next = service.hours.as_ref()?.next_open(now)?;
     Some(when(&next, lang))
 }
 
-/// The page for a closed service.
-pub fn page(rt: &Runtime, lang: Lang, request_id: &str, service: &Service) -> Reply {
+/// The page for a closed service, saying when it opens after `now`.
+pub fn page(
+    rt: &Runtime,
+    lang: Lang,
+    request_id: &str,
+    service: &Service,
+    now: jiff::Timestamp,
+) -> Reply {
     let p = &rt.pages;
-    let text = match opens(service, lang) {
+    let text = match opens(service, lang, now) {
         Some(w) => p.t(lang, "closed_text").replace("{opens}", &w),
         None => p.t(lang, "closed_text_unknown").to_owned(),
     };
@@ -98,6 +105,40 @@ pub fn page(rt: &Runtime, lang: Lang, request_id: &str, service: &Service) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lönebesked: weekdays 06:00–20:00 in Stockholm.
+    fn payslips() -> Service {
+        use crate::policy::hours::{parse_days, parse_time, Hours, Window};
+        let mut s = crate::testutil::service_at("lon.test", "/", crate::policy::Policy::OneFactor);
+        s.hours = Some(Hours {
+            zone: jiff::tz::TimeZone::get("Europe/Stockholm").unwrap(),
+            windows: vec![Window {
+                days: parse_days("mon-fri").unwrap(),
+                from: parse_time("06:00").unwrap(),
+                to: parse_time("20:00").unwrap(),
+            }],
+            holidays: vec![],
+        });
+        s
+    }
+
+    #[test]
+    fn the_next_opening_is_counted_from_the_clock_it_is_given() {
+        use crate::clock::{Clock, ManualClock};
+        // Friday 4 December 2026, 20:30 in Stockholm.
+        let clock = ManualClock::starting_at_timestamp("2026-12-04T19:30:00Z".parse().unwrap());
+        let s = payslips();
+        assert_eq!(
+            opens(&s, Lang::Sv, clock.now_timestamp()).as_deref(),
+            Some("måndag 7 december kl. 06:00")
+        );
+        // Three days on the clock: Monday evening, so Tuesday morning.
+        clock.advance(std::time::Duration::from_secs(3 * 24 * 3600));
+        assert_eq!(
+            opens(&s, Lang::En, clock.now_timestamp()).as_deref(),
+            Some("Tuesday 8 December at 06:00")
+        );
+    }
 
     #[test]
     fn opening_times_read_naturally() {

@@ -23,7 +23,7 @@ pub async fn show(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     // Already logged in (e.g. arriving from a service host without a cookie
     // there): no form, straight on.
     if let SessionState::Valid(id, _) = &req.session {
-        return continue_to(gw, rt, req, id, target);
+        return continue_to(gw, rt, req, id, target).await;
     }
     let notice = match req.query_param("notice").as_deref() {
         Some("expired") => Some("notice_expired"),
@@ -228,9 +228,10 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
                 "directory_down_text",
             )
         }
+        PasswordOutcome::StateDown => return super::login_down(rt, req),
     };
     let reply = match (next, chosen) {
-        (Next::Continue, _) => continue_to(gw, rt, req, &id, target).status(303),
+        (Next::Continue, _) => continue_to(gw, rt, req, &id, target).await.status(303),
         // One obvious destination: start it now (sends the code).
         (Next::SecondStep, Some(choice)) if choice.method != Method::Sms => {
             second::start(gw, rt, req, &id, &session, &rd, choice).await
@@ -274,7 +275,7 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
 /// is sent to the service host itself, which sends the browser back here
 /// with a nonce; the portal session is live by then, so that costs one more
 /// round trip and no form.
-pub(super) fn continue_to(
+pub(super) async fn continue_to(
     gw: &Gateway,
     rt: &Runtime,
     req: &Req<'_>,
@@ -291,7 +292,10 @@ pub(super) fn continue_to(
     let Some(binding) = target.binding else {
         return Reply::redirect(302, &target.url);
     };
-    let code = handoff::issue(gw, id, &target.host, binding);
+    let code = match handoff::issue(gw, id, &target.host, binding).await {
+        Ok(code) => code,
+        Err(e) => return super::state_failed(rt, req, &e),
+    };
     let origin = url::Url::parse(&target.url)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_else(|_| format!("https://{}", target.host));

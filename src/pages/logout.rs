@@ -37,6 +37,7 @@ pub async fn handoff(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             .cookie(cookie::set(SESSION, session.as_str(), None))
             .cookie(cookie::clear(cookie::HANDOFF)),
         HandoffOutcome::StartOver { expired } => start_over(expired.then_some("expired")),
+        HandoffOutcome::Unavailable => super::login_down(rt, req),
         HandoffOutcome::OtherUser { live_user } => match live {
             Some((live_id, _)) => {
                 other_user_page(rt, req, live_id, &live_user, &here).decision("deny")
@@ -92,7 +93,11 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     if !rt.signer.csrf_ok(Purpose::SessionCsrf, &id.key().0, csrf) {
         return message(rt, req, 403, "csrf_heading", "csrf_text").decision("csrf");
     }
-    gw.sessions.remove(&id.key()).await;
+    if let Err(e) = gw.sessions.remove(&id.key()).await {
+        // Not logged out: say so rather than pretend (the cookie would
+        // still work once the state is back).
+        return super::state_failed(rt, req, &e);
+    }
     let internal = rt.config.is_internal_to(&session.realm, req.client_ip);
     let mut ev = session_event(
         gw,

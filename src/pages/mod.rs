@@ -74,6 +74,10 @@ pub enum SessionState {
     Valid(SessionId, Arc<Session>),
     /// A cookie naming a session that ended (idle, lifetime, logout elsewhere).
     Ended,
+    /// A cookie, but the shared state did not answer: whether it names a
+    /// session is unknown, so nothing is allowed and nothing is asked again
+    /// (a login page now would loop: the next login cannot be stored either).
+    Unavailable,
 }
 
 impl SessionState {
@@ -154,6 +158,11 @@ impl Req<'_> {
 
 /// Serve a request for `/.portvakt/…` on any host, or a portal-host page.
 pub async fn handle(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
+    if matches!(req.session, SessionState::Unavailable)
+        && !req.path.starts_with("/.portvakt/assets/")
+    {
+        return login_down(rt, req);
+    }
     let is_get = req.method == http::Method::GET || req.method == http::Method::HEAD;
     let is_post = req.method == http::Method::POST;
     let on_portal = req.host == rt.config.portal_host;
@@ -208,7 +217,7 @@ pub async fn handle(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         "/.portvakt/assets/logo" if is_get => {
             Reply::asset(rt.pages.logo.0.clone(), rt.pages.logo.1)
         }
-        "/" if on_portal && is_get => portal::front(rt, req),
+        "/" if on_portal && is_get => portal::front(rt, req, gw.clock.now_timestamp()),
         p if is_get && p.starts_with("/.portvakt/assets/icons/") => {
             icon(rt, req, &p["/.portvakt/assets/icons/".len()..])
         }
@@ -219,6 +228,20 @@ pub async fn handle(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
 /// A branded page with a heading and a text from the language file.
 pub fn message(rt: &Runtime, req: &Req<'_>, status: u16, heading: &str, text: &str) -> Reply {
     message_with(rt, req.lang, req.request_id, status, heading, text, None)
+}
+
+/// "Login is not working right now" (503): the shared state or the store
+/// did not answer in time. Logged-in requests get it too, rather than a
+/// login page that could not store the next login either.
+pub fn login_down(rt: &Runtime, req: &Req<'_>) -> Reply {
+    message(rt, req, 503, "login_down_heading", "login_down_text").decision("unavailable")
+}
+
+/// The answer when the shared state fails: logged (the outage itself is
+/// audited once, by the health watch), and [`login_down`].
+pub fn state_failed(rt: &Runtime, req: &Req<'_>, e: &crate::state::StateError) -> Reply {
+    tracing::warn!(error = %e, request_id = req.request_id, "shared state failed");
+    login_down(rt, req)
 }
 
 /// [`message`] without a [`Req`], with an optional link (href, label key).

@@ -11,14 +11,15 @@ use super::{closed, login_url, session_csrf, Reply, Req, SessionState};
 use crate::gateway::Runtime;
 use crate::policy::{decide_at, Conditions, Decision};
 
-/// GET / on the portal host.
-pub fn front(rt: &Runtime, req: &Req<'_>) -> Reply {
+/// GET / on the portal host; `now` decides which services are open.
+pub fn front(rt: &Runtime, req: &Req<'_>, now: jiff::Timestamp) -> Reply {
     let here = format!("{}/", req.origin());
     let (id, session) = match &req.session {
         SessionState::Valid(id, s) => (id, s),
         SessionState::Ended => {
             return Reply::redirect(302, &login_url(rt, req.port_suffix, &here, Some("expired")))
         }
+        SessionState::Unavailable => return super::login_down(rt, req),
         SessionState::None if rt.config.realms.len() > 1 => return landing(rt, req),
         SessionState::None => {
             return Reply::redirect(302, &login_url(rt, req.port_suffix, &here, None))
@@ -27,7 +28,6 @@ pub fn front(rt: &Runtime, req: &Req<'_>) -> Reply {
     let lang = req.lang;
     let realm = rt.config.realm(&session.realm);
     let internal = realm.is_some_and(|r| r.is_internal(req.client_ip));
-    let now = jiff::Timestamp::now();
     let services: Vec<_> = rt
         .config
         .services
@@ -42,7 +42,7 @@ pub fn front(rt: &Runtime, req: &Req<'_>) -> Reply {
                 Decision::Allow => None,
                 // Listed as closed only if it would be open to this user.
                 Decision::Closed if decide_at(s, &at(None), Some(session)) == Decision::Allow => {
-                    Some(closed::opens(s, lang))
+                    Some(closed::opens(s, lang, now))
                 }
                 _ => return None,
             };

@@ -196,6 +196,7 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             &new_id,
             verify_target(rt, req.port_suffix, &rd),
         )
+        .await
         .status(303)
         .cookie(cookie::set(cookie::SESSION, new_id.as_str(), None)),
         CodeOutcome::Refused { .. } => {

@@ -82,15 +82,22 @@ async fn set(gw: &Gateway, rt: &Runtime, req: &Req<'_>, a: &Allowed<'_>, pos: u8
     };
     let now = gw.clock.now_ms();
     let session_key = a.id.key();
-    let code = match gw.challenges.issue(
-        challenge_key(a),
-        &UserRef::of(a.session),
-        req.client_ip,
-        Channel::Sms,
-        now,
-        &rt.code_rules,
-    ) {
+    let code = match gw
+        .challenges
+        .issue(
+            challenge_key(a),
+            &UserRef::of(a.session),
+            req.client_ip,
+            Channel::Sms,
+            now,
+            &rt.code_rules,
+        )
+        .await
+    {
         Ok(code) => code,
+        Err(crate::factors::code::Refusal::Unavailable) => {
+            return crate::pages::login_down(rt, req)
+        }
         Err(refusal) => {
             let mut ev = gw.event(
                 Event::CodeSent,
@@ -140,40 +147,45 @@ async fn set(gw: &Gateway, rt: &Runtime, req: &Req<'_>, a: &Allowed<'_>, pos: u8
     });
     gw.audit(rt, ev);
     if result.is_err() {
-        gw.challenges.forget(&challenge_key(a));
+        gw.challenges.forget(&challenge_key(a)).await;
         return page(gw, rt, req, a, 502, Some("error_send"), None).await;
     }
-    gw.enrolling.put(
-        session_key,
-        Pending::Sms {
-            position: pos,
-            e164: e164.clone(),
-        },
-        now,
-    );
+    let pending = Pending::Sms {
+        position: pos,
+        e164: e164.clone(),
+    };
+    if let Err(e) = gw.enrolling.put(session_key, pending).await {
+        return crate::pages::state_failed(rt, req, &e);
+    }
     confirm_page(rt, req, a, &e164, 200, None)
 }
 
 /// The code sent to the new number: save the number if it is right.
 async fn confirm(gw: &Gateway, rt: &Runtime, req: &Req<'_>, a: &Allowed<'_>) -> Reply {
     let now = gw.clock.now_ms();
-    let Some((pos, e164)) = gw.enrolling.sms(a.id.key(), now) else {
-        return page(gw, rt, req, a, 400, Some("error_code_dead"), None).await;
+    let (pos, e164) = match gw.enrolling.sms(a.id.key()).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return page(gw, rt, req, a, 400, Some("error_code_dead"), None).await,
+        Err(e) => return crate::pages::state_failed(rt, req, &e),
     };
     match gw
         .challenges
         .verify(challenge_key(a), req.field("code").unwrap_or(""), now)
+        .await
     {
         CodeVerdict::Accepted { .. } => {}
+        CodeVerdict::Unavailable => return crate::pages::login_down(rt, req),
         CodeVerdict::Wrong { .. } => {
             return confirm_page(rt, req, a, &e164, 401, Some("error_code"))
         }
         _ => {
-            gw.enrolling.clear(a.id.key(), false);
+            let _ = gw.enrolling.clear(a.id.key(), false).await;
             return page(gw, rt, req, a, 401, Some("error_code_dead"), None).await;
         }
     }
-    gw.enrolling.clear(a.id.key(), false);
+    if let Err(e) = gw.enrolling.clear(a.id.key(), false).await {
+        return crate::pages::state_failed(rt, req, &e);
+    }
     if let Err(e) = gw
         .store
         .set_sms_number(&UserRef::of(a.session), pos, &e164, now)

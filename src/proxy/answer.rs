@@ -104,7 +104,9 @@ impl Proxy {
                 self.reply(session, ctx, rt, reply.decision("deny")).await
             }
             Decision::Closed => {
-                let reply = pages::closed(rt, self.lang(session, rt), &ctx.request_id, service);
+                let now = self.gw.clock.now_timestamp();
+                let reply =
+                    pages::closed(rt, self.lang(session, rt), &ctx.request_id, service, now);
                 self.reply(session, ctx, rt, reply.decision("closed")).await
             }
         }

@@ -43,6 +43,9 @@ pub struct Ctx {
     pub upstream_status: Option<u16>,
     /// The request target as the client spelt it, when normalising changed it.
     pub raw_path: Option<String>,
+    /// Counts this request as in flight until the context is dropped (a
+    /// SIGTERM drain waits for zero).
+    pub in_flight: Option<crate::metrics::InFlight>,
 }
 
 impl Ctx {
@@ -66,6 +69,7 @@ impl Ctx {
             reason: "",
             upstream_status: None,
             raw_path: None,
+            in_flight: None,
         }
     }
 }

@@ -70,10 +70,13 @@ impl ProxyHttp for Proxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx::new()
+        let mut ctx = Ctx::new();
+        ctx.in_flight = Some(self.gw.metrics.request_started());
+        ctx
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        crate::lifecycle::last_on_connection_if_closing(session, &self.gw.metrics);
         let rt = self.gw.runtime();
         ctx.rt = Some(rt.clone());
         ctx.request_id = self.gw.ids.next();
@@ -163,6 +166,22 @@ impl ProxyHttp for Proxy {
         } else {
             self.session_state(session, &rt).await
         };
+        if matches!(state, SessionState::Unavailable) {
+            // Fail closed, and not into the login page: it could not store
+            // the login either, and the user would go round in a loop.
+            let reply = self.message(
+                session,
+                ctx,
+                &rt,
+                503,
+                "login_down_heading",
+                "login_down_text",
+            );
+            ctx.reason = "state_unavailable";
+            return self
+                .reply(session, ctx, &rt, reply.decision("unavailable"))
+                .await;
+        }
         let mut identity = state.session().cloned();
         if let Some(s) = &identity {
             // The session's own realm decides what "internal" means for it.
@@ -189,7 +208,10 @@ impl ProxyHttp for Proxy {
             internal: ctx.internal,
             client_ip: Some(ctx.client_ip),
             // Only services with opening hours pay for reading the clock.
-            now: service.hours.as_ref().map(|_| jiff::Timestamp::now()),
+            now: service
+                .hours
+                .as_ref()
+                .map(|_| self.gw.clock.now_timestamp()),
         };
         let decision = decide_at(&service, &conditions, identity.as_deref());
         ctx.decision = decision.as_str();
@@ -232,10 +254,11 @@ impl ProxyHttp for Proxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
+        crate::lifecycle::last_on_connection_if_closing(session, &self.gw.metrics);
         ctx.upstream_status = Some(resp.status.as_u16());
         if let Some(rt) = &ctx.rt {
             // A `&'static str` name: pingora copies a `HeaderName` it has no
@@ -327,6 +350,7 @@ impl ProxyHttp for Proxy {
         let elapsed = ctx.start.elapsed().as_secs_f64();
         let record = AccessRecord {
             time: crate::audit::timestamp(self.gw.clock.now_ms()),
+            gateway: &rt.config.gateway,
             request_id: &ctx.request_id,
             client_ip: ctx.client_ip,
             peer_ip: ctx.peer_ip,

@@ -28,8 +28,13 @@ impl Proxy {
             return SessionState::None;
         };
         let key = id.key();
-        let Some(s) = self.gw.sessions.get(&key).await else {
-            return SessionState::Ended;
+        let s = match self.gw.sessions.get(&key).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return SessionState::Ended,
+            Err(e) => {
+                tracing::warn!(error = %e, "session lookup failed");
+                return SessionState::Unavailable;
+            }
         };
         let now = self.gw.clock.now_ms();
         let cfg = &rt.config;
@@ -38,15 +43,25 @@ impl Proxy {
             cfg.idle_timeout.as_millis() as u64,
             cfg.max_lifetime.as_millis() as u64,
         ) {
-            self.gw.sessions.remove(&key).await;
-            self.gw.audit_expired(rt, &s, why, Some(key));
+            // Audited by whoever removes it: of two gateways seeing one
+            // expired session at once, only one gets it back.
+            if let Ok(Some(s)) = self.gw.sessions.remove(&key).await {
+                self.gw.audit_expired(rt, &s, why, Some(key));
+            }
             return SessionState::Ended;
         }
-        if s.touch(
-            now,
-            TOUCH_GRANULARITY_MS.min(cfg.idle_timeout.as_millis() as u64 / 4),
-        ) {
-            self.gw.sessions.touched(&key, &s).await;
+        let idle_ms = cfg.idle_timeout.as_millis() as u64;
+        let granularity = if self.gw.shared_sessions() {
+            crate::state::sessions::touch_granularity(idle_ms)
+        } else {
+            TOUCH_GRANULARITY_MS.min(idle_ms / 4)
+        };
+        if s.touch(now, granularity) {
+            if let Err(e) = self.gw.sessions.touched(&key, &s).await {
+                // The request goes on: the session was read, and a missed
+                // touch only makes it end up to one granularity early.
+                tracing::warn!(error = %e, "session touch failed");
+            }
         }
         SessionState::Valid(id, s)
     }

@@ -10,14 +10,13 @@
 //! issued for that binding, and only a browser holding the nonce can redeem
 //! it — OAuth's `state`, for the same reason.
 
-use std::collections::HashMap;
-
-use parking_lot::Mutex;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{SessionId, SessionKey};
+use super::SessionId;
+use crate::state::{decode, encode, SharedState, StateError};
+use crate::storage::Sealer;
 
 /// Length of a nonce as base64url text (24 random bytes).
 const NONCE_LEN: usize = 32;
@@ -71,44 +70,100 @@ pub fn binding(nonce: &str) -> String {
     crate::signing::b64(&h.finalize()[..24])
 }
 
-/// Pending codes, each valid once for a short time.
-#[derive(Debug, Default)]
+/// Pending codes, each valid once for a short time, in the shared state so
+/// a code issued by one gateway is redeemed on another.
+///
+/// The stored value carries the session id itself (the new cookie's
+/// value), so it is sealed: a dump of Redis gives no usable cookie.
+#[derive(Debug)]
 pub struct HandoffCodes {
-    /// Keyed by code hash; values carry their deadline.
-    codes: Mutex<HashMap<SessionKey, (Handoff, u64)>>,
+    state: SharedState,
+    sealer: Sealer,
 }
 
+/// What a code's state entry holds (sealed).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    session: String,
+    host: String,
+    binding: String,
+    deadline_ms: u64,
+}
+
+const PREFIX: &str = "portvakt:h:";
+const AAD: &[u8] = b"portvakt/state/handoff/v1";
+
 impl HandoffCodes {
-    /// A new code for `handoff`, valid until `deadline_ms`.
-    pub fn issue(&self, handoff: Handoff, deadline_ms: u64) -> String {
+    /// Codes kept in `state`, sealed by `sealer`.
+    pub fn new(state: SharedState, sealer: Sealer) -> HandoffCodes {
+        HandoffCodes { state, sealer }
+    }
+
+    /// A new code for `handoff`, valid until `deadline_ms` (from `now_ms`).
+    pub async fn issue(
+        &self,
+        handoff: Handoff,
+        now_ms: u64,
+        deadline_ms: u64,
+    ) -> Result<String, StateError> {
         let mut bytes = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let code = crate::signing::b64(&bytes);
-        let key = SessionId::hashed(&code);
-        self.codes.lock().insert(key, (handoff, deadline_ms));
-        code
+        let stored = Stored {
+            session: handoff.session.as_str().to_owned(),
+            host: handoff.host,
+            binding: handoff.binding,
+            deadline_ms,
+        };
+        let sealed = self
+            .sealer
+            .seal(&encode(&stored), AAD)
+            .map_err(|e| StateError::Unavailable(format!("cannot seal a handoff code: {e}")))?;
+        let ttl = std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms).max(1));
+        self.state.put(&Self::key(&code), &sealed, ttl).await?;
+        Ok(code)
+    }
+
+    fn key(code: &str) -> String {
+        format!("{PREFIX}{}", crate::state::hex(&SessionId::hashed(code).0))
     }
 
     /// Redeem `code` on `host` at `now_ms`. A code works once, only before its
-    /// deadline and only on the host it was issued for; any try burns it.
+    /// deadline and only on the host it was issued for; any try burns it
+    /// (taken atomically: of two gateways given one code, one gets it).
     /// The caller still checks the browser's nonce ([`Handoff::held_by`]).
-    pub fn redeem(&self, code: &str, host: &str, now_ms: u64) -> Option<Handoff> {
-        let key = SessionId::hashed(code);
-        let (handoff, deadline) = self.codes.lock().remove(&key)?;
-        (now_ms < deadline && handoff.host == host).then_some(handoff)
-    }
-
-    /// Forget expired codes.
-    pub fn sweep(&self, now_ms: u64) {
-        self.codes
-            .lock()
-            .retain(|_, (_, deadline)| *deadline > now_ms);
+    pub async fn redeem(
+        &self,
+        code: &str,
+        host: &str,
+        now_ms: u64,
+    ) -> Result<Option<Handoff>, StateError> {
+        let key = Self::key(code);
+        let Some(sealed) = self.state.take(&key).await? else {
+            return Ok(None);
+        };
+        let Ok(plain) = self.sealer.open(&sealed, AAD) else {
+            // Not sealed by our key: nobody's code.
+            return Ok(None);
+        };
+        let stored: Stored = decode(&key, &plain)?;
+        let Some(session) = SessionId::from_cookie(&stored.session) else {
+            return Ok(None);
+        };
+        Ok(
+            (now_ms < stored.deadline_ms && stored.host == host).then_some(Handoff {
+                session,
+                host: stored.host,
+                binding: stored.binding,
+            }),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::StateBackend;
 
     fn h(sid: &SessionId, host: &str, nonce: &str) -> Handoff {
         Handoff {
@@ -118,25 +173,60 @@ mod tests {
         }
     }
 
-    #[test]
-    fn code_is_single_use_host_bound_and_short_lived() {
-        let codes = HandoffCodes::default();
+    fn codes() -> HandoffCodes {
+        let clock = crate::clock::ManualClock::starting_at(0);
+        HandoffCodes::new(
+            std::sync::Arc::new(crate::state::memory::MemoryBackend::new(clock)),
+            Sealer::from_secret(&[9; 32]),
+        )
+    }
+
+    #[tokio::test]
+    async fn code_is_single_use_host_bound_and_short_lived() {
+        let codes = codes();
         let sid = SessionId::generate();
         let n = new_nonce();
-        let c = codes.issue(h(&sid, "app.test", &n), 1_000);
+        let issue = |h| codes.issue(h, 0, 1_000);
+        let redeem = |c: &str, host: &'static str, now| {
+            let c = c.to_owned();
+            let codes = &codes;
+            async move { codes.redeem(&c, host, now).await.unwrap() }
+        };
+        let c = issue(h(&sid, "app.test", &n)).await.unwrap();
         assert_eq!(
-            codes.redeem(&c, "app.test", 500).map(|h| h.session),
+            redeem(&c, "app.test", 500).await.map(|h| h.session),
             Some(sid.clone())
         );
-        assert!(codes.redeem(&c, "app.test", 500).is_none());
-        let c = codes.issue(h(&sid, "app.test", &n), 1_000);
-        assert!(codes.redeem(&c, "evil.test", 500).is_none());
+        assert!(redeem(&c, "app.test", 500).await.is_none());
+        let c = issue(h(&sid, "app.test", &n)).await.unwrap();
+        assert!(redeem(&c, "evil.test", 500).await.is_none());
         assert!(
-            codes.redeem(&c, "app.test", 500).is_none(),
+            redeem(&c, "app.test", 500).await.is_none(),
             "burnt by the wrong host"
         );
-        let c = codes.issue(h(&sid, "app.test", &n), 1_000);
-        assert!(codes.redeem(&c, "app.test", 1_000).is_none());
+        let c = issue(h(&sid, "app.test", &n)).await.unwrap();
+        assert!(redeem(&c, "app.test", 1_000).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_stored_code_holds_no_usable_cookie() {
+        let clock = crate::clock::ManualClock::starting_at(0);
+        let state = std::sync::Arc::new(crate::state::memory::MemoryBackend::new(clock));
+        let codes = HandoffCodes::new(state.clone(), Sealer::from_secret(&[9; 32]));
+        let sid = SessionId::generate();
+        let c = codes
+            .issue(h(&sid, "app.test", &new_nonce()), 0, 1_000)
+            .await
+            .unwrap();
+        let keys = state.keys("portvakt:h:", 10).await.unwrap();
+        assert_eq!(keys.len(), 1);
+        assert!(!keys[0].contains(&c), "the key is a hash of the code");
+        let raw = state.get(&keys[0]).await.unwrap().unwrap();
+        let raw = String::from_utf8_lossy(&raw);
+        assert!(!raw.contains(sid.as_str()), "the session id is sealed");
+        // Another key cannot open it: a code is nobody's there.
+        let other = HandoffCodes::new(state, Sealer::from_secret(&[8; 32]));
+        assert!(other.redeem(&c, "app.test", 1).await.unwrap().is_none());
     }
 
     #[test]

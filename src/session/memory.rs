@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 
 use super::{Session, SessionKey, SessionStore};
+use crate::state::StateError;
 
 const SHARDS: usize = 16;
 
@@ -34,34 +35,44 @@ impl MemoryStore {
 
 #[async_trait]
 impl SessionStore for MemoryStore {
-    async fn get(&self, key: &SessionKey) -> Option<Arc<Session>> {
-        self.shard(key).read().get(key).cloned()
+    async fn get(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StateError> {
+        Ok(self.shard(key).read().get(key).cloned())
     }
 
-    async fn insert(&self, key: SessionKey, session: Arc<Session>) {
+    async fn insert(&self, key: SessionKey, session: Arc<Session>) -> Result<(), StateError> {
         self.shard(&key).write().insert(key, session);
+        Ok(())
     }
 
     async fn update(
         &self,
         key: &SessionKey,
         change: &(dyn for<'s> Fn(&'s Session) -> Session + Send + Sync),
-    ) -> Option<Arc<Session>> {
+    ) -> Result<Option<Arc<Session>>, StateError> {
         // One write lock for read and replace: a remove cannot fall between.
         let mut shard = self.shard(key).write();
-        let slot = shard.get_mut(key)?;
+        let Some(slot) = shard.get_mut(key) else {
+            return Ok(None);
+        };
         let new = Arc::new(change(slot));
         *slot = new.clone();
-        Some(new)
+        Ok(Some(new))
     }
 
-    async fn remove(&self, key: &SessionKey) -> Option<Arc<Session>> {
-        self.shard(key).write().remove(key)
+    async fn remove(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StateError> {
+        Ok(self.shard(key).write().remove(key))
     }
 
-    async fn touched(&self, _key: &SessionKey, _session: &Session) {}
+    async fn touched(&self, _key: &SessionKey, _session: &Session) -> Result<(), StateError> {
+        Ok(())
+    }
 
-    async fn sweep(&self, now_ms: u64, idle_ms: u64, lifetime_ms: u64) -> Vec<Arc<Session>> {
+    async fn sweep(
+        &self,
+        now_ms: u64,
+        idle_ms: u64,
+        lifetime_ms: u64,
+    ) -> Result<Vec<Arc<Session>>, StateError> {
         let mut removed = Vec::new();
         for shard in &self.shards {
             shard.write().retain(|_, s| {
@@ -73,11 +84,12 @@ impl SessionStore for MemoryStore {
                 }
             });
         }
-        removed
+        Ok(removed)
     }
 
-    async fn list(&self) -> Vec<(SessionKey, Arc<Session>)> {
-        self.shards
+    async fn list(&self) -> Result<Vec<(SessionKey, Arc<Session>)>, StateError> {
+        Ok(self
+            .shards
             .iter()
             .flat_map(|s| {
                 s.read()
@@ -85,11 +97,11 @@ impl SessionStore for MemoryStore {
                     .map(|(k, v)| (*k, v.clone()))
                     .collect::<Vec<_>>()
             })
-            .collect()
+            .collect())
     }
 
-    async fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read().len()).sum()
+    async fn len(&self) -> Result<usize, StateError> {
+        Ok(self.shards.iter().map(|s| s.read().len()).sum())
     }
 }
 
@@ -106,17 +118,28 @@ mod tests {
         let idle = SessionId::generate();
         store
             .insert(fresh.key(), Arc::new(new_session(10_000)))
-            .await;
-        store.insert(idle.key(), Arc::new(new_session(0))).await;
-        let removed = store.sweep(10_500, 1_000, 100_000).await;
+            .await
+            .unwrap();
+        store
+            .insert(idle.key(), Arc::new(new_session(0)))
+            .await
+            .unwrap();
+        let removed = store.sweep(10_500, 1_000, 100_000).await.unwrap();
         assert_eq!(removed.len(), 1);
-        assert!(store.get(&fresh.key()).await.is_some());
-        assert!(store.get(&idle.key()).await.is_none());
+        assert!(store.get(&fresh.key()).await.unwrap().is_some());
+        assert!(store.get(&idle.key()).await.unwrap().is_none());
         // Absolute lifetime ends even a busy session.
-        let s = store.get(&fresh.key()).await.unwrap();
+        let s = store.get(&fresh.key()).await.unwrap().unwrap();
         s.touch(200_000, 0);
-        assert_eq!(store.sweep(200_001, 1_000_000, 100_000).await.len(), 1);
-        assert_eq!(store.len().await, 0);
+        assert_eq!(
+            store
+                .sweep(200_001, 1_000_000, 100_000)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(store.len().await.unwrap(), 0);
     }
 
     /// The re-auth page's race: it read the session, then (during the slow
@@ -126,22 +149,36 @@ mod tests {
     async fn an_update_after_a_revoke_leaves_the_session_revoked() {
         let store = MemoryStore::default();
         let id = SessionId::generate();
-        store.insert(id.key(), Arc::new(new_session(0))).await;
+        store
+            .insert(id.key(), Arc::new(new_session(0)))
+            .await
+            .unwrap();
         let copy_at_start = store.get(&id.key()).await.unwrap();
-        store.remove(&id.key()).await;
-        let written = store
-            .update(&id.key(), &|s| s.with_password_at(5_000))
-            .await;
-        assert!(written.is_none());
-        assert!(store.get(&id.key()).await.is_none(), "revoke undone");
-        drop(copy_at_start);
-
-        store.insert(id.key(), Arc::new(new_session(0))).await;
+        store.remove(&id.key()).await.unwrap();
         let written = store
             .update(&id.key(), &|s| s.with_password_at(5_000))
             .await
+            .unwrap();
+        assert!(written.is_none());
+        assert!(
+            store.get(&id.key()).await.unwrap().is_none(),
+            "revoke undone"
+        );
+        drop(copy_at_start);
+
+        store
+            .insert(id.key(), Arc::new(new_session(0)))
+            .await
+            .unwrap();
+        let written = store
+            .update(&id.key(), &|s| s.with_password_at(5_000))
+            .await
+            .unwrap()
             .expect("a live session is updated");
         assert_eq!(written.password_at_ms, 5_000);
-        assert_eq!(store.get(&id.key()).await.unwrap().password_at_ms, 5_000);
+        assert_eq!(
+            store.get(&id.key()).await.unwrap().unwrap().password_at_ms,
+            5_000
+        );
     }
 }

@@ -161,7 +161,7 @@ async fn an_auditor_reads_a_working_day_from_the_gateways_own_logs() {
     // From home: alice again, with her authenticator app as the second factor.
     let home = gw.offsite_client();
     let form = code_page_for(&home, "https://lon.test/lon/2026-11", &ALICE, "totp").await;
-    let code = totp_code(&secret, fresh_step_time().await);
+    let code = totp_code(&secret, fresh_step_time(&gw).await);
     arrive(&home, enter_code(&home, &form, &code).await, &ALICE).await;
 
     gw.wait_access_log("alice from home and bob refused at Lönebesked", |lines| {
@@ -235,7 +235,7 @@ async fn an_auditor_reads_a_working_day_from_the_gateways_own_logs() {
     );
     assert_eq!(week.lines().len(), who.len() - 1);
 
-    // The same as a table: time, log, user, address, network, service, request, outcome.
+    // The same as a table: time, gateway, log, user, address, network, service, request, outcome.
     let table = audit(&with_args(&cfg, &with_args(&outside, &["--since", "7d"])));
     let rows: Vec<&str> = table.stdout.lines().collect();
     assert!(rows[0].starts_with("TIME"), "{}", table.stdout);
@@ -246,7 +246,7 @@ async fn an_auditor_reads_a_working_day_from_the_gateways_own_logs() {
     );
     let first: Vec<&str> = rows[1].split_whitespace().collect();
     assert_eq!(
-        &first[1..],
+        &first[2..],
         [
             "access",
             "alice",
@@ -945,6 +945,7 @@ fn the_table_reads_left_to_right_as_who_where_what_and_why() {
         rows[0],
         [
             "TIME",
+            "GATEWAY",
             "LOG",
             "USER",
             "CLIENT IP",
@@ -956,7 +957,7 @@ fn the_table_reads_left_to_right_as_who_where_what_and_why() {
         ]
     );
     assert_eq!(
-        rows[1][1..],
+        rows[1][2..],
         [
             "auth",
             "dave",
@@ -969,7 +970,7 @@ fn the_table_reads_left_to_right_as_who_where_what_and_why() {
         ]
     );
     assert_eq!(
-        rows[2][1..],
+        rows[2][2..],
         [
             "auth",
             "dave",
@@ -982,7 +983,7 @@ fn the_table_reads_left_to_right_as_who_where_what_and_why() {
         ]
     );
     assert_eq!(
-        rows[4][1..],
+        rows[4][2..],
         [
             "access",
             "dave",

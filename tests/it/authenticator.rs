@@ -7,8 +7,13 @@ use crate::support::*;
 
 const APP: &str = "https://offsite.test/";
 
+/// In-process on a manual clock: the codes' time steps are the test's to
+/// choose, with no waiting for a fresh step. An hour ahead of the system
+/// clock, so that codes checked by any other clock than the gateway's fail.
 async fn gateway(upstream: &Upstream) -> Gateway {
+    let hour_ahead = now_ms() + 3_600_000;
     GatewayConfig::new()
+        .clock(&portvakt::clock::ManualClock::starting_at(hour_ahead))
         .service(Service::new("offsite.test", upstream.url()).policy("two_factor_offsite"))
         .extra_yaml("codes: { issuer: \"Testkommunen\" }")
         .start()
@@ -43,9 +48,9 @@ async fn a_code_from_oathtool_logs_alice_in() {
     assert_eq!(form.method, "totp");
     assert!(!form.offers_resend(), "nothing to resend for an app code");
 
-    let now = fresh_step_time().await;
+    let now = fresh_step_time(&gw).await;
     let ours = totp_code(&secret, now);
-    let code = match oathtool_totp(&secret) {
+    let code = match oathtool_totp(&secret, now) {
         Some(theirs) => {
             assert_eq!(theirs, ours, "oathtool and totp-rs disagree about {secret}");
             theirs
@@ -111,20 +116,20 @@ async fn one_step_of_clock_drift_is_accepted_and_two_are_not() {
     // Two steps either side: refused (on one code page, the session stays).
     let alice = gw.offsite_client();
     let form = code_page_for(&alice, APP, &ALICE, "totp").await;
-    let now = fresh_step_time().await;
+    let now = fresh_step_time(&gw).await;
     let form = assert_refused(
         enter_code(&alice, &form, &totp_code(&secret, now - 60)).await,
         401,
         "Koden stämmer inte",
     );
-    let now = fresh_step_time().await;
+    let now = fresh_step_time(&gw).await;
     let form = assert_refused(
         enter_code(&alice, &form, &totp_code(&secret, now + 60)).await,
         401,
         "Koden stämmer inte",
     );
     // One step behind (a slow phone): accepted.
-    let now = fresh_step_time().await;
+    let now = fresh_step_time(&gw).await;
     arrive(
         &alice,
         enter_code(&alice, &form, &totp_code(&secret, now - 30)).await,
@@ -135,7 +140,7 @@ async fn one_step_of_clock_drift_is_accepted_and_two_are_not() {
     // One step ahead (a fast phone), in a new login: accepted.
     let again = gw.offsite_client();
     let form = code_page_for(&again, APP, &ALICE, "totp").await;
-    let now = fresh_step_time().await;
+    let now = fresh_step_time(&gw).await;
     arrive(
         &again,
         enter_code(&again, &form, &totp_code(&secret, now + 30)).await,
@@ -167,7 +172,7 @@ async fn an_accepted_code_is_never_accepted_again() {
 
     let alice = gw.offsite_client();
     let form = code_page_for(&alice, APP, &ALICE, "totp").await;
-    let now = fresh_step_time().await;
+    let now = fresh_step_time(&gw).await;
     let code = totp_code(&secret, now);
     arrive(&alice, enter_code(&alice, &form, &code).await, &ALICE).await;
 

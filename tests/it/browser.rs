@@ -395,6 +395,9 @@ async fn self_service_is_refused_from_home() {
         })
     })
     .await;
+    // An absence, so nothing to poll for. The access-log line is written
+    // after the response, when a code this request sent would already be
+    // in the outbox; the pause is for the auth log's own writer thread.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(mail.count("sms"), sms_sent, "a code was sent from home");
     assert!(

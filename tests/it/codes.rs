@@ -6,6 +6,8 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use portvakt::clock::ManualClock;
+
 use crate::support::client::ClientOptions;
 use crate::support::enrol::*;
 use crate::support::sms::{Answer, SmsProvider};
@@ -23,6 +25,16 @@ fn app(upstream: &Upstream) -> GatewayConfig {
 /// (YAML flow mapping body, e.g. `validity: 2s`).
 async fn sms_gateway(upstream: &Upstream, sms: &SmsProvider, codes: &str) -> Gateway {
     sms_gateway_with(app(upstream), sms, codes).await
+}
+
+/// [`sms_gateway`] run in-process on `clock`, for the rules about time.
+async fn sms_gateway_on(
+    upstream: &Upstream,
+    sms: &SmsProvider,
+    codes: &str,
+    clock: &std::sync::Arc<ManualClock>,
+) -> Gateway {
+    sms_gateway_with(app(upstream).clock(clock), sms, codes).await
 }
 
 async fn sms_gateway_with(config: GatewayConfig, sms: &SmsProvider, codes: &str) -> Gateway {
@@ -359,7 +371,8 @@ async fn a_stalled_sms_provider_costs_the_timeout_not_a_hung_page() {
     // While her page waits for the provider, the gateway serves others.
     let started = Instant::now();
     let (failed, other) = tokio::join!(choose(&alice, &choice, "sms:0"), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Once the provider holds her request, her page is stuck waiting on it.
+        sms.wait_for_requests(1).await;
         let t = Instant::now();
         let page = gw.client().get("https://bypass.test/meanwhile").await;
         (page, t.elapsed())
@@ -430,13 +443,23 @@ async fn a_code_is_accepted_in_lower_case() {
 async fn a_code_expires_after_its_validity() {
     let upstream = Upstream::start().await;
     let sms = SmsProvider::start().await;
-    let gw = sms_gateway(&upstream, &sms, "validity: 2s").await;
+    let clock = ManualClock::starting_now();
+    // The default validity: five minutes.
+    let gw = sms_gateway_on(&upstream, &sms, "", &clock).await;
     set_sms_number(&gw, &ALICE, 0, "+46701234567").await;
     let alice = gw.offsite_client();
 
     let form = code_page_for(&alice, APP, &ALICE, "sms:0").await;
     let code = sms_code(&sms, 1).await;
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    // A second before the five minutes are up, the code is still checked…
+    gw.advance(Duration::from_secs(5 * 60 - 1));
+    let form = assert_refused(
+        enter_code(&alice, &form, &wrong(&code)).await,
+        401,
+        "stämmer inte",
+    );
+    // …and when they are, even the right one is refused.
+    gw.advance(Duration::from_secs(1));
     let late = enter_code(&alice, &form, &code).await;
     assert_refused(late, 401, "Koden gäller inte längre");
 
@@ -539,7 +562,9 @@ async fn a_new_code_must_wait_for_the_cooldown_and_the_first_still_works() {
 async fn a_resent_code_replaces_the_old_one_but_not_its_failures() {
     let upstream = Upstream::start().await;
     let sms = SmsProvider::start().await;
-    let gw = sms_gateway(&upstream, &sms, "resend_after: 1s").await;
+    let clock = ManualClock::starting_now();
+    // The default cooldown: 30 s between codes.
+    let gw = sms_gateway_on(&upstream, &sms, "", &clock).await;
     set_sms_number(&gw, &ALICE, 0, "+46701234567").await;
     let alice = gw.offsite_client();
 
@@ -549,7 +574,7 @@ async fn a_resent_code_replaces_the_old_one_but_not_its_failures() {
     let form = assert_refused(enter_code(&alice, &form, &bad).await, 401, "stämmer inte");
     let form = assert_refused(enter_code(&alice, &form, &bad).await, 401, "stämmer inte");
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    gw.advance(Duration::from_secs(30));
     let resent = ask_again(&alice, &form).await;
     assert_eq!(resent.status, 200, "{}", resent.describe());
     let form = CodePage::parse(resent);
@@ -572,7 +597,8 @@ async fn a_resent_code_replaces_the_old_one_but_not_its_failures() {
 async fn the_per_user_budget_refuses_the_third_code_in_an_hour() {
     let upstream = Upstream::start().await;
     let sms = SmsProvider::start().await;
-    let gw = sms_gateway(&upstream, &sms, "per_user_per_hour: 2").await;
+    let clock = ManualClock::starting_now();
+    let gw = sms_gateway_on(&upstream, &sms, "per_user_per_hour: 2", &clock).await;
     set_sms_number(&gw, &ALICE, 0, "+46701234567").await;
     set_sms_number(&gw, &BOB, 0, "+46702223344").await;
 
@@ -606,6 +632,18 @@ async fn the_per_user_budget_refuses_the_third_code_in_an_hour() {
     assert_eq!(refusal["result"], "failure", "{refusal}");
     assert_eq!(refusal["reason"], "user_budget", "{refusal}");
     assert_eq!(refusal["user"], "alice");
+
+    // Just before the hour is up she is still refused; at the hour she has
+    // a new budget.
+    gw.advance(Duration::from_secs(3600 - 1));
+    let early = gw.offsite_client();
+    let posted = password_step(&early, APP, &ALICE, None).await;
+    let choice = open_choice(&early, &posted).await;
+    let refused = choose(&early, &choice, "sms:0").await;
+    assert_eq!(refused.status, 429, "{}", refused.describe());
+    gw.advance(Duration::from_secs(1));
+    code_page_for(&gw.offsite_client(), APP, &ALICE, "sms:0").await;
+    assert_eq!(sms.request(4).await.form_field("to"), "+46701234567");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,9 +5,11 @@ use crate::support::enrol::*;
 use crate::support::expect::*;
 use crate::support::*;
 
+/// In-process on a manual clock (the TOTP step is then the test's to choose).
 async fn gateway(upstream: &Upstream) -> Gateway {
     let up = upstream.url();
     GatewayConfig::new()
+        .clock(&portvakt::clock::ManualClock::starting_now())
         .service(Service::new("app.test", &up).policy("one_factor"))
         .service(Service::new("deny.test", &up).policy("deny"))
         .service(Service::new("two.test", &up).policy("two_factor"))
@@ -87,7 +89,7 @@ async fn an_off_network_client_must_step_up_for_an_offsite_service() {
     assert_sent_to_second(&posted, 303);
     let choice = open_choice(&traveller, &posted).await;
     let form = CodePage::parse(choose(&traveller, &choice, "totp").await);
-    let now = fresh_step_time().await;
+    let now = fresh_step_time(&gw).await;
     let code = totp_code(&secret, now);
     let who = arrive(
         &traveller,

@@ -1,25 +1,34 @@
 //! Sessions end: after idle time, at their maximum lifetime, and on logout —
-//! on every host at once, because they live on the server.
+//! on every host at once, because they live on the server. The time-bound
+//! ones run the gateway in-process on a manual clock: the minutes pass for
+//! the gateway only.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use portvakt::clock::ManualClock;
 
 use crate::support::expect::*;
 use crate::support::*;
 
+const MINUTE: Duration = Duration::from_secs(60);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_session_ends_and_the_login_page_says_why() {
     let upstream = Upstream::start().await;
+    let clock = ManualClock::starting_now();
     let gw = GatewayConfig::new()
-        .idle_timeout("2s")
+        .idle_timeout("15m")
+        .clock(&clock)
         .service(Service::new("app.test", upstream.url()).policy("one_factor"))
         .start()
         .await;
     let browser = gw.client();
     browser.must_login("https://app.test/", &ALICE).await;
 
-    // Using it keeps it alive, well past the idle timeout in total.
-    for i in 0..6 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    // Using it keeps it alive: a request every 14 minutes, more than an
+    // hour in total, each one just inside the idle timeout.
+    for i in 0..5 {
+        gw.advance(14 * MINUTE);
         let page = browser.get(&format!("https://app.test/busy/{i}")).await;
         assert!(
             page.is_whoami(),
@@ -28,8 +37,8 @@ async fn an_idle_session_ends_and_the_login_page_says_why() {
         );
     }
 
-    // Then she leaves it alone for longer than 2 s.
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // Then she leaves it alone for the whole 15 minutes.
+    gw.advance(15 * MINUTE);
     let wall = browser.get("https://app.test/after-lunch").await;
     assert_sent_to_login(&wall);
     let login = browser.get(wall.location().unwrap().as_str()).await;
@@ -44,41 +53,40 @@ async fn an_idle_session_ends_and_the_login_page_says_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_ends_at_its_maximum_lifetime_even_when_used() {
     let upstream = Upstream::start().await;
+    let clock = ManualClock::starting_now();
     let gw = GatewayConfig::new()
-        // max_lifetime may not be shorter than idle_timeout; requests every
-        // second keep the idle clock from running out first.
-        .idle_timeout("3s")
-        .max_lifetime("3s")
+        .idle_timeout("15m")
+        .max_lifetime("1h")
+        .clock(&clock)
         .service(Service::new("app.test", upstream.url()).policy("one_factor"))
         .start()
         .await;
     let browser = gw.client();
     browser.must_login("https://app.test/", &ALICE).await;
-    let logged_in = Instant::now();
 
-    let mut ended_after = None;
-    for i in 1..=8u64 {
-        let due = logged_in + Duration::from_secs(i);
-        tokio::time::sleep(due.saturating_duration_since(Instant::now())).await;
+    // Used every ten minutes, so never idle: it works for all of its hour…
+    for i in 1..=5 {
+        gw.advance(10 * MINUTE);
         let page = browser.get(&format!("https://app.test/tick/{i}")).await;
-        if i <= 2 {
-            assert!(
-                page.is_whoami(),
-                "after {i} s the session should still work: {}",
-                page.describe()
-            );
-        }
-        if is_sent_to_login(&page) {
-            ended_after = Some(logged_in.elapsed());
-            break;
-        }
-        assert!(page.is_whoami(), "after {i} s: {}", page.describe());
+        assert!(
+            page.is_whoami(),
+            "{} minutes after login the session should still work: {}",
+            i * 10,
+            page.describe()
+        );
     }
-    let ended_after = ended_after.expect("the session outlived max_lifetime 3s by 5 s");
+    gw.advance(10 * MINUTE - Duration::from_secs(1));
+    let last = browser.get("https://app.test/last-second").await;
     assert!(
-        ended_after <= Duration::from_secs(6),
-        "ended only after {ended_after:?}"
+        last.is_whoami(),
+        "a second before its hour: {}",
+        last.describe()
     );
+
+    // …and not a second longer, used or not.
+    gw.advance(Duration::from_secs(1));
+    let ended = browser.get("https://app.test/one-hour").await;
+    assert_sent_to_login(&ended);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

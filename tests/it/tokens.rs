@@ -11,11 +11,13 @@ const RFC_SECRET: &[u8] = b"12345678901234567890";
 const RFC_SECRET_HEX: &str = "3132333435363738393031323334353637383930";
 
 async fn gateway(upstream: &Upstream) -> Gateway {
+    config(upstream).start().await
+}
+
+fn config(upstream: &Upstream) -> GatewayConfig {
     GatewayConfig::new()
         .service(Service::new("app.test", upstream.url()).policy("one_factor"))
         .service(Service::new("two.test", upstream.url()).policy("two_factor"))
-        .start()
-        .await
 }
 
 /// Import the RFC token as `serial` (HOTP, 6 digits, counter 0) and give it to alice.
@@ -230,7 +232,9 @@ async fn an_administrator_resynchronises_a_token_that_drifted_far() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_time_based_token_with_a_base32_seed_works_too() {
     let upstream = Upstream::start().await;
-    let gw = gateway(&upstream).await;
+    // In-process on a manual clock: the code's time step is the test's.
+    let clock = portvakt::clock::ManualClock::starting_now();
+    let gw = config(&upstream).clock(&clock).start().await;
     // RFC 6238's SHA-1 seed, base32.
     let seed = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
     let out = token_import(
@@ -247,7 +251,7 @@ async fn a_time_based_token_with_a_base32_seed_works_too() {
 
     let b = gw.offsite_client();
     let form = code_page_for(&b, "https://two.test/", &ALICE, "token").await;
-    let now = fresh_step_time().await;
+    let now = fresh_step_time(&gw).await;
     let code = totp_code(seed, now);
     arrive(&b, enter_code(&b, &form, &code).await, &ALICE).await;
     let b = gw.offsite_client();

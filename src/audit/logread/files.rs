@@ -33,15 +33,19 @@ impl Kind {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Inputs {
     /// Log files: access and auth logs in any mix, rotated ones included
-    /// (access.jsonl.1, access.jsonl.2.gz, access.jsonl-20261122.gz); `-`
-    /// reads standard input. Each line is recognised by its fields, so the
-    /// order does not matter.
-    #[arg(value_name = "FILE")]
+    /// (access.jsonl.1, access.jsonl.2.gz, access.jsonl-20261122.gz), of one
+    /// gateway or several; `-` reads standard input. A directory stands for
+    /// every log file in it (the logs of a whole cluster collected in one
+    /// place; chain heads and other files are left out). Each line is
+    /// recognised by its fields, so the order does not matter: the lines of
+    /// all logs are merged in time order.
+    #[arg(value_name = "FILE|DIR")]
     pub files: Vec<PathBuf>,
     /// Read the logs this configuration writes (audit.access_log and
-    /// audit.auth_log), with their rotated files beside them.
+    /// audit.auth_log), with their rotated files beside them. Repeat it for
+    /// each gateway of a cluster.
     #[arg(long, short, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub config: Vec<PathBuf>,
     /// Only lines of this log.
     #[arg(long, value_enum, value_name = "access|auth")]
     pub log: Option<Kind>,
@@ -75,8 +79,19 @@ impl Inputs {
     /// The chains to read, or why there is nothing to read.
     /// `warn` receives notes that do not stop the command.
     pub fn chains(&self, warn: &mut dyn FnMut(String)) -> Result<Vec<Chain>, LogError> {
-        let mut files: Vec<PathBuf> = self.files.clone();
-        if let Some(config) = &self.config {
+        let mut files: Vec<PathBuf> = Vec::new();
+        for path in &self.files {
+            if path.is_dir() {
+                let found = in_dir(path)?;
+                if found.logs.is_empty() {
+                    warn(format!("{} holds no log files", path.display()));
+                }
+                files.extend(found.logs.into_iter().map(|(p, _)| p));
+            } else {
+                files.push(path.clone());
+            }
+        }
+        for config in &self.config {
             let cfg = crate::config::load(config).map_err(|e| LogError::Config {
                 path: config.clone(),
                 problems: e.to_string().trim_end().to_owned(),
@@ -108,13 +123,79 @@ impl Inputs {
                 }
             }
         }
-        match (&self.config, files.is_empty()) {
+        match (self.config.first(), files.is_empty()) {
             (Some(config), true) => Err(LogError::NoLogFiles {
                 config: config.clone(),
             }),
             (None, true) => Err(LogError::NothingToRead),
             (_, false) => Ok(group(files)),
         }
+    }
+}
+
+/// What a file in a log directory is, told by its first line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// An access or auth log.
+    Log(Kind),
+    /// A hash chain's head file (`{"seq":…,"hash":…}`).
+    ChainHead,
+}
+
+/// The files of a log directory, sorted by name.
+#[derive(Debug, Default)]
+pub struct DirFiles {
+    /// Access and auth logs (plain or gzipped).
+    pub logs: Vec<(PathBuf, Kind)>,
+    /// Chain head files.
+    pub heads: Vec<PathBuf>,
+}
+
+/// The logs and chain heads directly in `dir` (not below it). Files are
+/// told by their first line, not their names: configurations name their
+/// files freely. Empty files, hidden files and anything else are left out.
+pub fn in_dir(dir: &Path) -> Result<DirFiles, LogError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| LogError::ListDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    let mut found = DirFiles::default();
+    for path in paths {
+        match content(&path) {
+            Some(Content::Log(kind)) => found.logs.push((path, kind)),
+            Some(Content::ChainHead) => found.heads.push(path),
+            None => {}
+        }
+    }
+    Ok(found)
+}
+
+/// What `path` holds, by its first line (None: empty, unreadable or neither).
+pub fn content(path: &Path) -> Option<Content> {
+    let mut reader = open(path).ok()?;
+    let mut line = Vec::new();
+    // A first line longer than any record is not one of ours.
+    std::io::Read::take(&mut reader, super::MAX_LINE as u64)
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    let v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&line).ok()?;
+    if v.contains_key("event") {
+        Some(Content::Log(Kind::Auth))
+    } else if v.contains_key("status") {
+        Some(Content::Log(Kind::Access))
+    } else if v.get("seq").is_some_and(serde_json::Value::is_u64)
+        && v.get("hash").is_some_and(serde_json::Value::is_string)
+    {
+        Some(Content::ChainHead)
+    } else {
+        None
     }
 }
 
@@ -178,6 +259,11 @@ fn rotation_suffix(rest: &str) -> Option<Age> {
         Ok(n) if stamp.len() < 8 => Some(Age::Numbered(std::cmp::Reverse(n))),
         _ => Some(Age::Dated(stamp.to_owned())),
     }
+}
+
+/// The log a file belongs to, by its name: `auth.jsonl.2.gz` → `auth.jsonl`.
+pub fn log_name(path: &Path) -> PathBuf {
+    log_of(path).0
 }
 
 /// The log a file belongs to and its place in it.

@@ -26,7 +26,7 @@ impl Prefilter {
                 .collect()
         };
         let mut groups = Vec::new();
-        for vs in [&f.users, &f.realms, &f.request_ids] {
+        for vs in [&f.users, &f.realms, &f.gateways, &f.request_ids] {
             if !vs.is_empty() {
                 groups.push(quoted(vs));
             }

@@ -438,6 +438,7 @@ fn the_table_shows_who_where_what_and_why() {
         cells(rows[0]),
         [
             "TIME",
+            "GATEWAY",
             "LOG",
             "USER",
             "CLIENT IP",
@@ -452,6 +453,7 @@ fn the_table_shows_who_where_what_and_why() {
         cells(rows[1]),
         [
             T,
+            "-",
             "access",
             "alice",
             "10.20.3.4",
@@ -466,6 +468,7 @@ fn the_table_shows_who_where_what_and_why() {
         cells(rows[2]),
         [
             T,
+            "-",
             "auth",
             "x\\u{1b}[2Jy",
             "192.0.2.9",
@@ -525,4 +528,108 @@ fn unknown_values_earn_a_hint_when_nothing_matched() {
     assert_eq!(h.len(), 2, "{h:?}");
     assert!(h[0].starts_with("`denied` is not a decision"), "{h:?}");
     assert!(h[1].starts_with("`signin` is not an event"), "{h:?}");
+}
+
+/// Two gateways writing to one directory: their access and auth logs are
+/// four files; a query over the directory reads them as one cluster, in
+/// time order, with the gateway named on every row.
+#[test]
+fn a_clusters_logs_in_one_directory_merge_in_time_order_with_the_gateway_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |s: u32| format!("2026-11-23T10:00:{s:02}.000Z");
+    let on = |mut v: Value, gw: &str| {
+        v["gateway"] = json!(gw);
+        v.to_string()
+    };
+    let login = |s, gw| {
+        on(
+            auth(
+                &at(s),
+                "login",
+                "success",
+                Some("alice"),
+                "10.0.0.1",
+                "internal",
+            ),
+            gw,
+        )
+    };
+    let visit = |s, gw| {
+        on(
+            access(
+                &at(s),
+                Some("alice"),
+                "10.0.0.1",
+                "internal",
+                Some("Wiki"),
+                "allow",
+            ),
+            gw,
+        )
+    };
+    write(
+        dir.path(),
+        "auth-gw-a.jsonl",
+        &[login(1, "gw-a"), login(7, "gw-a")],
+    );
+    write(
+        dir.path(),
+        "access-gw-a.jsonl",
+        &[visit(2, "gw-a"), visit(8, "gw-a")],
+    );
+    write(dir.path(), "auth-gw-b.jsonl", &[login(4, "gw-b")]);
+    write(
+        dir.path(),
+        "access-gw-b.jsonl",
+        &[visit(5, "gw-b"), visit(9, "gw-b")],
+    );
+    // A chain head beside them is not a log line.
+    std::fs::write(
+        dir.path().join("auth-gw-a.head"),
+        r#"{"seq":2,"hash":"ab","gateway":"gw-a"}"#,
+    )
+    .unwrap();
+    let q = args(&[dir.path().to_str().unwrap(), "--user", "alice"]);
+    let f = Filter::new(&q).unwrap();
+    let streams = q.inputs.open_streams("test").unwrap();
+    assert_eq!(streams.len(), 4, "four logs, the head left out");
+    let mut out = Vec::new();
+    let mut problems = Problems::default();
+    let outcome = query(&q, &f, streams, &mut out, &mut problems).unwrap();
+    assert_eq!(problems.malformed, 0);
+    assert_eq!(outcome.matched, 7);
+    let text = String::from_utf8(out).unwrap();
+    let rows: Vec<(String, String)> = text
+        .lines()
+        .skip(1)
+        .take(7)
+        .map(|r| {
+            let c: Vec<&str> = r.split_whitespace().collect();
+            (c[0].to_owned(), c[1].to_owned())
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        (1, "gw-a"),
+        (2, "gw-a"),
+        (4, "gw-b"),
+        (5, "gw-b"),
+        (7, "gw-a"),
+        (8, "gw-a"),
+        (9, "gw-b"),
+    ]
+    .iter()
+    .map(|(s, g)| (at(*s), g.to_string()))
+    .collect();
+    assert_eq!(rows, want, "{text}");
+
+    let (out, outcome, _) = run_query(
+        &["--gateway", "gw-b"],
+        &[
+            &dir.path().join("auth-gw-a.jsonl"),
+            &dir.path().join("auth-gw-b.jsonl"),
+            &dir.path().join("access-gw-b.jsonl"),
+        ],
+    );
+    assert_eq!(outcome.matched, 3, "{out}");
+    assert!(!out.contains("gw-a"), "{out}");
 }

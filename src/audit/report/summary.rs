@@ -14,6 +14,8 @@ pub struct Summary {
     pub files: Vec<FileSummary>,
     /// Headline numbers.
     pub totals: Totals,
+    /// Each gateway's share, by name (`-`: lines from before gateways had names).
+    pub gateways: Vec<GatewayRow>,
     /// Login steps by method and network.
     pub logins: Vec<LoginRow>,
     /// Auth lines with result `failure`, by event and reason.
@@ -81,6 +83,21 @@ pub struct Totals {
     pub client_ips: u64,
     /// Lines skipped as malformed.
     pub malformed_lines: u64,
+}
+
+/// What one gateway wrote.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct GatewayRow {
+    /// Its name (audit.gateway).
+    pub gateway: String,
+    /// Access lines.
+    pub requests: u64,
+    /// Auth lines (without the hash chain's anchors).
+    pub auth_events: u64,
+    /// Successful login steps it decided.
+    pub logins_succeeded: u64,
+    /// Failed login steps.
+    pub logins_failed: u64,
 }
 
 /// Login steps of one method from one kind of network.

@@ -356,3 +356,95 @@ fn an_empty_period_reports_none_rather_than_failing() {
     assert!(text.contains("Seen:     - … -"), "{text}");
     assert!(text.contains("Services used\n(none)"), "{text}");
 }
+
+/// A cluster's report counts each login once, on the gateway that decided
+/// it, and shows each gateway's share.
+#[test]
+fn each_gateways_share_is_shown_and_every_login_counted_once() {
+    let on = |mut v: Value, gw: &str| {
+        v["gateway"] = json!(gw);
+        v
+    };
+    let lines = vec![
+        on(
+            auth(
+                "login",
+                "success",
+                "ok",
+                Some("alice"),
+                "10.0.0.1",
+                "internal",
+                Some("password"),
+            ),
+            "gw-a",
+        ),
+        on(
+            auth(
+                "login",
+                "success",
+                "ok",
+                Some("bob"),
+                "10.0.0.1",
+                "internal",
+                Some("password"),
+            ),
+            "gw-b",
+        ),
+        on(
+            auth(
+                "login",
+                "failure",
+                "ok",
+                Some("bob"),
+                "10.0.0.1",
+                "internal",
+                Some("password"),
+            ),
+            "gw-b",
+        ),
+        // alice's session used on both gateways: requests, not logins.
+        on(
+            access(Some("alice"), "10.0.0.1", Some("Wiki"), "allow"),
+            "gw-a",
+        ),
+        on(
+            access(Some("alice"), "10.0.0.1", Some("Wiki"), "allow"),
+            "gw-b",
+        ),
+        on(
+            access(Some("alice"), "10.0.0.1", Some("Wiki"), "allow"),
+            "gw-b",
+        ),
+        access(None, "10.0.0.9", None, "login"),
+    ];
+    let s = summary_of(&lines, Period::default(), 10);
+    assert_eq!(s.totals.logins_succeeded, 2);
+    assert_eq!(s.totals.logins_failed, 1);
+    assert_eq!(s.totals.users, 2);
+    let shares: Vec<(&str, u64, u64, u64, u64)> = s
+        .gateways
+        .iter()
+        .map(|g| {
+            (
+                g.gateway.as_str(),
+                g.requests,
+                g.auth_events,
+                g.logins_succeeded,
+                g.logins_failed,
+            )
+        })
+        .collect();
+    assert_eq!(
+        shares,
+        [
+            ("-", 1, 0, 0, 0),
+            ("gw-a", 1, 1, 1, 0),
+            ("gw-b", 2, 2, 1, 1)
+        ]
+    );
+    let mut out = Vec::new();
+    render(&s, 10, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("\nGateways\nGATEWAY"), "{text}");
+    assert!(text.contains("\ngw-b            2            2"), "{text}");
+}

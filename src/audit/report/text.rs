@@ -90,6 +90,32 @@ pub(super) fn render(s: &Summary, top: usize, out: &mut dyn Write) -> io::Result
         writeln!(out, "{}", line.trim_end())?;
     }
 
+    section(out, "Gateways")?;
+    let mut tb = Table::new(
+        &[
+            "GATEWAY",
+            "REQUESTS",
+            "AUTH EVENTS",
+            "LOGINS SUCCEEDED",
+            "LOGINS FAILED",
+        ],
+        usize::MAX,
+    )
+    .right(&[1, 2, 3, 4]);
+    for g in &s.gateways {
+        tb.push(
+            vec![
+                printable(&g.gateway).into_owned(),
+                g.requests.to_string(),
+                g.auth_events.to_string(),
+                g.logins_succeeded.to_string(),
+                g.logins_failed.to_string(),
+            ],
+            out,
+        )?;
+    }
+    finish(tb, s.gateways.is_empty(), out)?;
+
     section(out, "Logins by method and location")?;
     let mut tb =
         Table::new(&["METHOD", "NETWORK", "SUCCESS", "FAILURE"], usize::MAX).right(&[2, 3]);

@@ -62,8 +62,10 @@ pub(super) async fn send_code(
             )
             .await
         }
+        SendOutcome::Refused(Refusal::Unavailable) => crate::pages::login_down(rt, req),
         SendOutcome::Refused(refusal) => {
             let error = match refusal {
+                Refusal::Unavailable => String::new(),
                 Refusal::Cooldown { wait_secs } => rt
                     .pages
                     .t(req.lang, "error_cooldown")

@@ -141,7 +141,7 @@ async fn a_password_holder_who_logs_in_again_between_wrong_codes_is_locked_at_th
     .await;
 
     // The right code now, on the session she has: the wrong-code answer.
-    let now = fresh_step_time().await;
+    let now = fresh_step_time(&gw).await;
     let refused = assert_refused(
         enter_code(&attacker, &form, &totp_code(&secret, now)).await,
         401,
@@ -217,7 +217,7 @@ async fn re_entering_the_password_on_the_reauth_page_does_not_wipe_wrong_codes()
             .any(|e| e["event"] == "lockout" && e["user"] == "alice")
     })
     .await;
-    let now = fresh_step_time().await;
+    let now = fresh_step_time(&gw).await;
     assert_refused(
         enter_code(&attacker, &form, &totp_code(&secret, now)).await,
         401,

@@ -88,9 +88,9 @@ fn totp_add_in(gw: &Gateway, realm: &str, description: &str) -> String {
 }
 
 /// The current code of `secret`, by oathtool where installed.
-async fn code_now(secret: &str) -> String {
-    let now = fresh_step_time().await;
-    oathtool_totp(secret).unwrap_or_else(|| totp_code(secret, now))
+async fn code_now(gw: &Gateway, secret: &str) -> String {
+    let now = fresh_step_time(gw).await;
+    oathtool_totp(secret, now).unwrap_or_else(|| totp_code(secret, now))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,7 +112,7 @@ async fn one_annas_authenticator_does_not_log_in_the_other_anna() {
     );
 
     // She types the school anna's current code anyway, by hand-made form.
-    let code = code_now(&secret).await;
+    let code = code_now(&gw, &secret).await;
     let forged = CodePage {
         csrf: choice.csrf.clone(),
         rd: choice.rd.clone(),
@@ -149,11 +149,11 @@ async fn one_annas_authenticator_does_not_log_in_the_other_anna() {
     let own = totp_add_in(&gw, "office", "Kontorsmobil");
     let office = gw.offsite_client();
     let form = code_page_for(&office, OFFICE_APP, &ANNA_OFFICE, "totp").await;
-    let theirs = code_now(&secret).await;
+    let theirs = code_now(&gw, &secret).await;
     let refused = enter_code(&office, &form, &theirs).await;
     assert_ne!(refused.status, 303, "{}", refused.describe());
     let form = CodePage::parse(refused);
-    let mine = code_now(&own).await;
+    let mine = code_now(&gw, &own).await;
     let who = arrive(
         &office,
         enter_code(&office, &form, &mine).await,
@@ -497,7 +497,7 @@ async fn an_upgraded_store_waits_for_the_operator_to_say_whose_enrolments_they_a
     let b32 = portvakt::factors::totp::base32(secret);
     let school = gw.offsite_client();
     let form = code_page_for(&school, SCHOOL_APP, &ANNA_SCHOOL, "totp").await;
-    let code = code_now(&b32).await;
+    let code = code_now(&gw, &b32).await;
     let who = arrive(
         &school,
         enter_code(&school, &form, &code).await,

@@ -151,11 +151,12 @@ pub fn hotp_code(secret: &[u8], counter: u64) -> String {
     .generate(counter)
 }
 
-/// The current code from `oathtool --totp -b SECRET`, or None (with a loud
-/// message) when oathtool is not installed.
-pub fn oathtool_totp(secret_b32: &str) -> Option<String> {
+/// The code at `unix_secs` from `oathtool --totp -b -N @SECS SECRET`, or
+/// None (with a loud message) when oathtool is not installed.
+pub fn oathtool_totp(secret_b32: &str, unix_secs: u64) -> Option<String> {
+    let at = format!("@{unix_secs}");
     let out = match Command::new("oathtool")
-        .args(["--totp", "-b", secret_b32])
+        .args(["--totp", "-b", "-N", &at, secret_b32])
         .stdin(Stdio::null())
         .output()
     {
@@ -176,9 +177,14 @@ pub fn oathtool_totp(secret_b32: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Now (unix seconds), at least 5 s before the end of a 30-s step, so that a
-/// code computed now is still for the same step when the gateway checks it.
-pub async fn fresh_step_time() -> u64 {
+/// Now for `gw` (unix seconds), so that a code computed for it is still for
+/// the same step when the gateway checks it: an in-process gateway's manual
+/// clock stands still, so at once; a process's, at least 5 s before the end
+/// of a 30-s step (waiting up to 5 s for the next one).
+pub async fn fresh_step_time(gw: &Gateway) -> u64 {
+    if let Some(clock) = gw.manual_clock() {
+        return portvakt::clock::Clock::now_secs(&**clock);
+    }
     let into = now_ms() % 30_000;
     if into > 25_000 {
         tokio::time::sleep(Duration::from_millis(30_000 - into + 200)).await;

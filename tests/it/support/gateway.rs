@@ -1,14 +1,21 @@
-//! `portvakt serve` as a child process with a config written for one test.
+//! `portvakt serve` as a child process with a config written for one test,
+//! or — given a manual clock ([`GatewayConfig::clock`]) — the same config
+//! run inside the test process (`support::in_process`), so the test moves
+//! time instead of sleeping.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
+
+use portvakt::clock::ManualClock;
 
 use rand::RngCore;
 use serde_json::Value;
 
 use super::client::{Client, ClientOptions};
+use super::in_process::{InProcess, NotStarted};
 use super::pki::Pki;
 use super::wait::{free_addr, maybe_until, tcp_ready, Readiness};
 
@@ -108,6 +115,15 @@ pub struct GatewayConfig {
     extra_realms: String,
     /// Files written into the gateway's directory before it starts.
     files: Vec<(String, String)>,
+    /// The `audit:` block instead of the default one.
+    audit: Option<String>,
+    /// The secret key (default: random per gateway). Gateways sharing state
+    /// must share it.
+    secret_key: Option<[u8; 32]>,
+    /// Run in this process on this clock instead of as `portvakt serve`.
+    clock: Option<Arc<ManualClock>>,
+    /// `server.grace_period` (short by default: tests stop gateways often).
+    grace_period: String,
 }
 
 impl Default for GatewayConfig {
@@ -128,6 +144,10 @@ impl Default for GatewayConfig {
             realm_methods: None,
             extra_realms: String::new(),
             files: Vec::new(),
+            audit: None,
+            secret_key: None,
+            clock: None,
+            grace_period: "1s".into(),
         }
     }
 }
@@ -183,6 +203,12 @@ impl GatewayConfig {
     }
 
     /// Which test certificates (`main`, `second`, `upstream`) to serve, first is default.
+    /// `server.grace_period`: the ceiling of a SIGTERM drain.
+    pub fn grace_period(mut self, d: &str) -> GatewayConfig {
+        self.grace_period = d.into();
+        self
+    }
+
     pub fn certificates(mut self, names: &[&'static str]) -> GatewayConfig {
         self.certificates = names.to_vec();
         self
@@ -218,14 +244,41 @@ impl GatewayConfig {
         self
     }
 
+    /// The whole `audit:` block (YAML, from `audit:` on) instead of
+    /// `access.jsonl` and `auth.jsonl` in the gateway's own directory.
+    pub fn audit(mut self, yaml: &str) -> GatewayConfig {
+        self.audit = Some(yaml.to_string());
+        self
+    }
+
     /// Use this PKI instead of the process-wide one.
     pub fn pki(mut self, pki: &Pki) -> GatewayConfig {
         self.pki = Some(pki.clone());
         self
     }
 
+    /// Run the gateway inside the test process on `clock`, which only the
+    /// test moves ([`Gateway::advance`]). No process: no signals, no `pid`;
+    /// `reload` and `restart` still work.
+    pub fn clock(mut self, clock: &Arc<ManualClock>) -> GatewayConfig {
+        self.clock = Some(clock.clone());
+        self
+    }
+
     pub async fn start(self) -> Gateway {
         Gateway::start(self).await
+    }
+
+    /// Use `key` as the secret key (several gateways behind one balancer
+    /// share it: it signs return addresses and seals the shared state).
+    pub fn secret_key(mut self, key: [u8; 32]) -> GatewayConfig {
+        self.secret_key = Some(key);
+        self
+    }
+
+    /// Keep short-lived state at `url` (`state:`), e.g. a test Redis.
+    pub fn state(self, url: &str) -> GatewayConfig {
+        self.extra_yaml(&format!("state: \"{url}\"\nstate_timeout: 500ms\n"))
     }
 
     /// The YAML text for these listening addresses.
@@ -266,7 +319,10 @@ impl GatewayConfig {
             "login:\n  user_failures: {}\n  ip_failures: {}\n  window: 10m\n  lockout: 15m\n  basic_auth_cache: 5m\n",
             self.user_failures, self.ip_failures
         ));
-        y.push_str("server:\n  threads: 2\n  grace_period: 1s\n  graceful_shutdown_timeout: 1s\n");
+        y.push_str(&format!(
+            "server:\n  threads: 2\n  grace_period: {}\n  graceful_shutdown_timeout: 1s\n",
+            self.grace_period
+        ));
         y.push_str(&format!(
             "realms:\n  - id: staff\n    title: {{ sv: \"Övriga anställda\", en: \"Other staff\" }}\n    internal_networks: [{}]\n    directory:\n      file: users.yaml\n",
             self.internal_networks.join(", ")
@@ -287,7 +343,10 @@ impl GatewayConfig {
                 y.push_str(&s.render());
             }
         }
-        y.push_str("audit:\n  access_log: access.jsonl\n  auth_log: auth.jsonl\n");
+        match &self.audit {
+            Some(audit) => y.push_str(audit),
+            None => y.push_str("audit:\n  access_log: access.jsonl\n  auth_log: auth.jsonl\n"),
+        }
         y.push_str(&self.extra_yaml);
         y
     }
@@ -298,7 +357,7 @@ impl GatewayConfig {
 /// test failed.
 pub struct Gateway {
     dir: tempfile::TempDir,
-    child: Child,
+    process: Process,
     https: SocketAddr,
     http: Option<SocketAddr>,
     admin: SocketAddr,
@@ -306,6 +365,16 @@ pub struct Gateway {
     config: GatewayConfig,
     /// Set when a test stopped the process on purpose (SIGTERM).
     stopped: bool,
+}
+
+/// How the gateway runs.
+enum Process {
+    /// `portvakt serve` (stdout and stderr in the directory's `*.log`).
+    Child(Child),
+    /// On a thread of the test process, on a manual clock.
+    InProcess(InProcess),
+    /// Between stopping and starting again in [`Gateway::restart`].
+    Stopped,
 }
 
 /// Name of the config file inside the gateway's directory.
@@ -324,14 +393,17 @@ impl Gateway {
         for (name, text) in &config.files {
             std::fs::write(dir.path().join(name), text).expect("write a file of the config");
         }
-        let mut key = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut key);
+        let key = config.secret_key.unwrap_or_else(|| {
+            let mut key = [0u8; 32];
+            rand::thread_rng().fill_bytes(&mut key);
+            key
+        });
         std::fs::write(dir.path().join("secret.key"), key).expect("write secret.key");
 
-        let (child, https, http, admin) = spawn(dir.path(), &config).await;
+        let (process, https, http, admin) = spawn(dir.path(), &config).await;
         Gateway {
             dir,
-            child,
+            process,
             https,
             http,
             admin,
@@ -344,12 +416,11 @@ impl Gateway {
     /// Stop the process the hard way (SIGKILL, like a crash or a power cut)
     /// and start it again with the same config, directory, database and key,
     /// on new free ports. Clients made before talk to the old ports: make new
-    /// ones. Logs are appended to.
+    /// ones. Logs are appended to. In-process: a fast stop, the same clock.
     pub async fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let (child, https, http, admin) = spawn(self.dir.path(), &self.config).await;
-        self.child = child;
+        self.kill();
+        let (process, https, http, admin) = spawn(self.dir.path(), &self.config).await;
+        self.process = process;
         self.https = https;
         self.http = http;
         self.admin = admin;
@@ -369,9 +440,63 @@ impl Gateway {
         self.admin
     }
 
+    /// The child process, for what only a real process can do.
+    fn child(&self) -> &Child {
+        match &self.process {
+            Process::Child(child) => child,
+            _ => panic!("an in-process gateway has no process: start it without a clock"),
+        }
+    }
+
+    /// Stop it: SIGKILL for the process, a fast stop in-process.
+    fn kill(&mut self) {
+        match std::mem::replace(&mut self.process, Process::Stopped) {
+            Process::Child(mut child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Process::InProcess(gateway) => {
+                if !gateway.stop() && !std::thread::panicking() {
+                    panic!("the in-process gateway's server thread panicked (see above)");
+                }
+            }
+            Process::Stopped => {}
+        }
+    }
+
+    /// The manual clock of an in-process gateway.
+    pub fn clock(&self) -> &Arc<ManualClock> {
+        match &self.process {
+            Process::InProcess(gateway) => gateway.clock(),
+            _ => panic!("this gateway runs on the system clock: start it with .clock(…)"),
+        }
+    }
+
+    /// The manual clock, if this gateway runs in-process on one.
+    pub fn manual_clock(&self) -> Option<&Arc<ManualClock>> {
+        match &self.process {
+            Process::InProcess(gateway) => Some(gateway.clock()),
+            _ => None,
+        }
+    }
+
+    /// Move the in-process gateway's clock forward by `d`: that much time
+    /// has passed for the gateway, and no time at all for the test.
+    pub fn advance(&self, d: Duration) {
+        self.clock().advance(d);
+    }
+
+    /// The running gateway's state (in-process only).
+    pub fn state(&self) -> &Arc<portvakt::gateway::Gateway> {
+        match &self.process {
+            Process::InProcess(gateway) => gateway.gateway(),
+            _ => panic!("the state of a child process is out of reach: start it with .clock(…)"),
+        }
+    }
+
     /// The process id (to send signals).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child().id()
     }
 
     /// GET `path` on the admin listener: status and body.
@@ -422,7 +547,7 @@ impl Gateway {
     /// Send `signal` (e.g. "USR1", "TERM") to the gateway process.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.pid().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{signal} failed: {status}");
@@ -430,9 +555,12 @@ impl Gateway {
 
     /// Wait (at most `limit`) for the process to exit; its exit status.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let Process::Child(child) = &mut self.process else {
+            panic!("an in-process gateway has no process to exit: start it without a clock");
+        };
         let deadline = std::time::Instant::now() + limit;
         while std::time::Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = child.try_wait() {
                 self.stopped = true;
                 return Some(status);
             }
@@ -510,24 +638,43 @@ impl Gateway {
         self.write_config_text(&text);
     }
 
-    /// Ask the gateway to reload its config (SIGHUP).
+    /// Ask the gateway to reload its config (SIGHUP; in-process: directly,
+    /// done when this returns).
     pub fn reload(&self) {
+        if let Process::InProcess(gateway) = &self.process {
+            return gateway.reload();
+        }
         let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
+            .args(["-HUP", &self.pid().to_string()])
             .status()
             .expect("run kill -HUP");
         assert!(status.success(), "kill -HUP failed: {status}");
     }
 
-    /// stdout and stderr so far.
+    /// stdout and stderr so far. An in-process gateway has none of its own:
+    /// its tracing goes to the test process (set `PORTVAKT_LOG` to see it).
     pub fn logs(&self) -> String {
         read_logs(self.dir.path())
     }
 
     /// Panics (with the logs) if the process is no longer running.
     pub fn assert_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
+        if let Some(status) = self.died() {
             panic!("the gateway died ({status}):\n{}", self.logs());
+        }
+    }
+
+    /// How it ended, if it ended on its own.
+    fn died(&mut self) -> Option<String> {
+        match &mut self.process {
+            Process::Child(child) => match child.try_wait() {
+                Ok(Some(status)) => Some(status.to_string()),
+                _ => None,
+            },
+            Process::InProcess(gateway) => gateway
+                .has_ended()
+                .then(|| "the server thread ended".to_string()),
+            Process::Stopped => None,
         }
     }
 
@@ -563,12 +710,16 @@ impl Gateway {
     }
 }
 
-/// Write the config for free ports and start `portvakt serve` in `dir`; wait
-/// (at most 30 s) until it listens. Tries other ports if one was taken.
+/// Write the config for free ports and start `portvakt serve` in `dir` (or
+/// in-process, given a clock); wait (at most 30 s) until it listens. Tries
+/// other ports if one was taken.
 async fn spawn(
     dir: &Path,
     config: &GatewayConfig,
-) -> (Child, SocketAddr, Option<SocketAddr>, SocketAddr) {
+) -> (Process, SocketAddr, Option<SocketAddr>, SocketAddr) {
+    if let Some(clock) = &config.clock {
+        return start_in_process(dir, config, clock).await;
+    }
     let mut last = String::new();
     for _attempt in 0..3 {
         let https = free_addr();
@@ -602,7 +753,7 @@ async fn spawn(
         }
         let logs = read_logs(dir);
         match ready {
-            Readiness::Listening => return (child, https, http, admin),
+            Readiness::Listening => return (Process::Child(child), https, http, admin),
             Readiness::Exited(status) if logs.to_ascii_lowercase().contains("in use") => {
                 last = format!("exited ({status}), port taken:\n{logs}");
             }
@@ -617,6 +768,33 @@ async fn spawn(
         }
     }
     panic!("portvakt serve could not start in 3 tries: {last}");
+}
+
+/// [`spawn`] for an in-process gateway on `clock`.
+async fn start_in_process(
+    dir: &Path,
+    config: &GatewayConfig,
+    clock: &Arc<ManualClock>,
+) -> (Process, SocketAddr, Option<SocketAddr>, SocketAddr) {
+    super::in_process::log_to_stderr_if_asked();
+    let mut last = String::new();
+    for _attempt in 0..3 {
+        let https = free_addr();
+        let http = config.http_listener.then(free_addr);
+        let admin = free_addr();
+        let config_path = dir.join(CONFIG_FILE);
+        std::fs::write(&config_path, config.render(https, http, admin)).expect("write config");
+        let listening: Vec<SocketAddr> = [Some(https), http, Some(admin)]
+            .into_iter()
+            .flatten()
+            .collect();
+        match InProcess::start(&config_path, clock.clone(), &listening).await {
+            Ok(gateway) => return (Process::InProcess(gateway), https, http, admin),
+            Err(NotStarted::Refused(why)) => panic!("the in-process gateway did not start: {why}"),
+            Err(NotStarted::NotListening(why)) => last = why,
+        }
+    }
+    panic!("the in-process gateway could not start in 3 tries: {last}");
 }
 
 async fn wait_json_lines(path: &Path, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
@@ -637,7 +815,7 @@ async fn wait_json_lines(path: &Path, what: &str, done: impl Fn(&[Value]) -> boo
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let died = matches!(self.child.try_wait(), Ok(Some(_)));
+        let died = self.died().is_some();
         if std::thread::panicking() || died {
             eprintln!(
                 "===== gateway in {} =====\n{}",
@@ -645,8 +823,7 @@ impl Drop for Gateway {
                 tail(&self.logs(), 200)
             );
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         if died && !self.stopped && !std::thread::panicking() {
             panic!("the gateway process died during the test (see its logs above)");
         }

@@ -5,6 +5,7 @@
 //! - `users`    — the people in every test's `users.yaml`, with their passwords.
 //! - `upstream` — `portvakt whoami` as a child process, and its JSON answer.
 //! - `gateway`  — config builder, `portvakt serve` as a child process, its logs.
+//! - `in_process` — the same gateway on a thread of this process, on a manual clock.
 //! - `client`   — a browser-like reqwest client: cookies, manual redirects, login.
 //! - `page`     — a fully read response with small helpers for assertions.
 //! - `expect`   — assertions several features share (branded pages, redirects, cookies).
@@ -13,6 +14,7 @@
 //! - `nginx`    — a real nginx upstream that resolves paths as production servers do.
 //! - `smtp`     — a real SMTP server (aiosmtpd) as a child process; received mail.
 //! - `sms`      — a stand-in HTTP SMS provider that records requests, answers 200/500 or stalls.
+//! - `redis`    — a real redis-server for gateways that share state; killed and started again.
 //! - `enrol`    — enrolments (SMS numbers, authenticator devices, tokens),
 //!   TOTP/HOTP codes, and the second step of login as a browser does it.
 
@@ -25,9 +27,11 @@ pub mod enrol;
 pub mod expect;
 pub mod forwarder;
 pub mod gateway;
+pub mod in_process;
 pub mod nginx;
 pub mod page;
 pub mod pki;
+pub mod redis;
 pub mod slapd;
 pub mod sms;
 pub mod smtp;

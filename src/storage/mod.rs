@@ -3,7 +3,8 @@
 //! step accepted per credential).
 //!
 //! The gateway sees only [`EnrolmentStore`]; [`sqlite`] is the embedded
-//! backend and PostgreSQL can follow as one more module. Which code is valid
+//! backend, [`postgres`] the shared one for several gateways (not yet
+//! selectable from the config's `storage:`). Which code is valid
 //! is decided by the pure rules in [`crate::factors::totp`] and
 //! [`crate::factors::token`]; a backend loads the state, applies the rule and
 //! saves the new state in one transaction, so two gateways (or the gateway and
@@ -12,6 +13,7 @@
 //! Seeds are stored only sealed by [`crypto::Sealer`].
 
 pub mod crypto;
+pub mod postgres;
 pub mod sqlite;
 
 #[cfg(test)]
@@ -262,6 +264,19 @@ pub enum StorageError {
     /// The blocking task running the query died.
     #[error("storage task failed: {0}")]
     Task(String),
+    /// The database cannot be reached or did not answer in time (PostgreSQL
+    /// down, network gone, pool exhausted): try again later; nothing was saved
+    /// unless the commit itself was cut off, which only ever uses a code up.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StorageError {
+    /// True when the store could not be reached (as opposed to refusing an
+    /// input or failing a query): the gateway answers "try again later".
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StorageError::Unavailable(_))
+    }
 }
 
 /// Durable enrolments, as the gateway and the admin commands use them.

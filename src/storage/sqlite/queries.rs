@@ -17,30 +17,13 @@ use crate::storage::{
     TokenRecord, TotpDevice, UserRef, Verify,
 };
 
-/// What a device's seed is bound to: its row id, realm and user. A sealed seed
-/// moved to another row, user or realm in the file no longer opens. The
-/// realm id cannot contain `:` (its rule), so the fields cannot run together;
-/// the `totp2` prefix keeps these apart from the realm-less `totp:` form.
-pub(super) fn totp_aad(id: i64, who: &UserRef) -> Vec<u8> {
-    format!("totp2:{id}:{}:{}", who.realm, who.user).into_bytes()
-}
-
 /// The associated data of seeds sealed before realms were stored (schema 1);
 /// read only while adopting such rows.
 pub(super) fn legacy_totp_aad(id: i64, user: &str) -> Vec<u8> {
     format!("totp:{id}:{user}").into_bytes()
 }
 
-fn token_aad(serial: &str) -> Vec<u8> {
-    format!("token:{serial}").into_bytes()
-}
-
-pub(super) fn open_seed(sealer: &Sealer, seed: &[u8], aad: &[u8]) -> Result<Vec<u8>, StorageError> {
-    sealer.open(seed, aad).map_err(|source| StorageError::Seal {
-        what: String::from_utf8_lossy(aad).into_owned(),
-        source,
-    })
-}
+pub(super) use crate::storage::crypto::{open_seed, token_aad, totp_aad};
 
 fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, StorageError> {
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)

@@ -212,6 +212,18 @@ pub enum StorageAction {
         /// Only these users (default: everyone left).
         users: Vec<String>,
     },
+    /// Copy every enrolment into another, empty store (a SQLite file to
+    /// PostgreSQL when a second gateway arrives, or back), with the
+    /// configuration's key; checked by reading the target back. Stop the
+    /// gateways first: what changes in the source afterwards is not copied.
+    Copy {
+        /// The store to read: a SQLite file or `postgres://…`.
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// The empty store to fill: a SQLite file (created) or `postgres://…`.
+        #[arg(long, value_name = "STORE")]
+        to: String,
+    },
 }
 
 /// `portvakt audit …`
@@ -519,7 +531,7 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// `portvakt storage legacy|adopt`. Adoption is audited like the other
+/// `portvakt storage legacy|adopt|copy`. Adoption and copies are audited like the other
 /// admin changes; listing changes nothing.
 fn storage(config: Option<PathBuf>, action: StorageAction) -> ExitCode {
     match action {
@@ -538,6 +550,11 @@ fn storage(config: Option<PathBuf>, action: StorageAction) -> ExitCode {
                     crate::admin::storage_adopt(cfg, &realm, &users)
                 },
             )
+        }
+        StorageAction::Copy { from, to } => {
+            admin(config, None, (Reason::StorageCopy, None), |cfg, _| {
+                crate::admin::storage_copy(cfg, &from, &to)
+            })
         }
     }
 }

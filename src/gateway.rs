@@ -29,9 +29,10 @@ use crate::session::memory::MemoryStore;
 use crate::session::Method;
 use crate::session::SessionStore;
 use crate::signing::{Purpose, Signer};
-use crate::state::health::{Backend, Health, HealthListener, Monitored};
+use crate::state::health::{Backend, HealthListener, Monitored};
 use crate::state::sessions::SharedSessions;
 use crate::state::{SharedState, StateBackend};
+use crate::storage::monitored::MonitoredStore;
 use crate::storage::{EnrolmentStore, Sealer};
 
 /// Everything derived from one configuration.
@@ -349,8 +350,6 @@ pub struct Gateway {
     /// Short-lived state (memory, or Redis shared with other gateways),
     /// watched for outages.
     pub state: Arc<Monitored>,
-    /// Whether the durable store answers (fed by its callers).
-    pub storage_health: Health,
     /// Sessions.
     pub sessions: Arc<dyn SessionStore>,
     /// Pending handoff codes.
@@ -359,7 +358,8 @@ pub struct Gateway {
     pub clock: SharedClock,
     /// Request ids.
     pub ids: RequestIds,
-    /// Enrolments (SMS numbers, authenticator devices, tokens), durable.
+    /// Enrolments (SMS numbers, authenticator devices, tokens), durable;
+    /// watched for outages like the state.
     pub store: Arc<dyn EnrolmentStore>,
     /// Pending one-time codes.
     pub challenges: Challenges,
@@ -381,6 +381,7 @@ impl Gateway {
         state: SharedState,
     ) -> Arc<Gateway> {
         let state = Arc::new(Monitored::new(state));
+        let store = Arc::new(MonitoredStore::new(store));
         let shared: SharedState = state.clone();
         // Lockout counters in a shared backend are every gateway's; in
         // memory they stay in the regulator's own bounded tables (one
@@ -407,30 +408,22 @@ impl Gateway {
             enrolling: crate::enrolment::Enrolling::new(shared, sealer()),
             runtime: ArcSwap::from_pointee(runtime),
             state,
-            storage_health: Health::default(),
             sessions,
             clock,
             ids: RequestIds::default(),
-            store,
+            store: store.clone(),
             metrics: crate::metrics::Metrics::new(),
         });
         let weak = Arc::downgrade(&gw);
         let listener: std::sync::Weak<dyn HealthListener> = weak;
         gw.state.health.listen(listener.clone());
-        gw.storage_health.listen(listener);
+        store.health.listen(listener);
         gw
     }
 
     /// Whether the short-lived sessions are shared with other gateways.
     pub fn shared_sessions(&self) -> bool {
         self.state.kind() != "memory"
-    }
-
-    /// Observe an answer of the durable store (for outage reporting);
-    /// returns it unchanged.
-    pub fn storage<T, E: std::fmt::Display>(&self, result: Result<T, E>) -> Result<T, E> {
-        self.storage_health.observe(Backend::Storage, &result);
-        result
     }
 
     /// The current runtime (cheap; a request keeps the one it started with).
@@ -454,7 +447,7 @@ impl Gateway {
         {
             tracing::warn!("listen addresses changed; they take effect only after a restart");
         }
-        if config.storage_path != current.config.storage_path {
+        if config.storage != current.config.storage {
             tracing::warn!("storage changed; it takes effect only after a restart");
         }
         let runtime = Runtime::build(config, Some(&current))?;

@@ -237,12 +237,11 @@ impl Prepared {
 pub fn open_store(rt: &Runtime) -> Result<Arc<dyn crate::storage::EnrolmentStore>, StartError> {
     let secret = std::fs::read(&rt.config.secret_key_file).map_err(StartError::Key)?;
     let sealer = crate::storage::crypto::Sealer::from_secret(&secret);
-    let store = crate::storage::sqlite::SqliteStore::open(
-        &rt.config.storage_path,
+    Ok(crate::storage::open(
+        &rt.config.storage,
         sealer,
         crate::storage::LegacyRows::for_config(&rt.config),
-    )?;
-    Ok(Arc::new(store))
+    )?)
 }
 
 /// SIGHUP: re-read the config file; keep the old one on any error.

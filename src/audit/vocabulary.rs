@@ -235,6 +235,8 @@ vocabulary! {
         StorageLegacy = "storage_legacy",
         /// Admin: a one-realm store's rows adopted into a realm.
         StorageAdopt = "storage_adopt",
+        /// Admin: every enrolment copied into another, empty store.
+        StorageCopy = "storage_copy",
         /// Admin: a user's lockout or hold, or an address block, cleared.
         LockoutCleared = "lockout_cleared",
         /// A session revoked by an administrator.

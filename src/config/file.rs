@@ -56,9 +56,14 @@ pub struct FileConfig {
     /// Log destinations.
     #[serde(default)]
     pub audit: Audit,
-    /// SQLite file for enrolments (SMS numbers, authenticator devices,
-    /// hardware tokens). Default `portvakt.db` beside the config file.
+    /// Enrolments (SMS numbers, authenticator devices, hardware tokens): a
+    /// SQLite file (default `portvakt.db` beside the config file) or
+    /// `postgres://user:password@host/db` shared by several gateways.
     pub storage: Option<String>,
+    /// Directory for this gateway's own files (pid file, upgrade socket,
+    /// chain head). Default: the SQLite file's directory, or the config
+    /// file's with `storage: postgres://…`.
+    pub state_dir: Option<String>,
     /// Where short-lived state lives (sessions, handoff and one-time codes,
     /// lockout counters, pending enrolments): `memory` (default, one
     /// gateway) or `redis://host:6379/0`, `rediss://…` (TLS, verified

@@ -65,8 +65,11 @@ pub struct Config {
     /// This gateway's name (`audit.gateway`, default the host name): in every
     /// record, sealed into its chain and kept in its chain head.
     pub gateway: String,
-    /// SQLite file with enrolments.
-    pub storage_path: PathBuf,
+    /// Where enrolments live (`storage:`).
+    pub storage: Storage,
+    /// This gateway's own files (pid file, upgrade socket, chain head) when
+    /// not configured one by one: `state_dir`, or the SQLite file's directory.
+    pub state_dir: PathBuf,
     /// The shared state's URL (`None`: in memory). May hold a password:
     /// never log it.
     pub state_url: Option<String>,
@@ -409,4 +412,23 @@ pub enum LogTarget {
     Stdout,
     /// Appended to a file.
     File(PathBuf),
+}
+
+/// The durable store of enrolments (`storage:` in the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// An embedded SQLite file: the default, for one gateway.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database that several gateways share (`postgres://…`).
+    Postgres(crate::storage::postgres::PgSettings),
+}
+
+impl std::fmt::Display for Storage {
+    /// The file, or the URL without its password: for messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Storage::Sqlite(path) => write!(f, "{}", path.display()),
+            Storage::Postgres(pg) => f.write_str(&pg.redacted()),
+        }
+    }
 }

@@ -211,7 +211,18 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
     };
     let access_log = log(&f.audit.access_log, &mut c);
     let auth_log = log(&f.audit.auth_log, &mut c);
-    let storage_path = c.path(f.storage.as_deref().unwrap_or("portvakt.db"));
+    let storage = match f.storage.as_deref().map(str::trim) {
+        Some(url) if crate::storage::postgres::settings::is_postgres_url(url) => {
+            match crate::storage::postgres::PgSettings::parse(url, &c.base) {
+                Ok(pg) => Storage::Postgres(pg),
+                Err(e) => {
+                    c.problem("storage", e.to_string());
+                    Storage::Sqlite(c.path("portvakt.db"))
+                }
+            }
+        }
+        other => Storage::Sqlite(c.path(other.unwrap_or("portvakt.db"))),
+    };
     let state_url = match f.state.as_deref().map(str::trim) {
         None | Some("memory") => None,
         Some(url) => match crate::state::redis::check_url(url) {
@@ -242,10 +253,11 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
             "is only used with state: rediss://… (TLS); without TLS nothing is verified",
         );
     }
-    let state_dir = storage_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let state_dir = match (&f.state_dir, &storage) {
+        (Some(dir), _) => c.path(dir),
+        (None, Storage::Sqlite(file)) => file.parent().map(Path::to_path_buf).unwrap_or_default(),
+        (None, Storage::Postgres(_)) => c.base.clone(),
+    };
     server.upgrade_socket = match &f.server.upgrade_socket {
         Some(p) => c.path(p),
         None => state_dir.join("upgrade").join("portvakt.sock"),
@@ -300,10 +312,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
     };
     let chain_head = match &f.audit.chain_head {
         Some(p) => c.path(p),
-        None => storage_path
-            .parent()
-            .map(|d| d.join("auth-chain.head"))
-            .unwrap_or_else(|| PathBuf::from("auth-chain.head")),
+        None => state_dir.join("auth-chain.head"),
     };
     let gateway =
         crate::audit::gateway::from_config(f.audit.gateway.as_deref()).unwrap_or_else(|message| {
@@ -399,7 +408,8 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         auth_log,
         chain_head,
         gateway,
-        storage_path,
+        storage,
+        state_dir,
         state_url,
         state_timeout,
         state_ca_file,

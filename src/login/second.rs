@@ -59,11 +59,15 @@ pub async fn send_code(
     let internal = realm.is_internal(client.ip);
     let destination = match method {
         Method::Sms => {
-            let numbers = gw
-                .store
-                .sms_numbers(&UserRef::of(session))
-                .await
-                .unwrap_or_default();
+            let numbers = match gw.store.sms_numbers(&UserRef::of(session)).await {
+                Ok(n) => n,
+                // Not "no such number": the store did not answer (the outage
+                // itself is audited by the store's health watch).
+                Err(e) => {
+                    tracing::warn!(error = %e, "enrolment storage failed while sending a code");
+                    return SendOutcome::Refused(Refusal::Unavailable);
+                }
+            };
             let wanted = number.unwrap_or(0);
             numbers
                 .into_iter()
@@ -337,11 +341,11 @@ async fn verify(
         Method::Totp | Method::Token => {
             let secs = now_ms / 1000;
             let who = UserRef::of(session);
-            let result = gw.storage(if method == Method::Totp {
+            let result = if method == Method::Totp {
                 gw.store.verify_totp(&who, input, secs).await
             } else {
                 gw.store.verify_token(&who, input, secs).await
-            });
+            };
             match result {
                 Ok(Verify::Accepted { .. }) => Checked::Accepted,
                 Ok(Verify::Replay { .. }) => Checked::Replay,

@@ -154,8 +154,14 @@ pub async fn reauth_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     Reply::redirect(303, &to)
 }
 
-/// The answer when the enrolment storage fails: logged, and a calm page.
+/// The answer when the enrolment storage fails: logged, and a calm page —
+/// "login is not working right now" when the store cannot be reached (the
+/// outage itself is audited once, by the store's health watch).
 pub fn storage_failed(rt: &Runtime, req: &Req<'_>, e: crate::storage::StorageError) -> Reply {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, request_id = req.request_id, "enrolment storage unavailable");
+        return super::login_down(rt, req);
+    }
     tracing::error!(error = %e, "enrolment storage failed");
     message(rt, req, 503, "unavailable_heading", "unavailable_text")
 }

@@ -237,11 +237,14 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
             second::start(gw, rt, req, &id, &session, &rd, choice).await
         }
         (Next::SecondStep, Some(choice)) => {
-            let numbers = gw
+            let numbers = match gw
                 .store
                 .sms_numbers(&crate::storage::UserRef::of(&session))
                 .await
-                .unwrap_or_default();
+            {
+                Ok(n) => n,
+                Err(e) => return super::account::storage_failed(rt, req, e),
+            };
             if numbers.len() == 1 {
                 let choice = second::Choice {
                     method: Method::Sms,

@@ -3,8 +3,8 @@
 //! step accepted per credential).
 //!
 //! The gateway sees only [`EnrolmentStore`]; [`sqlite`] is the embedded
-//! backend, [`postgres`] the shared one for several gateways (not yet
-//! selectable from the config's `storage:`). Which code is valid
+//! backend, [`postgres`] the shared one for several gateways
+//! (`storage: postgres://…`); [`open`] picks one. Which code is valid
 //! is decided by the pure rules in [`crate::factors::totp`] and
 //! [`crate::factors::token`]; a backend loads the state, applies the rule and
 //! saves the new state in one transaction, so two gateways (or the gateway and
@@ -12,7 +12,11 @@
 //!
 //! Seeds are stored only sealed by [`crypto::Sealer`].
 
+pub mod copy;
+#[cfg(test)]
+mod copy_tests;
 pub mod crypto;
+pub mod monitored;
 pub mod postgres;
 pub mod sqlite;
 
@@ -264,6 +268,29 @@ pub enum StorageError {
     /// The blocking task running the query died.
     #[error("storage task failed: {0}")]
     Task(String),
+    /// `storage copy` into a store that already holds enrolments.
+    #[error(
+        "the target already holds {sms} SMS number(s), {devices} authenticator device(s) and \
+         {tokens} token(s); copy only into an empty store (nothing was copied)"
+    )]
+    NotEmpty {
+        /// Rows found.
+        sms: usize,
+        /// Rows found.
+        devices: usize,
+        /// Rows found.
+        tokens: usize,
+    },
+    /// `storage copy` from a SQLite file with enrolments not yet given to a realm.
+    #[error(
+        "the source holds enrolments of {0} user(s) stored before enrolments were kept per \
+         realm; give them to a realm first (`portvakt storage legacy` and `storage adopt`), \
+         then copy (nothing was copied)"
+    )]
+    LegacyNotAdopted(usize),
+    /// What `storage copy` read back from the target is not what it wrote.
+    #[error("the copy does not match the source ({0}); do not use the target")]
+    CopyMismatch(String),
     /// The database cannot be reached or did not answer in time (PostgreSQL
     /// down, network gone, pool exhausted): try again later; nothing was saved
     /// unless the commit itself was cut off, which only ever uses a code up.
@@ -358,6 +385,37 @@ pub trait EnrolmentStore: Send + Sync + std::fmt::Debug {
     async fn enrolments(&self, who: &UserRef) -> Result<Enrolments, StorageError>;
     /// Remove numbers and devices and unassign tokens; returns what there was.
     async fn reset_user(&self, who: &UserRef) -> Result<Enrolments, StorageError>;
+}
+
+/// Open (and migrate) the store the configuration names. Synchronous, for
+/// start-up and the admin commands: PostgreSQL is opened on a thread of its
+/// own, so this works inside and outside a tokio runtime; its pool opens
+/// later connections on whichever runtime uses it.
+pub fn open(
+    storage: &crate::config::model::Storage,
+    sealer: Sealer,
+    legacy: LegacyRows,
+) -> Result<std::sync::Arc<dyn EnrolmentStore>, StorageError> {
+    use crate::config::model::Storage;
+    match storage {
+        Storage::Sqlite(path) => Ok(std::sync::Arc::new(SqliteStore::open(
+            path, sealer, legacy,
+        )?)),
+        Storage::Postgres(pg) => {
+            let opened = std::thread::scope(|s| {
+                s.spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| StorageError::Task(e.to_string()))?
+                        .block_on(postgres::PostgresStore::open(pg, sealer))
+                })
+                .join()
+                .unwrap_or_else(|_| Err(StorageError::Task("opening PostgreSQL panicked".into())))
+            })?;
+            Ok(std::sync::Arc::new(opened))
+        }
+    }
 }
 
 /// Refuse (realm, user) pairs a backend should not store.

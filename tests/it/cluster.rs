@@ -1,28 +1,52 @@
 //! Two gateways behind one balancer behave as one: they share a real Redis
-//! (`state: redis://…`) and one secret key, and a browser may land on either
-//! for any request. Each story sends the same browser (one cookie jar) to
+//! (`state: redis://…`), a real PostgreSQL (`storage: postgres://…`) and one
+//! secret key, and a browser may land on either for any request. Each story sends the same browser (one cookie jar) to
 //! gateway A for one step and to gateway B for the next.
 
 use crate::support::enrol::*;
 use crate::support::expect::*;
+use crate::support::postgres::TestPostgres;
 use crate::support::redis::Redis;
 use crate::support::sms::SmsProvider;
 use crate::support::smtp::notify_yaml;
 use crate::support::*;
 
-/// Two gateways on `redis` with one key, serving app.test (one factor) and
-/// offsite.test (two factors off the network), codes sent to `sms`; B uses
-/// A's enrolment database, as two gateways use one durable store.
-async fn pair(redis: &Redis, upstream: &Upstream, sms: Option<&SmsProvider>) -> (Gateway, Gateway) {
+/// What two gateways share: short-lived state and the durable store.
+struct Backends {
+    redis: Redis,
+    pg: TestPostgres,
+}
+
+impl Backends {
+    async fn start() -> Backends {
+        let pg = crate::support::postgres::start();
+        pg.create_db("portvakt");
+        Backends {
+            redis: Redis::start().await,
+            pg,
+        }
+    }
+}
+
+/// Two gateways on `shared` with one key, serving app.test (one factor) and
+/// offsite.test (two factors off the network), codes sent to `sms`.
+async fn pair(
+    shared: &Backends,
+    upstream: &Upstream,
+    sms: Option<&SmsProvider>,
+) -> (Gateway, Gateway) {
     let key: [u8; 32] = rand::random();
-    let config = |extra: &str| {
+    let config = || {
         let mut c = GatewayConfig::new()
             .secret_key(key)
-            .state(&redis.url())
+            .state(&shared.redis.url())
             .throttle(5, 100)
             .service(Service::new("app.test", upstream.url()).policy("one_factor"))
             .service(Service::new("offsite.test", upstream.url()).policy("two_factor_offsite"))
-            .extra_yaml(extra);
+            .extra_yaml(&format!(
+                "storage: \"{}\"\n",
+                shared.pg.url("portvakt", "2")
+            ));
         if let Some(sms) = sms {
             c = c.extra_yaml(&notify_yaml(&[
                 sms.sms_yaml("/send", r#"form: { to: "{phone}", message: "{text}" }"#)
@@ -30,12 +54,7 @@ async fn pair(redis: &Redis, upstream: &Upstream, sms: Option<&SmsProvider>) -> 
         }
         c
     };
-    let a = config("").start().await;
-    let shared_db = a.dir().join("portvakt.db");
-    let b = config(&format!("storage: \"{}\"\n", shared_db.display()))
-        .start()
-        .await;
-    (a, b)
+    (config().start().await, config().start().await)
 }
 
 /// `on`'s client for the browser whose cookies are in `browser`.
@@ -49,9 +68,9 @@ fn same_browser_offsite(on: &Gateway, browser: &Client) -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_on_a_is_a_session_on_b_and_a_logout_on_b_ends_it_on_a() {
-    let redis = Redis::start().await;
+    let shared = Backends::start().await;
     let upstream = Upstream::start().await;
-    let (a, b) = pair(&redis, &upstream, None).await;
+    let (a, b) = pair(&shared, &upstream, None).await;
     let on_a = a.client();
     on_a.must_login("https://app.test/", &ALICE).await;
 
@@ -87,9 +106,9 @@ async fn a_login_on_a_is_a_session_on_b_and_a_logout_on_b_ends_it_on_a() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handoff_code_issued_by_a_is_redeemed_on_b() {
-    let redis = Redis::start().await;
+    let shared = Backends::start().await;
     let upstream = Upstream::start().await;
-    let (a, b) = pair(&redis, &upstream, None).await;
+    let (a, b) = pair(&shared, &upstream, None).await;
     let on_a = a.client();
     let form = on_a.open_login_form("https://app.test/x").await;
     let posted = on_a.submit_login(&form, ALICE.name, ALICE.password).await;
@@ -110,10 +129,10 @@ async fn a_handoff_code_issued_by_a_is_redeemed_on_b() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sms_code_sent_by_a_is_accepted_on_b_and_only_once() {
-    let redis = Redis::start().await;
+    let shared = Backends::start().await;
     let upstream = Upstream::start().await;
     let sms = SmsProvider::start().await;
-    let (a, b) = pair(&redis, &upstream, Some(&sms)).await;
+    let (a, b) = pair(&shared, &upstream, Some(&sms)).await;
     set_sms_number(&a, &ALICE, 0, "+46701234567").await;
     let on_a = a.offsite_client();
     let form = code_page_for(&on_a, "https://offsite.test/post", &ALICE, "sms:0").await;
@@ -134,9 +153,9 @@ async fn an_sms_code_sent_by_a_is_accepted_on_b_and_only_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_authenticator_code_accepted_on_a_is_refused_on_b_also_when_both_race() {
-    let redis = Redis::start().await;
+    let shared = Backends::start().await;
     let upstream = Upstream::start().await;
-    let (a, b) = pair(&redis, &upstream, None).await;
+    let (a, b) = pair(&shared, &upstream, None).await;
     let secret = totp_add(&a, &ALICE, "Jobbmobil");
 
     // One code, two browsers at the code page, one on each gateway, at once.
@@ -173,9 +192,9 @@ async fn an_authenticator_code_accepted_on_a_is_refused_on_b_also_when_both_race
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_wrong_passwords_spread_over_a_and_b_lock_the_account_on_both() {
-    let redis = Redis::start().await;
+    let shared = Backends::start().await;
     let upstream = Upstream::start().await;
-    let (a, b) = pair(&redis, &upstream, None).await;
+    let (a, b) = pair(&shared, &upstream, None).await;
     for i in 0..5 {
         let gw = if i % 2 == 0 { &a } else { &b };
         let c = gw.client();
@@ -201,13 +220,13 @@ async fn five_wrong_passwords_spread_over_a_and_b_lock_the_account_on_both() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_down_both_gateways_say_login_is_not_working_and_recover_by_themselves() {
-    let mut redis = Redis::start().await;
+    let mut shared = Backends::start().await;
     let upstream = Upstream::start().await;
-    let (a, b) = pair(&redis, &upstream, None).await;
+    let (a, b) = pair(&shared, &upstream, None).await;
     let logged_in = a.client();
     logged_in.must_login("https://app.test/", &ALICE).await;
 
-    redis.kill();
+    shared.redis.kill();
     for gw in [&a, &b] {
         // A logged-in user gets the page, not a login loop.
         let page = same_browser(gw, &logged_in).get("https://app.test/").await;
@@ -245,7 +264,7 @@ async fn with_redis_down_both_gateways_say_login_is_not_working_and_recover_by_t
         );
     }
 
-    redis.start_again().await;
+    shared.redis.start_again().await;
     // Back: logins work without restarting either gateway (sessions were
     // in the Redis that died, so she logs in again).
     for gw in [&a, &b] {
@@ -271,22 +290,169 @@ async fn with_redis_down_both_gateways_say_login_is_not_working_and_recover_by_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_in_redis_holds_a_usable_cookie_or_code() {
-    let redis = Redis::start().await;
+    let shared = Backends::start().await;
     let upstream = Upstream::start().await;
-    let (a, _b) = pair(&redis, &upstream, None).await;
+    let (a, _b) = pair(&shared, &upstream, None).await;
     let c = a.client();
     c.must_login("https://app.test/", &ALICE).await;
     let cookie = c
         .cookie("https://app.test/", SESSION_COOKIE)
         .expect("cookie");
-    let keys = redis.cli(&["--scan", "--pattern", "portvakt:*"]);
+    let keys = shared.redis.cli(&["--scan", "--pattern", "portvakt:*"]);
     assert!(
         keys.contains("portvakt:s:"),
         "the session is in Redis: {keys}"
     );
     assert!(!keys.contains(&cookie), "a key is the cookie itself");
     for key in keys.lines().filter(|k| !k.is_empty()) {
-        let value = redis.cli(&["--no-raw", "GET", key]);
+        let value = shared.redis.cli(&["--no-raw", "GET", key]);
         assert!(!value.contains(&cookie), "{key} holds the cookie");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_postgres_down_both_gateways_say_login_is_not_working_and_recover_by_themselves() {
+    let mut shared = Backends::start().await;
+    let upstream = Upstream::start().await;
+    let (a, b) = pair(&shared, &upstream, None).await;
+    let secret = totp_add(&a, &ALICE, "Jobbmobil");
+
+    shared.pg.kill();
+    for gw in [&a, &b] {
+        // Off the network the password leads to her second factors, which
+        // are in the store that is down: the branded page, within the
+        // configured timeout, never a login loop or a hang.
+        let c = gw.offsite_client();
+        let posted = password_step(&c, "https://offsite.test/", &ALICE, None).await;
+        let end = c.follow_from(posted).await.end;
+        assert_branded(&end, 503);
+        assert!(
+            end.body.contains("Inloggningen fungerar inte just nu")
+                || end.body.contains("Login is not working"),
+            "{}",
+            end.describe()
+        );
+        let (status, body) = gw.admin_get("/readyz").await;
+        assert_eq!(status, 503, "{body}");
+    }
+    for gw in [&a, &b] {
+        gw.wait_auth_log("the outage", |l| {
+            events(l, "backend")
+                .iter()
+                .any(|e| e["reason"] == "storage_unavailable")
+        })
+        .await;
+        let (_, metrics) = gw.admin_get("/metrics").await;
+        assert!(
+            metrics.contains("portvakt_backend_outages_total{backend=\"storage\"} 1"),
+            "{metrics}"
+        );
+    }
+
+    shared.pg.start_again();
+    // Back: her authenticator works on both without restarting either
+    // (on B with the next step's code: A's step is used up cluster-wide).
+    for (i, gw) in [&a, &b].into_iter().enumerate() {
+        let mut up = false;
+        for _ in 0..50 {
+            let probe = gw.offsite_client();
+            let posted = password_step(&probe, "https://offsite.test/", &ALICE, None).await;
+            if probe.follow_from(posted).await.end.status == 200 {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert!(up, "no choice page within 10 s of PostgreSQL coming back");
+        let c = gw.offsite_client();
+        let form = code_page_for(&c, "https://offsite.test/", &ALICE, "totp").await;
+        let code = totp_code(&secret, fresh_step_time(gw).await + 30 * i as u64);
+        arrive(&c, enter_code(&c, &form, &code).await, &ALICE).await;
+        gw.wait_auth_log("the recovery", |l| {
+            events(l, "backend")
+                .iter()
+                .any(|e| e["reason"] == "storage_restored")
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_gateway_moves_its_enrolments_to_postgres_and_nobody_enrols_again() {
+    let pg = crate::support::postgres::start();
+    pg.create_db("portvakt");
+    let upstream = Upstream::start().await;
+    let key: [u8; 32] = rand::random();
+    let service = || Service::new("offsite.test", upstream.url()).policy("two_factor_offsite");
+    // Months on one gateway with the default SQLite file.
+    let mut old = GatewayConfig::new()
+        .secret_key(key)
+        .service(service())
+        .start()
+        .await;
+    let secret = totp_add(&old, &ALICE, "Jobbmobil");
+    let before = enrolments_list(&old, &ALICE);
+    old.signal("TERM");
+    assert!(old.wait_exit(std::time::Duration::from_secs(30)).is_some());
+
+    let file = old.dir().join("portvakt.db");
+    // The test server trusts loopback, so any password does: this one must
+    // never be printed back.
+    let url = pg
+        .url("portvakt", "5")
+        .replacen("postgres@", "postgres:s3cret-pw@", 1);
+    let out = admin_ok(
+        &old,
+        &[
+            "storage",
+            "copy",
+            "--from",
+            &file.to_string_lossy(),
+            "--to",
+            &url,
+        ],
+    );
+    assert!(out.contains("1 authenticator device"), "{out}");
+    assert!(!out.contains("s3cret-pw"), "no password echoed: {out}");
+    let again = admin(
+        &old,
+        &[
+            "storage",
+            "copy",
+            "--from",
+            &file.to_string_lossy(),
+            "--to",
+            &url,
+        ],
+    );
+    assert!(
+        !again.status.success(),
+        "a second copy into a full store is refused"
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already holds"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let copies: Vec<_> = old
+        .auth_log_lines()
+        .into_iter()
+        .filter(|e| e["event"] == "admin" && e["reason"] == "storage_copy")
+        .collect();
+    assert_eq!(copies.len(), 2, "both copies are audited");
+    assert_eq!(copies[0]["result"], "success");
+    assert_eq!(copies[1]["result"], "failure");
+
+    // The gateways now share PostgreSQL: her app works as before.
+    let new = GatewayConfig::new()
+        .secret_key(key)
+        .service(service())
+        .extra_yaml(&format!("storage: \"{url}\"\n"))
+        .start()
+        .await;
+    assert_eq!(enrolments_list(&new, &ALICE), before);
+    let c = new.offsite_client();
+    let form = code_page_for(&c, "https://offsite.test/", &ALICE, "totp").await;
+    let code = totp_code(&secret, fresh_step_time(&new).await);
+    arrive(&c, enter_code(&c, &form, &code).await, &ALICE).await;
 }

@@ -7,6 +7,7 @@ use minijinja::context;
 use super::{second_url, Choice};
 use crate::gateway::{Gateway, Runtime};
 use crate::notify::{mask_email, mask_phone};
+use crate::pages::account::storage_failed;
 use crate::pages::{message, session_csrf, Reply, Req};
 use crate::session::{Method, Session, SessionId};
 use crate::storage::UserRef;
@@ -47,11 +48,12 @@ pub(super) async fn choice_page(
         };
         match method {
             Method::Sms => {
-                let numbers = gw
-                    .store
-                    .sms_numbers(&UserRef::of(session))
-                    .await
-                    .unwrap_or_default();
+                // A store that does not answer is "login is not working",
+                // never "you have nothing set up".
+                let numbers = match gw.store.sms_numbers(&UserRef::of(session)).await {
+                    Ok(v) => v,
+                    Err(e) => return storage_failed(rt, req, e),
+                };
                 if numbers.is_empty() {
                     options.push(option("sms".into(), hint.clone(), false));
                 }
@@ -81,11 +83,12 @@ pub(super) async fn choice_page(
                 options.push(option("email".into(), detail, ok));
             }
             Method::Totp => {
-                let devices = gw
-                    .store
-                    .totp_devices(&UserRef::of(session))
-                    .await
-                    .unwrap_or_default();
+                // A store that does not answer is "login is not working",
+                // never "you have nothing set up".
+                let devices = match gw.store.totp_devices(&UserRef::of(session)).await {
+                    Ok(v) => v,
+                    Err(e) => return storage_failed(rt, req, e),
+                };
                 let detail = if devices.is_empty() {
                     hint.clone()
                 } else {
@@ -98,11 +101,12 @@ pub(super) async fn choice_page(
                 options.push(option("totp".into(), detail, !devices.is_empty()));
             }
             Method::Token => {
-                let tokens = gw
-                    .store
-                    .tokens_of(&UserRef::of(session))
-                    .await
-                    .unwrap_or_default();
+                // A store that does not answer is "login is not working",
+                // never "you have nothing set up".
+                let tokens = match gw.store.tokens_of(&UserRef::of(session)).await {
+                    Ok(v) => v,
+                    Err(e) => return storage_failed(rt, req, e),
+                };
                 options.push(option("token".into(), hint.clone(), !tokens.is_empty()));
             }
             Method::Password => {}

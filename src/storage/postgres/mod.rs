@@ -12,8 +12,13 @@
 //! conditional on the stored value not having moved, so two gateways never
 //! accept one time step or one counter twice.
 
+mod copy;
 mod queries;
 pub mod settings;
+#[cfg(test)]
+pub(crate) mod test_server;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -230,14 +235,32 @@ impl PostgresStore {
         &self,
         work: impl Future<Output = Result<T, StorageError>>,
     ) -> Result<T, StorageError> {
-        let t = self.inner.settings.timeout;
-        tokio::time::timeout(t, work).await.unwrap_or_else(|_| {
-            Err(StorageError::Unavailable(format!(
-                "no answer from PostgreSQL within {}",
-                humantime::format_duration(t)
-            )))
-        })
+        within(self.inner.settings.timeout, work).await
     }
+
+    /// Run whole-store work (`storage copy`) with a generous bound: each
+    /// connection attempt is still bounded by the URL's timeout, but moving
+    /// many rows may take longer than one login's query should.
+    pub(super) async fn bounded_long<T>(
+        &self,
+        work: impl Future<Output = Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        let t = (self.inner.settings.timeout * 100).max(std::time::Duration::from_secs(300));
+        within(t, work).await
+    }
+}
+
+/// `work`, or [`StorageError::Unavailable`] once `t` has passed.
+async fn within<T>(
+    t: std::time::Duration,
+    work: impl Future<Output = Result<T, StorageError>>,
+) -> Result<T, StorageError> {
+    tokio::time::timeout(t, work).await.unwrap_or_else(|_| {
+        Err(StorageError::Unavailable(format!(
+            "no answer from PostgreSQL within {}",
+            humantime::format_duration(t)
+        )))
+    })
 }
 
 /// The rustls connector: the system roots, or only the CAs of `sslrootcert`.

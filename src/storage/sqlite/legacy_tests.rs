@@ -18,7 +18,7 @@ const SCHEMA_1: &str = MIGRATIONS[0];
 /// A schema-1 file: anna has an SMS number, device 1 (RFC secret, its
 /// previous step already used) and token T1 (counter 4); bob has device 2;
 /// device 3 was deleted (the id must never come back); token T2 is free.
-fn old_store(dir: &Path) -> PathBuf {
+pub(crate) fn old_store(dir: &Path) -> PathBuf {
     let path = dir.join("portvakt.db");
     let conn = Connection::open(&path).expect("create");
     conn.execute_batch(SCHEMA_1).expect("schema 1");

@@ -6,6 +6,7 @@
 //! across an `.await`). Read-modify-write (code checks) uses `BEGIN IMMEDIATE`,
 //! which also serialises against other processes on the same file.
 
+mod copy;
 mod legacy;
 mod queries;
 
@@ -449,6 +450,6 @@ impl EnrolmentStore for SqliteStore {
 }
 
 #[cfg(test)]
-mod legacy_tests;
+pub(crate) mod legacy_tests;
 #[cfg(test)]
 mod tests;

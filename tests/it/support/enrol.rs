@@ -13,7 +13,6 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use portvakt::storage::EnrolmentStore;
 use reqwest::Url;
 use totp_rs::{Algorithm, TOTP};
 
@@ -35,16 +34,19 @@ pub fn now_secs() -> u64 {
     now_ms() / 1000
 }
 
-/// The gateway's enrolment database (the default: `portvakt.db` beside the config).
-pub fn store_of(gw: &Gateway) -> portvakt::storage::SqliteStore {
-    let key = std::fs::read(gw.dir().join("secret.key")).expect("read secret.key");
-    portvakt::storage::SqliteStore::open(
-        &gw.dir().join("portvakt.db"),
-        portvakt::storage::crypto::Sealer::from_secret(&key),
-        // The gateway has already migrated the file: nothing from before realms.
+/// The gateway's enrolment store, as its configuration names it (the
+/// default `portvakt.db` beside the config, or a shared PostgreSQL).
+pub fn store_of(gw: &Gateway) -> std::sync::Arc<dyn portvakt::storage::EnrolmentStore> {
+    let cfg = portvakt::config::load(&gw.config_path()).expect("the gateway's config");
+    let sealer = portvakt::storage::crypto::Sealer::from_key_file(&cfg.secret_key_file)
+        .expect("the gateway's secret key");
+    portvakt::storage::open(
+        &cfg.storage,
+        sealer,
+        // The gateway has already migrated the store: nothing from before realms.
         portvakt::storage::LegacyRows::Keep,
     )
-    .expect("open the gateway's SQLite store")
+    .expect("open the gateway's store")
 }
 
 /// Register `e164` as `user`'s SMS number in `position` (0 or 1), the way

@@ -14,6 +14,7 @@
 //! - `nginx`    — a real nginx upstream that resolves paths as production servers do.
 //! - `smtp`     — a real SMTP server (aiosmtpd) as a child process; received mail.
 //! - `sms`      — a stand-in HTTP SMS provider that records requests, answers 200/500 or stalls.
+//! - `postgres` — a real PostgreSQL for gateways that share enrolments; killed and started again.
 //! - `redis`    — a real redis-server for gateways that share state; killed and started again.
 //! - `enrol`    — enrolments (SMS numbers, authenticator devices, tokens),
 //!   TOTP/HOTP codes, and the second step of login as a browser does it.
@@ -31,6 +32,7 @@ pub mod in_process;
 pub mod nginx;
 pub mod page;
 pub mod pki;
+pub mod postgres;
 pub mod redis;
 pub mod slapd;
 pub mod sms;

@@ -88,6 +88,14 @@ impl TestRedis {
     }
 }
 
+impl TestRedis {
+    /// Kill it (SIGKILL: a crash); its data goes with it.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for TestRedis {
     fn drop(&mut self) {
         let _ = self.child.kill();

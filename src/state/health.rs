@@ -154,6 +154,12 @@ impl StateBackend for Monitored {
     async fn keys(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StateError> {
         self.seen(self.inner.keys(prefix, limit).await)
     }
+    async fn announce(&self, key: &str) -> Result<(), StateError> {
+        self.seen(self.inner.announce(key).await)
+    }
+    fn changes(&self) -> Option<std::sync::Arc<super::changes::ChangeFeed>> {
+        self.inner.changes()
+    }
     async fn ping(&self) -> Result<(), StateError> {
         self.seen(self.inner.ping().await)
     }

@@ -21,6 +21,9 @@
 //! [`swap`]: StateBackend::swap
 //! [`admit`]: StateBackend::admit
 
+#[cfg(test)]
+mod cache_tests;
+pub mod changes;
 pub mod health;
 pub mod memory;
 pub mod redis;
@@ -104,6 +107,16 @@ pub trait StateBackend: Send + Sync + std::fmt::Debug {
     /// Drop what has expired, if the backend does not do it by itself
     /// (Redis does; the memory backend is swept by the gateway's sweeper).
     fn sweep(&self) {}
+    /// Tell every gateway's [`changes`](Self::changes) that this gateway
+    /// changed `key` (Redis: one PUBLISH). Default: there is nobody to tell.
+    async fn announce(&self, _key: &str) -> Result<(), StateError> {
+        Ok(())
+    }
+    /// Changes made by any gateway, for a local cache, if this backend
+    /// reports them; `None`: no cache may be kept in front of it.
+    fn changes(&self) -> Option<Arc<changes::ChangeFeed>> {
+        None
+    }
 }
 
 /// The shared handle used throughout the gateway.

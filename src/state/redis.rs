@@ -12,6 +12,13 @@
 //! respect to every other gateway. Every call ends within the configured
 //! timeout: while Redis is down fred queues commands and reconnects, and
 //! the timeout turns the wait into [`StateError::Unavailable`].
+//!
+//! A second connection subscribes to [`CHANGES`]: every gateway publishes
+//! there the key of each session it changes or removes, so the others can
+//! keep sessions in a local cache ([`super::sessions`]) and a request
+//! costs no round trip. While that subscriber is not connected and
+//! subscribed, [`ChangeFeed::live`] is false and nothing is served from a
+//! cache.
 
 use std::time::Duration;
 
@@ -21,7 +28,11 @@ use fred::prelude::*;
 use fred::types::scripts::Script;
 use futures_util::StreamExt;
 
+use super::changes::ChangeFeed;
 use super::{StateBackend, StateError};
+
+/// The pub/sub channel of changed keys.
+pub const CHANGES: &str = "portvakt:changed";
 
 /// Compare-and-swap: KEYS[1]; ARGV = expected, "1"/"0" (set or delete), new, ttl ms.
 const SWAP: &str = r#"
@@ -52,6 +63,8 @@ pub struct RedisBackend {
     timeout: Duration,
     swap: Script,
     admit: Script,
+    /// Keys changed by any gateway, from the subscriber connection.
+    feed: std::sync::Arc<ChangeFeed>,
     /// Ends the thread that drives the connection when the backend goes.
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -144,7 +157,8 @@ impl RedisBackend {
         }
         // Keep retrying the first connection too instead of failing start.
         config.fail_fast = false;
-        let client = Builder::from_config(config)
+        let mut builder = Builder::from_config(config);
+        builder
             .with_performance_config(|p| p.default_command_timeout = timeout)
             .with_connection_config(|c| {
                 c.connection_timeout = timeout;
@@ -153,14 +167,21 @@ impl RedisBackend {
                 c.max_command_attempts = 2;
             })
             // Forever, between 50 ms and 2 s apart: an outage ends by itself.
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
+        let client = builder
             .build()
             .map_err(|e| StateError::Unavailable(redact(url, &e.to_string())))?;
-        // fred drives its connection from a task; give it a runtime of its
-        // own so it does not depend on which pingora runtime called first.
+        let subscriber = builder
+            .build_subscriber_client()
+            .map_err(|e| StateError::Unavailable(redact(url, &e.to_string())))?;
+        let connected = subscriber.clone();
+        let feed = std::sync::Arc::new(ChangeFeed::new(move || connected.is_connected()));
+        // fred drives its connections from tasks; give them a runtime of
+        // their own so they do not depend on which pingora runtime called first.
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let driver = client.clone();
+        let watched = feed.clone();
         std::thread::Builder::new()
             .name("portvakt-redis".into())
             .spawn(move || {
@@ -176,8 +197,13 @@ impl RedisBackend {
                 };
                 rt.block_on(async move {
                     let _handle = driver.connect();
+                    let _sub_handle = subscriber.connect();
                     let _ = ready_tx.send(Ok(()));
-                    let _ = stopped.await;
+                    tokio::select! {
+                        _ = stopped => {}
+                        _ = watch_changes(&subscriber, &watched, timeout) => {}
+                    }
+                    let _ = subscriber.quit().await;
                     let _ = driver.quit().await;
                 });
             })
@@ -192,6 +218,7 @@ impl RedisBackend {
             timeout,
             swap: Script::from_lua(SWAP),
             admit: Script::from_lua(ADMIT),
+            feed,
             _stop: stop,
         })
     }
@@ -211,6 +238,44 @@ impl RedisBackend {
                 "{what}: no answer within {} ms",
                 self.timeout.as_millis()
             ))),
+        }
+    }
+}
+
+/// Feed `feed` from the subscriber: each message is a changed key; a
+/// reconnect (whose new connection is not subscribed yet) or a lost socket
+/// takes the feed down until [`CHANGES`] is subscribed again.
+async fn watch_changes(
+    sub: &fred::clients::SubscriberClient,
+    feed: &ChangeFeed,
+    timeout: Duration,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut messages = sub.message_rx();
+    let mut reconnects = sub.reconnect_rx();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            m = messages.recv() => match m {
+                Ok(m) => feed.changed(m.value.as_str().as_deref()),
+                // Messages were dropped: any key may have changed.
+                Err(RecvError::Lagged(_)) => feed.changed(None),
+                Err(RecvError::Closed) => return,
+            },
+            r = reconnects.recv() => match r {
+                Ok(_) | Err(RecvError::Lagged(_)) => feed.set_live(false),
+                Err(RecvError::Closed) => return,
+            },
+            _ = tick.tick() => {
+                if !sub.is_connected() {
+                    feed.set_live(false);
+                } else if !feed.live() {
+                    let subscribed = tokio::time::timeout(timeout, sub.subscribe(CHANGES)).await;
+                    if matches!(subscribed, Ok(Ok(()))) {
+                        feed.set_live(true);
+                    }
+                }
+            }
         }
     }
 }
@@ -333,5 +398,14 @@ impl StateBackend for RedisBackend {
 
     async fn ping(&self) -> Result<(), StateError> {
         self.run("PING", self.client.ping::<()>(None)).await
+    }
+
+    async fn announce(&self, key: &str) -> Result<(), StateError> {
+        self.run("PUBLISH", self.client.publish::<(), _, _>(CHANGES, key))
+            .await
+    }
+
+    fn changes(&self) -> Option<std::sync::Arc<ChangeFeed>> {
+        Some(self.feed.clone())
     }
 }

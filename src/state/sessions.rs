@@ -7,14 +7,25 @@
 //! expires in the backend a little after its own deadline ([`LINGER`]), so a
 //! request that arrives just after the end still finds it and the expiry is
 //! audited; sessions nobody comes back to are dropped by the backend's TTL.
+//!
+//! Where the backend reports changes ([`super::changes`], Redis pub/sub),
+//! sessions read are kept in a local cache, so a request usually costs no
+//! round trip at all: every gateway announces each session it changes or
+//! removes, and each drops its copy when told. A logout or revocation on
+//! one gateway thus takes effect on the others as fast as Redis delivers a
+//! message (well under a millisecond on a LAN). While the announcements
+//! cannot be trusted to arrive (subscriber down or reconnecting) the cache
+//! is emptied and bypassed, so an outage still fails closed.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::changes::ChangeFeed;
 use super::{decode, encode, Change, SharedState, StateError};
 use crate::session::{Method, NewSession, Session, SessionKey, SessionStore};
 
@@ -26,6 +37,31 @@ pub const LINGER: Duration = Duration::from_secs(120);
 pub const LIST_LIMIT: usize = 1_000_000;
 
 const PREFIX: &str = "portvakt:s:";
+
+/// Sessions cached at most; past this the cache starts over (a gateway
+/// with more live sessions than this reads the rest from the backend).
+pub const CACHE_LIMIT: usize = 200_000;
+
+/// Sessions read from the backend, by backend key.
+#[derive(Debug, Default)]
+struct Cache {
+    /// Bumped by every change heard: a read that began before a change
+    /// must not cache what it read.
+    epoch: u64,
+    map: HashMap<String, Arc<Session>>,
+}
+
+impl Cache {
+    fn forget(&mut self, key: Option<&str>) {
+        self.epoch = self.epoch.wrapping_add(1);
+        match key {
+            Some(k) => {
+                self.map.remove(k);
+            }
+            None => self.map.clear(),
+        }
+    }
+}
 
 /// How often the idle clock of a shared session is written back: a tenth
 /// of the idle timeout. A session then ends between 90 % and 100 % of the
@@ -103,17 +139,47 @@ pub struct SharedSessions {
     state: SharedState,
     idle_ms: u64,
     lifetime_ms: u64,
+    /// The backend's change feed, if it has one (then `cache` is used).
+    feed: Option<Arc<ChangeFeed>>,
+    cache: Arc<Mutex<Cache>>,
 }
 
 impl SharedSessions {
     /// Sessions in `state` that end `idle` after their last use and
     /// `lifetime` after login (the backend's TTL follows both).
     pub fn new(state: SharedState, idle: Duration, lifetime: Duration) -> SharedSessions {
+        let cache = Arc::new(Mutex::new(Cache::default()));
+        let feed = state.changes();
+        if let Some(feed) = &feed {
+            let weak: Weak<Mutex<Cache>> = Arc::downgrade(&cache);
+            feed.listen(move |key| match weak.upgrade() {
+                Some(c) => {
+                    lock(&c).forget(key);
+                    true
+                }
+                None => false,
+            });
+        }
         SharedSessions {
             state,
             idle_ms: idle.as_millis() as u64,
             lifetime_ms: lifetime.as_millis() as u64,
+            feed,
+            cache,
         }
+    }
+
+    /// Whether the cache may answer (announcements are arriving).
+    fn cache_live(&self) -> bool {
+        self.feed.as_ref().is_some_and(|f| f.live())
+    }
+
+    /// This gateway changed `k`: forget it here at once, then tell the others.
+    async fn changed(&self, k: &str) -> Result<(), StateError> {
+        if self.feed.is_some() {
+            lock(&self.cache).forget(Some(k));
+        }
+        self.state.announce(k).await
     }
 
     fn key(k: &SessionKey) -> String {
@@ -140,10 +206,30 @@ impl SharedSessions {
 impl SessionStore for SharedSessions {
     async fn get(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StateError> {
         let k = Self::key(key);
-        match self.state.get(&k).await? {
-            None => Ok(None),
-            Some(raw) => Ok(Some(Arc::new(decode::<Stored>(&k, &raw)?.session()))),
+        let began = if self.cache_live() {
+            let c = lock(&self.cache);
+            if let Some(s) = c.map.get(&k) {
+                return Ok(Some(s.clone()));
+            }
+            Some(c.epoch)
+        } else {
+            None
+        };
+        let Some(raw) = self.state.get(&k).await? else {
+            return Ok(None);
+        };
+        let session = Arc::new(decode::<Stored>(&k, &raw)?.session());
+        if let Some(began) = began {
+            let mut c = lock(&self.cache);
+            // Nothing heard since the read began, and still hearing.
+            if c.epoch == began && self.cache_live() {
+                if c.map.len() >= CACHE_LIMIT {
+                    c.map.clear();
+                }
+                c.map.insert(k, session.clone());
+            }
         }
+        Ok(Some(session))
     }
 
     async fn insert(&self, key: SessionKey, session: Arc<Session>) -> Result<(), StateError> {
@@ -171,6 +257,7 @@ impl SessionStore for SharedSessions {
                 .swap(&k, &raw, Some(&encode(&Stored::of(&new))), ttl)
                 .await?
             {
+                self.changed(&k).await?;
                 return Ok(Some(Arc::new(new)));
             }
         }
@@ -179,7 +266,11 @@ impl SessionStore for SharedSessions {
 
     async fn remove(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StateError> {
         let k = Self::key(key);
-        match self.state.take(&k).await? {
+        let taken = self.state.take(&k).await?;
+        // Also when it was gone already: a retried logout still reaches
+        // every gateway's cache.
+        self.changed(&k).await?;
+        match taken {
             None => Ok(None),
             Some(raw) => Ok(Some(Arc::new(decode::<Stored>(&k, &raw)?.session()))),
         }
@@ -204,8 +295,9 @@ impl SessionStore for SharedSessions {
                 }
             },
         )
-        .await
-        .map(|_| ())
+        .await?;
+        // Other gateways' copies have an older idle clock: they re-read.
+        self.changed(&k).await
     }
 
     async fn sweep(
@@ -233,6 +325,15 @@ impl SessionStore for SharedSessions {
     async fn len(&self) -> Result<usize, StateError> {
         Ok(self.state.keys(PREFIX, LIST_LIMIT).await?.len())
     }
+}
+
+fn lock(c: &Mutex<Cache>) -> std::sync::MutexGuard<'_, Cache> {
+    // A panic while holding it left at worst a stale map: start over.
+    c.lock().unwrap_or_else(|p| {
+        let mut g = p.into_inner();
+        g.forget(None);
+        g
+    })
 }
 
 /// The session key a backend key names.

@@ -36,6 +36,15 @@ async fn until_live(state: &SharedState) {
     panic!("the change feed did not come up within 2 s");
 }
 
+/// Two gateways on `url`, each subscribed to the other's changes.
+async fn two_gateways(url: &str) -> (SharedState, SharedSessions, SharedSessions) {
+    let (state_a, a) = gateway(url);
+    let (state_b, b) = gateway(url);
+    until_live(&state_a).await;
+    until_live(&state_b).await;
+    (state_a, a, b)
+}
+
 /// Wait (bounded) until `done`; whether it came.
 async fn within_a_second(mut done: impl AsyncFnMut() -> bool) -> bool {
     for _ in 0..100 {
@@ -52,10 +61,7 @@ async fn a_cached_session_ends_on_every_gateway_when_one_logs_it_out() {
     let Some(redis) = TestRedis::start() else {
         return;
     };
-    let (state_a, a) = gateway(&redis.url);
-    let (state_b, b) = gateway(&redis.url);
-    until_live(&state_a).await;
-    until_live(&state_b).await;
+    let (state_a, a, b) = two_gateways(&redis.url).await;
     let id = SessionId::generate();
     a.insert(id.key(), Arc::new(new_session(1_000)))
         .await
@@ -87,10 +93,7 @@ async fn a_touch_on_one_gateway_refreshes_the_others_copy() {
     let Some(redis) = TestRedis::start() else {
         return;
     };
-    let (state_a, a) = gateway(&redis.url);
-    let (state_b, b) = gateway(&redis.url);
-    until_live(&state_a).await;
-    until_live(&state_b).await;
+    let (_, a, b) = two_gateways(&redis.url).await;
     let id = SessionId::generate();
     a.insert(id.key(), Arc::new(new_session(0)))
         .await

@@ -66,6 +66,38 @@ fn same_browser_offsite(on: &Gateway, browser: &Client) -> Client {
     on.offsite_client_sharing(browser)
 }
 
+/// The branded "login is not working right now" page, and `/readyz` 503.
+async fn assert_login_down(gw: &Gateway, page: &Page) {
+    assert_branded(page, 503);
+    assert!(
+        page.body.contains("Inloggningen fungerar inte just nu")
+            || page.body.contains("Login is not working"),
+        "{}",
+        page.describe()
+    );
+    let (status, body) = gw.admin_get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+}
+
+/// One `backend` auth event `reason` and one outage of `backend` counted.
+async fn assert_outage_recorded(gw: &Gateway, backend: &str, reason: &str) {
+    gw.wait_auth_log("the outage", |l| {
+        events(l, "backend").iter().any(|e| e["reason"] == reason)
+    })
+    .await;
+    let (_, metrics) = gw.admin_get("/metrics").await;
+    let counted = format!("portvakt_backend_outages_total{{backend=\"{backend}\"}} 1");
+    assert!(metrics.contains(&counted), "{metrics}");
+}
+
+/// The `backend` auth event `reason` (the backend answers again).
+async fn assert_recovery_recorded(gw: &Gateway, reason: &str) {
+    gw.wait_auth_log("the recovery", |l| {
+        events(l, "backend").iter().any(|e| e["reason"] == reason)
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_on_a_is_a_session_on_b_and_a_logout_on_b_ends_it_on_a() {
     let shared = Backends::start().await;
@@ -240,13 +272,7 @@ async fn with_redis_down_both_gateways_say_login_is_not_working_and_recover_by_t
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             page = same_browser(gw, &logged_in).get("https://app.test/").await;
         }
-        assert_branded(&page, 503);
-        assert!(
-            page.body.contains("Inloggningen fungerar inte just nu")
-                || page.body.contains("Login is not working"),
-            "{}",
-            page.describe()
-        );
+        assert_login_down(gw, &page).await;
         // A new login, too.
         let fresh = gw.client();
         let page = fresh.get("https://app.test/.portvakt/login").await;
@@ -257,21 +283,9 @@ async fn with_redis_down_both_gateways_say_login_is_not_working_and_recover_by_t
             let posted = fresh.submit_login(&form, ALICE.name, ALICE.password).await;
             assert_branded(&posted, 503);
         }
-        let (status, body) = gw.admin_get("/readyz").await;
-        assert_eq!(status, 503, "{body}");
     }
     for gw in [&a, &b] {
-        gw.wait_auth_log("the outage", |l| {
-            events(l, "backend")
-                .iter()
-                .any(|e| e["reason"] == "state_unavailable")
-        })
-        .await;
-        let (_, metrics) = gw.admin_get("/metrics").await;
-        assert!(
-            metrics.contains("portvakt_backend_outages_total{backend=\"state\"} 1"),
-            "{metrics}"
-        );
+        assert_outage_recorded(gw, "state", "state_unavailable").await;
     }
 
     shared.redis.start_again().await;
@@ -289,12 +303,7 @@ async fn with_redis_down_both_gateways_say_login_is_not_working_and_recover_by_t
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
         assert!(ok, "no login within 10 s of Redis coming back");
-        gw.wait_auth_log("the recovery", |l| {
-            events(l, "backend")
-                .iter()
-                .any(|e| e["reason"] == "state_restored")
-        })
-        .await;
+        assert_recovery_recorded(gw, "state_restored").await;
     }
 }
 
@@ -335,28 +344,10 @@ async fn with_postgres_down_both_gateways_say_login_is_not_working_and_recover_b
         let c = gw.offsite_client();
         let posted = password_step(&c, "https://offsite.test/", &ALICE, None).await;
         let end = c.follow_from(posted).await.end;
-        assert_branded(&end, 503);
-        assert!(
-            end.body.contains("Inloggningen fungerar inte just nu")
-                || end.body.contains("Login is not working"),
-            "{}",
-            end.describe()
-        );
-        let (status, body) = gw.admin_get("/readyz").await;
-        assert_eq!(status, 503, "{body}");
+        assert_login_down(gw, &end).await;
     }
     for gw in [&a, &b] {
-        gw.wait_auth_log("the outage", |l| {
-            events(l, "backend")
-                .iter()
-                .any(|e| e["reason"] == "storage_unavailable")
-        })
-        .await;
-        let (_, metrics) = gw.admin_get("/metrics").await;
-        assert!(
-            metrics.contains("portvakt_backend_outages_total{backend=\"storage\"} 1"),
-            "{metrics}"
-        );
+        assert_outage_recorded(gw, "storage", "storage_unavailable").await;
     }
 
     shared.pg.start_again();
@@ -378,12 +369,7 @@ async fn with_postgres_down_both_gateways_say_login_is_not_working_and_recover_b
         let form = code_page_for(&c, "https://offsite.test/", &ALICE, "totp").await;
         let code = totp_code(&secret, fresh_step_time(gw).await + 30 * i as u64);
         arrive(&c, enter_code(&c, &form, &code).await, &ALICE).await;
-        gw.wait_auth_log("the recovery", |l| {
-            events(l, "backend")
-                .iter()
-                .any(|e| e["reason"] == "storage_restored")
-        })
-        .await;
+        assert_recovery_recorded(gw, "storage_restored").await;
     }
 }
 

@@ -135,3 +135,30 @@ async fn with_redis_gone_nothing_is_served_from_the_cache() {
     );
     assert!(!state.changes().expect("feed").live());
 }
+
+#[tokio::test]
+async fn the_sweep_drops_cached_copies_of_ended_sessions() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let (state, a, _) = two_gateways(&redis.url).await;
+    let id = SessionId::generate();
+    a.insert(id.key(), Arc::new(new_session(1_000)))
+        .await
+        .expect("login");
+    assert!(a.get(&id.key()).await.expect("cached").is_some());
+    let key = format!("portvakt:s:{}", super::hex(&id.key().0));
+    assert!(state.delete(&key).await.expect("raw delete"));
+    // Still live at 14 minutes idle: kept. Ended at 16: dropped.
+    a.sweep(1_000 + 14 * 60_000, 900_000, 36_000_000)
+        .await
+        .expect("sweep");
+    assert!(a.get(&id.key()).await.expect("read").is_some(), "kept");
+    a.sweep(1_000 + 16 * 60_000, 900_000, 36_000_000)
+        .await
+        .expect("sweep");
+    assert!(
+        a.get(&id.key()).await.expect("read").is_none(),
+        "an ended session's copy outlived the sweep"
+    );
+}

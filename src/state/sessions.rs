@@ -40,7 +40,7 @@ const PREFIX: &str = "portvakt:s:";
 
 /// Sessions cached at most; past this the cache starts over (a gateway
 /// with more live sessions than this reads the rest from the backend).
-pub const CACHE_LIMIT: usize = 200_000;
+pub const CACHE_LIMIT: usize = 100_000;
 
 /// Sessions read from the backend, by backend key.
 #[derive(Debug, Default)]
@@ -302,12 +302,20 @@ impl SessionStore for SharedSessions {
 
     async fn sweep(
         &self,
-        _now_ms: u64,
-        _idle_ms: u64,
-        _lifetime_ms: u64,
+        now_ms: u64,
+        idle_ms: u64,
+        lifetime_ms: u64,
     ) -> Result<Vec<Arc<Session>>, StateError> {
         // The backend's TTL removes ended sessions; scanning every session
         // every few seconds from every gateway would cost more than it saves.
+        // Only this gateway's copies of ended sessions are dropped (nobody
+        // announces an expiry), so the cache holds live sessions only.
+        if self.feed.is_some() {
+            lock(&self.cache).map.retain(|_, s| {
+                s.last_seen_ms().saturating_add(idle_ms) > now_ms
+                    && s.created_ms.saturating_add(lifetime_ms) > now_ms
+            });
+        }
         Ok(Vec::new())
     }
 

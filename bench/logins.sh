@@ -23,7 +23,7 @@ LOGINS=${LOGINS:-200} CONC=${CONC:-8} PORT=${PORT:-18546} THREADS=${THREADS:-2}
 command -v redis-server >/dev/null || { echo "needs redis-server (tests/install-deps.sh test installs it)" >&2; exit 1; }
 T=$(mktemp -d /tmp/portvakt-logins.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; rm -rf "$T"; }
+cleanup() { for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$T"; }
 trap cleanup EXIT
 log() { echo "[logins] $*" >&2; }
 

@@ -397,30 +397,12 @@ async fn a_single_gateway_moves_its_enrolments_to_postgres_and_nobody_enrols_aga
     let url = pg
         .url("portvakt", "5")
         .replacen("postgres@", "postgres:s3cret-pw@", 1);
-    let out = admin_ok(
-        &old,
-        &[
-            "storage",
-            "copy",
-            "--from",
-            &file.to_string_lossy(),
-            "--to",
-            &url,
-        ],
-    );
+    let from = file.to_string_lossy();
+    let copy = ["storage", "copy", "--from", &from, "--to", &url];
+    let out = admin_ok(&old, &copy);
     assert!(out.contains("1 authenticator device"), "{out}");
     assert!(!out.contains("s3cret-pw"), "no password echoed: {out}");
-    let again = admin(
-        &old,
-        &[
-            "storage",
-            "copy",
-            "--from",
-            &file.to_string_lossy(),
-            "--to",
-            &url,
-        ],
-    );
+    let again = admin(&old, &copy);
     assert!(
         !again.status.success(),
         "a second copy into a full store is refused"

@@ -45,7 +45,8 @@ impl TestRedis {
         Some(r)
     }
 
-    fn start_with(extra: &[String]) -> Option<TestRedis> {
+    /// Start one with `extra` arguments (`PORT` stands for its port).
+    pub(crate) fn start_with(extra: &[String]) -> Option<TestRedis> {
         let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())?;

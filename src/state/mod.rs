@@ -27,6 +27,8 @@ pub mod changes;
 pub mod health;
 pub mod memory;
 pub mod redis;
+#[cfg(test)]
+mod sentinel_tests;
 pub mod sessions;
 
 #[cfg(test)]

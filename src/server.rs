@@ -237,7 +237,7 @@ impl Prepared {
 pub fn open_store(rt: &Runtime) -> Result<Arc<dyn crate::storage::EnrolmentStore>, StartError> {
     let secret = std::fs::read(&rt.config.secret_key_file).map_err(StartError::Key)?;
     let sealer = crate::storage::crypto::Sealer::from_secret(&secret);
-    Ok(crate::storage::open(
+    Ok(crate::storage::open_for_gateway(
         &rt.config.storage,
         sealer,
         crate::storage::LegacyRows::for_config(&rt.config),

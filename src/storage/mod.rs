@@ -390,11 +390,32 @@ pub trait EnrolmentStore: Send + Sync + std::fmt::Debug {
 /// Open (and migrate) the store the configuration names. Synchronous, for
 /// start-up and the admin commands: PostgreSQL is opened on a thread of its
 /// own, so this works inside and outside a tokio runtime; its pool opens
-/// later connections on whichever runtime uses it.
+/// later connections on whichever runtime uses it. A PostgreSQL server that
+/// does not answer is an error ([`StorageError::Unavailable`]).
 pub fn open(
     storage: &crate::config::model::Storage,
     sealer: Sealer,
     legacy: LegacyRows,
+) -> Result<std::sync::Arc<dyn EnrolmentStore>, StorageError> {
+    open_with(storage, sealer, legacy, false)
+}
+
+/// [`open`] for the gateway's start: a PostgreSQL server that does not
+/// answer yet is waited for ([`postgres::PostgresStore::open_or_wait`]), so
+/// the gateway comes up during a database outage and heals by itself.
+pub fn open_for_gateway(
+    storage: &crate::config::model::Storage,
+    sealer: Sealer,
+    legacy: LegacyRows,
+) -> Result<std::sync::Arc<dyn EnrolmentStore>, StorageError> {
+    open_with(storage, sealer, legacy, true)
+}
+
+fn open_with(
+    storage: &crate::config::model::Storage,
+    sealer: Sealer,
+    legacy: LegacyRows,
+    wait: bool,
 ) -> Result<std::sync::Arc<dyn EnrolmentStore>, StorageError> {
     use crate::config::model::Storage;
     match storage {
@@ -404,11 +425,15 @@ pub fn open(
         Storage::Postgres(pg) => {
             let opened = std::thread::scope(|s| {
                 s.spawn(|| {
-                    tokio::runtime::Builder::new_current_thread()
+                    let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
-                        .map_err(|e| StorageError::Task(e.to_string()))?
-                        .block_on(postgres::PostgresStore::open(pg, sealer))
+                        .map_err(|e| StorageError::Task(e.to_string()))?;
+                    if wait {
+                        rt.block_on(postgres::PostgresStore::open_or_wait(pg, sealer))
+                    } else {
+                        rt.block_on(postgres::PostgresStore::open(pg, sealer))
+                    }
                 })
                 .join()
                 .unwrap_or_else(|_| Err(StorageError::Task("opening PostgreSQL panicked".into())))

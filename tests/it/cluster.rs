@@ -434,3 +434,39 @@ async fn a_single_gateway_moves_its_enrolments_to_postgres_and_nobody_enrols_aga
     let code = totp_code(&secret, fresh_step_time(&new).await);
     arrive(&c, enter_code(&c, &form, &code).await, &ALICE).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_started_during_a_postgres_outage_comes_up_and_heals_by_itself() {
+    let mut pg = crate::support::postgres::start();
+    pg.create_db("portvakt");
+    pg.kill();
+    let upstream = Upstream::start().await;
+    let gw = GatewayConfig::new()
+        .service(Service::new("app.test", upstream.url()).policy("one_factor"))
+        .service(Service::new("offsite.test", upstream.url()).policy("two_factor_offsite"))
+        .extra_yaml(&format!("storage: \"{}\"\n", pg.url("portvakt", "1")))
+        .start()
+        .await;
+    // On the internal network the password is enough: no enrolment needed.
+    gw.client().must_login("https://app.test/", &ALICE).await;
+    // Off the network the second factor is: the branded 503, not a crash.
+    let c = gw.offsite_client();
+    let posted = password_step(&c, "https://offsite.test/", &ALICE, None).await;
+    assert_login_down(&gw, &c.follow_from(posted).await.end).await;
+
+    pg.start_again();
+    let mut up = false;
+    for _ in 0..50 {
+        if gw.admin_get("/readyz").await.0 == 200 {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(up, "not ready within 10 s of PostgreSQL answering");
+    let secret = totp_add(&gw, &ALICE, "Jobbmobil");
+    let c = gw.offsite_client();
+    let form = code_page_for(&c, "https://offsite.test/", &ALICE, "totp").await;
+    let code = totp_code(&secret, fresh_step_time(&gw).await);
+    arrive(&c, enter_code(&c, &form, &code).await, &ALICE).await;
+}

@@ -125,6 +125,11 @@ struct Inner {
     settings: PgSettings,
     /// Seals and opens seeds.
     sealer: Sealer,
+    /// The schema is known to be current (migrated at open, or later by
+    /// the first call that reached the server after a start while it was down).
+    migrated: std::sync::atomic::AtomicBool,
+    /// One migration attempt at a time; others fail at once rather than queue.
+    migrating: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -141,6 +146,41 @@ impl PostgresStore {
         settings: &PgSettings,
         sealer: Sealer,
     ) -> Result<PostgresStore, StorageError> {
+        let store = PostgresStore::pool(settings, sealer)?;
+        store.bounded(store.migrate_now()).await?;
+        Ok(store)
+    }
+
+    /// Like [`PostgresStore::open`], but a server that cannot be reached
+    /// now is not an error: the store is returned unmigrated, every call
+    /// answers [`StorageError::Unavailable`] until the server answers, and
+    /// the first call that reaches it migrates. For the gateway's start, so
+    /// a gateway booted during a database outage comes up (internal
+    /// password logins need no enrolments) and heals without a restart.
+    /// Anything else (a schema newer than this binary, a refused login) is
+    /// still an error at start.
+    pub async fn open_or_wait(
+        settings: &PgSettings,
+        sealer: Sealer,
+    ) -> Result<PostgresStore, StorageError> {
+        let store = PostgresStore::pool(settings, sealer)?;
+        match store.bounded(store.migrate_now()).await {
+            Ok(_) => Ok(store),
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(
+                    url = %settings.redacted(),
+                    error = %e,
+                    "storage: PostgreSQL does not answer; starting anyway, enrolments \
+                     unavailable until it does"
+                );
+                Ok(store)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The store with its pool; nothing connected yet.
+    fn pool(settings: &PgSettings, sealer: Sealer) -> Result<PostgresStore, StorageError> {
         let tls = tls_connector(&settings.tls)?;
         let manager = Manager::from_config(
             settings.client_config(),
@@ -160,16 +200,57 @@ impl PostgresStore {
             .recycle_timeout(t)
             .build()
             .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-        let store = PostgresStore {
+        Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
                 settings: settings.clone(),
                 sealer,
+                migrated: std::sync::atomic::AtomicBool::new(false),
+                migrating: tokio::sync::Mutex::new(None),
             }),
+        })
+    }
+
+    /// Migrate and remember that it is done.
+    async fn migrate_now(&self) -> Result<u32, StorageError> {
+        let version = self.migrate().await?;
+        self.inner
+            .migrated
+            .store(true, std::sync::atomic::Ordering::Release);
+        tracing::debug!(url = %self.inner.settings.redacted(), version, "storage: opened");
+        Ok(version)
+    }
+
+    /// Make sure the schema is current before the first query after a start
+    /// while the server was down: at most one attempt at a time and one a
+    /// second, so a crowd of requests during an outage each fail at once
+    /// instead of queueing behind each other's timeouts.
+    async fn ensure_migrated(&self) -> Result<(), StorageError> {
+        if self
+            .inner
+            .migrated
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Ok(());
+        }
+        let not_yet =
+            || StorageError::Unavailable("PostgreSQL has not answered since start".into());
+        let Ok(mut last) = self.inner.migrating.try_lock() else {
+            return Err(not_yet());
         };
-        let version = store.bounded(store.migrate()).await?;
-        tracing::debug!(url = %settings.redacted(), version, "storage: opened");
-        Ok(store)
+        if self
+            .inner
+            .migrated
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1)) {
+            return Err(not_yet());
+        }
+        *last = Some(now);
+        self.migrate_now().await.map(|_| ())
     }
 
     /// The schema version of the database.
@@ -189,7 +270,7 @@ impl PostgresStore {
     /// work done.
     async fn migrate(&self) -> Result<u32, StorageError> {
         let known = MIGRATIONS.len() as u32;
-        let mut c = self.client().await?;
+        let mut c = self.pooled().await?;
         let tx = c.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;
@@ -222,8 +303,15 @@ impl PostgresStore {
         Ok(known)
     }
 
-    /// A pooled connection (opening one if needed, within the timeout).
+    /// A pooled connection to a migrated database (opening one if needed,
+    /// within the timeout).
     async fn client(&self) -> Result<deadpool_postgres::Client, StorageError> {
+        self.ensure_migrated().await?;
+        self.pooled().await
+    }
+
+    /// A pooled connection, schema or not.
+    async fn pooled(&self) -> Result<deadpool_postgres::Client, StorageError> {
         self.inner.pool.get().await.map_err(pool_error)
     }
 

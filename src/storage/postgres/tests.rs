@@ -302,3 +302,53 @@ async fn seeds_are_sealed_in_the_database() {
     let code = code_at(RFC, NOW / PERIOD);
     assert!(other.verify_totp(&u("alice"), &code, NOW).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_started_while_postgres_is_down_comes_up_and_heals_when_it_answers() {
+    let Some(mut pg) = TestPostgres::start() else {
+        return;
+    };
+    pg.create_db("late");
+    pg.kill();
+    let settings = PgSettings::parse(&pg.url("late", "500ms"), Path::new("/")).expect("url");
+    let started = Instant::now();
+    let s = PostgresStore::open_or_wait(&settings, sealer())
+        .await
+        .expect("the gateway starts anyway");
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    // A crowd of calls during the outage: each fails at once or within the
+    // timeout, none queues behind the others.
+    let started = Instant::now();
+    let alice = u("alice");
+    let calls = (0..8).map(|_| s.sms_numbers(&alice));
+    for r in futures_util::future::join_all(calls).await {
+        assert!(r.expect_err("down").is_unavailable());
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "8 calls took {:?}",
+        started.elapsed()
+    );
+    pg.start_again();
+    let mut healed = false;
+    for _ in 0..100 {
+        if s.set_sms_number(&u("alice"), 0, "+46701234567", 1)
+            .await
+            .is_ok()
+        {
+            healed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        healed,
+        "no call succeeded within 10 s of PostgreSQL answering"
+    );
+    assert_eq!(
+        s.schema_version().await.expect("version"),
+        MIGRATIONS.len() as u32,
+        "the first call that reached it migrated the new database"
+    );
+    assert_eq!(s.sms_numbers(&u("alice")).await.expect("read").len(), 1);
+}

@@ -291,6 +291,7 @@ impl Admin {
             sms = had.sms.len(),
             totp = had.totp.len(),
             tokens = had.tokens.len(),
+            passkeys = had.passkeys.len(),
             "admin"
         );
         if had.is_empty() {
@@ -422,11 +423,12 @@ pub fn storage_copy(
         sms = copied.sms,
         devices = copied.devices,
         tokens = copied.tokens,
+        passkeys = copied.passkeys,
         "admin"
     );
     Ok(format!(
         "copied the enrolments of {} user{} from {from} to {to}: {} SMS number{}, {} \
-         authenticator device{}, {} token{} ({} assigned)\n\
+         authenticator device{}, {} token{} ({} assigned), {} passkey{}\n\
          checked: every seed opens with this configuration's key, and the target reads back \
          identical to the source\n\
          changes made to {from} after this copy are not in {to}: keep the gateways stopped \
@@ -440,6 +442,8 @@ pub fn storage_copy(
         copied.tokens,
         plural(copied.tokens),
         copied.assigned,
+        copied.passkeys,
+        plural(copied.passkeys),
     ))
 }
 
@@ -560,6 +564,18 @@ fn describe(e: &Enrolments) -> String {
         out.push(format!(
             "  token  {}  {kind}, {} digits{assigned}",
             t.serial, t.digits
+        ));
+    }
+    for p in &e.passkeys {
+        let used = p.last_used_ms.map_or_else(
+            || "never used".into(),
+            |ms| format!("last used {}", when(ms)),
+        );
+        out.push(format!(
+            "  passkey {}  {:?}  added {}, {used}",
+            p.id,
+            p.description,
+            when(p.added_ms)
         ));
     }
     out.join("\n")

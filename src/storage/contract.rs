@@ -1,6 +1,8 @@
 //! The shared contract tests of [`EnrolmentStore`]: behaviour every backend
 //! must show. Each backend's tests call these with a fresh, empty store.
 
+use std::sync::Arc;
+
 use super::*;
 use crate::factors::token::Hotp;
 use crate::factors::totp::{code_at, PERIOD};
@@ -415,4 +417,177 @@ pub async fn realms_apart(s: &dyn EnrolmentStore) {
             .await,
         Err(StorageError::InvalidRealm(_))
     ));
+}
+
+/// A credential id as a browser reports it (base64url, no padding).
+pub const CRED: &str = "AAECAwQFBgcICQoLDA0ODw";
+
+/// Passkeys: kept per (realm, user), a credential id registered once in the
+/// whole store, inputs checked, a use recorded only when the counter moves
+/// forward (or stays 0 on an authenticator without one), ids never reused,
+/// and a reset removes and reports them.
+pub async fn passkeys(s: &dyn EnrolmentStore) {
+    use std::mem::discriminant;
+    use PasskeyUse::{Gone, Recorded, Regressed};
+    let (adm, school) = (UserRef::new("adm", "anna"), UserRef::new("school", "anna"));
+    let add = |who: &UserRef, cred: &str, key: &str, counter: u32| {
+        let (who, cred, key) = (who.clone(), cred.to_string(), key.to_string());
+        async move { s.add_passkey(&who, "Key", &cred, &key, counter, 100).await }
+    };
+    let list = |who: &UserRef| {
+        let who = who.clone();
+        async move { s.passkeys(&who).await.expect("list") }
+    };
+
+    // Refused inputs store nothing; the longest id and key are kept whole.
+    let long_cred = "-_".repeat(MAX_CREDENTIAL_ID / 2);
+    let long_key = "k".repeat(MAX_PASSKEY_KEY);
+    let (cred_over, key_over) = (format!("{long_cred}A"), format!("{long_key}k"));
+    let (realm, nobody) = (UserRef::new("a:b", "anna"), UserRef::new("adm", ""));
+    let (id, k) = (
+        StorageError::InvalidCredentialId,
+        StorageError::InvalidPasskeyKey,
+    );
+    let realm_e = StorageError::InvalidRealm(String::new());
+    let refused = [
+        (&adm, "", "{}", &id),
+        (&adm, "AAE=", "{}", &id),
+        (&adm, "a+b/c", "{}", &id),
+        (&adm, "åäö", "{}", &id),
+        (&adm, &cred_over, "{}", &id),
+        (&adm, CRED, "", &k),
+        (&adm, CRED, &key_over, &k),
+        (&realm, CRED, "{}", &realm_e),
+        (&nobody, CRED, "{}", &StorageError::InvalidUser),
+    ];
+    for (who, cred, key, want) in refused {
+        let got = add(who, cred, key, 0).await.expect_err("refused");
+        assert_eq!(discriminant(&got), discriminant(want), "{cred:.9}: {got}");
+    }
+    assert!(matches!(
+        s.add_passkey(&adm, "", CRED, "{}", 0, 1).await,
+        Err(StorageError::InvalidDescription)
+    ));
+    assert!(list(&adm).await.is_empty());
+    let long = add(&adm, &long_cred, &long_key, 0).await.expect("limits");
+    let stored = &list(&adm).await[0];
+    assert_eq!(
+        (&stored.credential_id, &stored.key),
+        (&long_cred, &long_key)
+    );
+    assert!(s.remove_passkey(&adm, long).await.expect("remove"));
+
+    let a = add(&adm, CRED, r#"{"k":1}"#, 5).await.expect("add");
+    // One credential id, one registration: not again, not for anyone else.
+    for who in [&adm, &school, &u("bob")] {
+        let dup = add(who, CRED, "{}", 0).await.expect_err("duplicate");
+        assert!(matches!(dup, StorageError::DuplicateCredential), "{dup}");
+    }
+    let b = add(&school, "c2Nob29s", "{}", 0).await.expect("add");
+    assert!(b > a);
+    let yubikey = Passkey {
+        id: a,
+        description: "Key".into(),
+        credential_id: CRED.into(),
+        key: r#"{"k":1}"#.into(),
+        counter: 5,
+        added_ms: 100,
+        last_used_ms: None,
+    };
+    assert_eq!(list(&adm).await, vec![yubikey.clone()]);
+    assert_eq!(list(&school).await.len(), 1);
+    let e = s.enrolments(&adm).await.expect("e");
+    assert_eq!(e.passkeys, vec![yubikey]);
+    assert!(!e.is_empty(), "a passkey is an enrolment");
+
+    // Each use, and after it what is stored: the new counter, key and time
+    // when recorded; exactly what was there before otherwise.
+    let uses = [
+        (&school, a, 9, Gone), // the other anna's passkey is no passkey of hers
+        (&adm, a, 6, Recorded),
+        (&adm, a, 6, Regressed { stored: 6 }), // the same count again
+        (&adm, a, 2, Regressed { stored: 6 }),
+        (&adm, a, 0, Regressed { stored: 6 }), // 0 once it counts
+        (&adm, a, u32::MAX, Recorded),
+        (&adm, a, u32::MAX, Regressed { stored: u32::MAX }),
+        (&school, b, 0, Recorded), // no counter: 0 and 0 is a use every time
+        (&school, b, 0, Recorded),
+        (&school, b, 3, Recorded), // until it starts counting
+        (&school, b, 0, Regressed { stored: 3 }),
+        (&adm, b, 4, Gone),
+    ];
+    for (step, (who, id, counter, want)) in (0u64..).zip(uses) {
+        let find = |all: Vec<Passkey>| all.into_iter().find(|p| p.id == id);
+        let before = find(list(who).await);
+        let (key, at) = (format!("{{\"use\":{step}}}"), 1000 + step);
+        let got = s
+            .use_passkey(who, id, counter, &key, at)
+            .await
+            .expect("use");
+        assert_eq!(got, want, "use {step}: counter {counter}");
+        let expected = match got {
+            Recorded => before.map(|p| Passkey {
+                counter,
+                key,
+                last_used_ms: Some(at),
+                ..p
+            }),
+            _ => before,
+        };
+        assert_eq!(find(list(who).await), expected, "use {step}: stored");
+    }
+
+    // Removed: gone for use, removal says so, its id never comes back, and
+    // its credential id may be registered again.
+    let spare = add(&adm, "c3BhcmU", "{}", 0).await.expect("add");
+    assert!(s.remove_passkey(&adm, spare).await.expect("remove"));
+    assert!(!s.remove_passkey(&adm, spare).await.expect("again"));
+    assert!(!s.remove_passkey(&school, a).await.expect("not hers"));
+    assert_eq!(
+        s.use_passkey(&adm, spare, 1, "{}", 2).await.expect("use"),
+        Gone
+    );
+    let again = add(&adm, "c3BhcmU", "{}", 0).await.expect("re-register");
+    assert!(again > spare, "removed {spare}, then issued {again}");
+
+    // Reset of school's anna removes and reports hers only.
+    let had = s.reset_user(&school).await.expect("reset");
+    let gone: Vec<i64> = had.passkeys.iter().map(|p| p.id).collect();
+    assert_eq!(gone, vec![b]);
+    assert!(s.enrolments(&school).await.expect("e").is_empty());
+    assert_eq!(
+        s.use_passkey(&school, b, 9, "{}", 3).await.expect("use"),
+        Gone
+    );
+    let kept: Vec<i64> = list(&adm).await.iter().map(|p| p.id).collect();
+    assert_eq!(kept, vec![a, again]);
+}
+
+/// Ten uses of one passkey with one counter at once, over two handles on
+/// the store (two gateways' pools, or two processes on a file): exactly one
+/// is recorded, the others see the counter it saved.
+pub async fn passkey_race(a: Arc<dyn EnrolmentStore>, b: Arc<dyn EnrolmentStore>) {
+    let alice = u("alice");
+    let id = a.add_passkey(&alice, "Key", CRED, "{}", 7, 1).await;
+    let id = id.expect("add");
+    let tasks = (0..10u64).map(|i| {
+        let (s, alice) = (Arc::clone(if i % 2 == 0 { &a } else { &b }), alice.clone());
+        tokio::spawn(async move { s.use_passkey(&alice, id, 8, &i.to_string(), i).await })
+    });
+    let mut recorded = Vec::new();
+    for (i, t) in (0..10u64).zip(tasks.collect::<Vec<_>>()) {
+        match t.await.expect("task").expect("use") {
+            PasskeyUse::Recorded => recorded.push(i),
+            PasskeyUse::Regressed { stored: 8 } => {}
+            other => panic!("use {i}: {other:?}"),
+        }
+    }
+    assert_eq!(recorded.len(), 1, "recorded by uses {recorded:?}");
+    // What is stored is the one recorded use's, whole.
+    let p = &b.passkeys(&alice).await.expect("list")[0];
+    let i = recorded[0];
+    assert_eq!(
+        (p.counter, &p.key, p.last_used_ms),
+        (8, &i.to_string(), Some(i))
+    );
 }

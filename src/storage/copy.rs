@@ -6,8 +6,10 @@
 //! backends keep, so nothing is decrypted on the way and the key never
 //! changes hands. What must survive a move for codes to stay single-use moves
 //! too: each device's last accepted step, each token's counter, last step and
-//! half-done resynchronisation, and the highest device id ever issued (ids are
-//! never reused, so an old audit line never names a new device).
+//! half-done resynchronisation, each passkey's signature counter (so a cloned
+//! authenticator's older count stays refused), and the highest device and
+//! passkey ids ever issued (ids are never reused, so an old audit line never
+//! names a new device).
 //!
 //! The copy is checked three ways before it counts as done: every seed of the
 //! source opens with this configuration's key (before anything is written),
@@ -78,6 +80,27 @@ pub struct TokenRow {
     pub resync_at: Option<i64>,
 }
 
+/// A passkey as stored (nothing sealed: a public key and a counter).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PasskeyRow {
+    /// Its id.
+    pub id: i64,
+    /// Whose.
+    pub who: UserRef,
+    /// The user's name for it.
+    pub description: String,
+    /// base64url WebAuthn credential id (unique in the store).
+    pub credential_id: String,
+    /// The serialised credential.
+    pub key: String,
+    /// The last signature counter accepted.
+    pub counter: i64,
+    /// When registered.
+    pub added_ms: i64,
+    /// When last used.
+    pub last_used_ms: Option<i64>,
+}
+
 /// Every row of a store, in a stable order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -89,6 +112,10 @@ pub struct Snapshot {
     pub tokens: Vec<TokenRow>,
     /// The highest device id ever issued (ids of removed devices included).
     pub device_id_high_water: i64,
+    /// Passkeys.
+    pub passkeys: Vec<PasskeyRow>,
+    /// The highest passkey id ever issued (ids of removed passkeys included).
+    pub passkey_id_high_water: i64,
 }
 
 impl Snapshot {
@@ -97,12 +124,16 @@ impl Snapshot {
         self.sms.sort();
         self.devices.sort();
         self.tokens.sort();
+        self.passkeys.sort();
         self
     }
 
     /// True when there is no row at all.
     pub fn is_empty(&self) -> bool {
-        self.sms.is_empty() && self.devices.is_empty() && self.tokens.is_empty()
+        self.sms.is_empty()
+            && self.devices.is_empty()
+            && self.tokens.is_empty()
+            && self.passkeys.is_empty()
     }
 }
 
@@ -113,7 +144,7 @@ pub trait Copyable: Send + Sync {
     /// still holds enrolments from before realms (adopt them first).
     async fn snapshot(&self) -> Result<Snapshot, StorageError>;
     /// Write every row of `rows` in one transaction, keeping ids, and raise
-    /// the device id sequence to its high water; refuses a store that is not
+    /// the device and passkey id sequences to their high water; refuses a store that is not
     /// empty ([`StorageError::NotEmpty`]), so a copy never mixes two stores.
     async fn restore(&self, rows: &Snapshot) -> Result<(), StorageError>;
 }
@@ -129,6 +160,8 @@ pub struct Copied {
     pub tokens: usize,
     /// Of those, assigned to a user.
     pub assigned: usize,
+    /// Passkeys.
+    pub passkeys: usize,
     /// Distinct users with at least one enrolment.
     pub users: usize,
 }
@@ -162,6 +195,7 @@ pub async fn copy(
         .map(|s| &s.who)
         .chain(rows.devices.iter().map(|d| &d.who))
         .chain(rows.tokens.iter().filter_map(|t| t.owner.as_ref()))
+        .chain(rows.passkeys.iter().map(|p| &p.who))
         .collect();
     users.sort();
     users.dedup();
@@ -170,11 +204,12 @@ pub async fn copy(
         devices: rows.devices.len(),
         tokens: rows.tokens.len(),
         assigned: rows.tokens.iter().filter(|t| t.owner.is_some()).count(),
+        passkeys: rows.passkeys.len(),
         users: users.len(),
     })
 }
 
-/// Which table differs, for the error (never a seed).
+/// Which table differs, for the error (never a seed nor a key).
 fn describe_difference(want: &Snapshot, got: &Snapshot) -> String {
     let mut out = Vec::new();
     let mut table = |name: &str, a: usize, b: usize, same: bool| {
@@ -202,12 +237,29 @@ fn describe_difference(want: &Snapshot, got: &Snapshot) -> String {
         got.tokens.len(),
         want.tokens == got.tokens,
     );
-    if want.device_id_high_water != got.device_id_high_water {
-        out.push(format!(
-            "device id sequence: {} in the source, {} in the target",
-            want.device_id_high_water, got.device_id_high_water
-        ));
-    }
+    table(
+        "passkeys",
+        want.passkeys.len(),
+        got.passkeys.len(),
+        want.passkeys == got.passkeys,
+    );
+    let mut sequence = |name: &str, a: i64, b: i64| {
+        if a != b {
+            out.push(format!(
+                "{name} id sequence: {a} in the source, {b} in the target"
+            ));
+        }
+    };
+    sequence(
+        "device",
+        want.device_id_high_water,
+        got.device_id_high_water,
+    );
+    sequence(
+        "passkey",
+        want.passkey_id_high_water,
+        got.passkey_id_high_water,
+    );
     out.join("; ")
 }
 
@@ -219,6 +271,9 @@ pub(crate) const DEVICE_COLUMNS: &str =
 /// Columns of `tokens`, in [`TokenRow`] order.
 pub(crate) const TOKEN_COLUMNS: &str = "serial, kind, digits, period, counter, last_step, seed, \
      imported_ms, realm, username, assigned_ms, resync_counter, resync_at";
+/// Columns of `passkeys`, in [`PasskeyRow`] order.
+pub(crate) const PASSKEY_COLUMNS: &str =
+    "id, realm, username, description, credential_id, key, counter, added_ms, last_used_ms";
 
 /// `INSERT INTO table (columns) VALUES (p1, p2, …)` with the backend's
 /// placeholder for parameter `i` (1-based): `?1` for SQLite, `$1` for PostgreSQL.
@@ -236,19 +291,23 @@ pub(crate) fn owner(realm: Option<String>, user: Option<String>) -> Option<UserR
     realm.zip(user).map(|(r, u)| UserRef::new(r, u))
 }
 
-/// Refuse to fill a store that holds rows (counts from the target itself).
-pub(crate) fn must_be_empty(sms: i64, devices: i64, tokens: i64) -> Result<(), StorageError> {
-    if sms + devices + tokens == 0 {
+/// Refuse to fill a store that holds rows (counts from the target itself,
+/// in [`COUNT_ALL`] order: SMS numbers, devices, tokens, passkeys).
+pub(crate) fn must_be_empty(counts: [i64; 4]) -> Result<(), StorageError> {
+    if counts.iter().all(|&c| c == 0) {
         return Ok(());
     }
     let n = |v: i64| usize::try_from(v).unwrap_or(0);
+    let [sms, devices, tokens, passkeys] = counts;
     Err(StorageError::NotEmpty {
         sms: n(sms),
         devices: n(devices),
         tokens: n(tokens),
+        passkeys: n(passkeys),
     })
 }
 
-/// `SELECT count(*) …` of the three tables, for [`must_be_empty`].
+/// `SELECT count(*) …` of the four tables, for [`must_be_empty`].
 pub(crate) const COUNT_ALL: &str = "SELECT (SELECT count(*) FROM sms_numbers), \
-     (SELECT count(*) FROM totp_devices), (SELECT count(*) FROM tokens)";
+     (SELECT count(*) FROM totp_devices), (SELECT count(*) FROM tokens), \
+     (SELECT count(*) FROM passkeys)";

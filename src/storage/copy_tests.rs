@@ -1,6 +1,7 @@
 //! Tests of [`super::copy`]: a SQLite store with every kind of row (numbers,
 //! devices with replay state, a removed device's retired id, tokens assigned
-//! and not, a counter, a half-done resynchronisation) copied to SQLite and,
+//! and not, a counter, a half-done resynchronisation, passkeys with their
+//! signature counters and a removed one's retired id) copied to SQLite and,
 //! where PostgreSQL is installed, through PostgreSQL and back; after each
 //! copy the target behaves as the source did, codes stay single-use, and a
 //! copy is refused before writing when it could lose or mix anything.
@@ -25,6 +26,10 @@ fn sqlite(path: &Path) -> SqliteStore {
 
 /// The id the removed device had: never to be issued again.
 const RETIRED: i64 = 2;
+/// The id the removed passkey had (the highest issued): never again either.
+const RETIRED_PASSKEY: i64 = 3;
+/// The credential id of alice's passkey.
+const YUBIKEY: &str = "eXViaWtleQ";
 
 /// A store as a gateway leaves it after some months.
 async fn fill(s: &dyn EnrolmentStore) {
@@ -72,6 +77,26 @@ async fn fill(s: &dyn EnrolmentStore) {
             .expect("hotp"),
         Verify::NeedsNextCode { .. }
     ));
+    // Passkeys: alice's used up to counter 9, dora's (only a passkey) never
+    // used and without a counter, and a removed one that had the highest id.
+    let p = |who: UserRef, cred: &'static str, counter: u32| async move {
+        s.add_passkey(&who, "key", cred, r#"{"pk":1}"#, counter, 60)
+            .await
+            .expect("add passkey")
+    };
+    assert_eq!(p(alice.clone(), YUBIKEY, 5).await, 1);
+    assert_eq!(
+        s.use_passkey(&alice, 1, 9, r#"{"pk":9}"#, 61)
+            .await
+            .expect("use"),
+        PasskeyUse::Recorded
+    );
+    assert_eq!(p(u("dora"), "ZG9yYQ", 0).await, 2);
+    assert_eq!(p(alice.clone(), "b2xk", 0).await, RETIRED_PASSKEY);
+    assert!(s
+        .remove_passkey(&alice, RETIRED_PASSKEY)
+        .await
+        .expect("remove"));
 }
 
 /// What [`fill`] left, seen through the gateway's interface of `s`.
@@ -125,6 +150,46 @@ async fn behaves_as_filled(s: &dyn EnrolmentStore) {
     s.assign_token("T2", &alice, 40)
         .await
         .expect("the unassigned token is still free");
+    let keys = s.passkeys(&alice).await.expect("passkeys");
+    assert_eq!(
+        keys.iter()
+            .map(|k| (
+                k.id,
+                k.credential_id.as_str(),
+                k.counter,
+                k.key.as_str(),
+                k.last_used_ms
+            ))
+            .collect::<Vec<_>>(),
+        [(1, YUBIKEY, 9, r#"{"pk":9}"#, Some(61))],
+        "the passkey, its counter, key and last use moved"
+    );
+    assert_eq!(
+        s.use_passkey(&alice, 1, 9, "{}", 70).await.expect("use"),
+        PasskeyUse::Regressed { stored: 9 },
+        "a count accepted before the copy is not accepted again after it"
+    );
+    assert_eq!(
+        s.use_passkey(&alice, 1, 10, "{}", 71).await.expect("use"),
+        PasskeyUse::Recorded
+    );
+    assert!(matches!(
+        s.add_passkey(&u("eve"), "copy", YUBIKEY, "{}", 0, 72).await,
+        Err(StorageError::DuplicateCredential)
+    ));
+    let dora = s.passkeys(&u("dora")).await.expect("passkeys");
+    assert_eq!(
+        (dora.len(), dora[0].counter, dora[0].last_used_ms),
+        (1, 0, None)
+    );
+    let fresh = s
+        .add_passkey(&alice, "new", "bmV3", "{}", 0, 73)
+        .await
+        .expect("add passkey");
+    assert!(
+        fresh > RETIRED_PASSKEY,
+        "a removed passkey's id {RETIRED_PASSKEY} is never reused (got {fresh})"
+    );
     let next = s
         .add_totp_device(&alice, "new", &[5; 20], 50)
         .await
@@ -148,9 +213,11 @@ async fn a_sqlite_store_copied_to_another_file_keeps_every_enrolment_and_its_sta
             copied.devices,
             copied.tokens,
             copied.assigned,
+            copied.passkeys,
             copied.users
         ),
-        (3, 1, 2, 1, 3)
+        (3, 1, 2, 1, 2, 4),
+        "dora, with only a passkey, is counted among the users"
     );
     behaves_as_filled(&to).await;
 }
@@ -170,10 +237,27 @@ async fn a_copy_into_a_store_that_holds_enrolments_is_refused_and_changes_nothin
         Err(StorageError::NotEmpty {
             sms: 1,
             devices: 0,
-            tokens: 0
+            tokens: 0,
+            passkeys: 0
         })
     ));
     assert_eq!(to.snapshot().await.expect("snapshot"), before);
+}
+
+#[tokio::test]
+async fn a_target_holding_only_a_passkey_is_not_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let from = sqlite(&dir.path().join("a.db"));
+    fill(&from).await;
+    let to = sqlite(&dir.path().join("b.db"));
+    to.add_passkey(&u("carl"), "key", "Y2FybA", "{}", 0, 1)
+        .await
+        .expect("passkey");
+    assert!(matches!(
+        copy(&from, &to, &sealer()).await,
+        Err(StorageError::NotEmpty { passkeys: 1, .. })
+    ));
+    assert_eq!(to.passkeys(&u("carl")).await.expect("list").len(), 1);
 }
 
 #[tokio::test]
@@ -222,9 +306,12 @@ async fn sqlite_to_postgres_and_back_loses_nothing() {
         .await
         .expect("open pg");
     copy(&from, &middle, &sealer()).await.expect("to postgres");
+    let in_pg = middle.snapshot().await.expect("pg").sorted();
+    assert_eq!(in_pg, from.snapshot().await.expect("sqlite").sorted());
     assert_eq!(
-        middle.snapshot().await.expect("pg").sorted(),
-        from.snapshot().await.expect("sqlite").sorted()
+        (in_pg.passkeys.len(), in_pg.passkey_id_high_water),
+        (2, RETIRED_PASSKEY),
+        "passkeys and their retired id reached PostgreSQL"
     );
     let back = sqlite(&dir.path().join("c.db"));
     copy(&middle, &back, &sealer())

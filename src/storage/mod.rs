@@ -10,7 +10,8 @@
 //! saves the new state in one transaction, so two gateways (or the gateway and
 //! the admin CLI) never accept the same code twice.
 //!
-//! Seeds are stored only sealed by [`crypto::Sealer`].
+//! Seeds are stored only sealed by [`crypto::Sealer`]. Passkeys hold no
+//! secret (a public key and a signature counter), so they are stored as given.
 
 pub mod copy;
 #[cfg(test)]
@@ -114,6 +115,42 @@ pub struct TokenInfo {
     pub assigned_ms: Option<u64>,
 }
 
+/// A registered passkey or security key (a WebAuthn credential). Nothing in
+/// it is secret: the credential's public key and its signature counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passkey {
+    /// Stable id (never reused, like device ids), shown in lists and audit events.
+    pub id: i64,
+    /// The user's name for it ("YubiKey").
+    pub description: String,
+    /// base64url of the WebAuthn credential id; unique across all users and realms.
+    pub credential_id: String,
+    /// The relying-party library's serialised credential (JSON text, opaque here).
+    pub key: String,
+    /// The last signature counter accepted.
+    pub counter: u32,
+    /// When it was registered.
+    pub added_ms: u64,
+    /// When it was last used, if ever.
+    pub last_used_ms: Option<u64>,
+}
+
+/// What [`EnrolmentStore::use_passkey`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasskeyUse {
+    /// Saved: the counter moved forward (or both it and the stored one are
+    /// 0: authenticators without a counter).
+    Recorded,
+    /// The counter did not move forward: a cloned authenticator, or a race
+    /// with another use of the same count. Nothing saved.
+    Regressed {
+        /// The counter the store holds.
+        stored: u32,
+    },
+    /// The user has no such passkey (removed meanwhile).
+    Gone,
+}
+
 /// Everything a user has enrolled.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Enrolments {
@@ -123,12 +160,17 @@ pub struct Enrolments {
     pub totp: Vec<TotpDevice>,
     /// Assigned tokens by serial.
     pub tokens: Vec<TokenInfo>,
+    /// Passkeys by id.
+    pub passkeys: Vec<Passkey>,
 }
 
 impl Enrolments {
     /// True when the user has nothing enrolled.
     pub fn is_empty(&self) -> bool {
-        self.sms.is_empty() && self.totp.is_empty() && self.tokens.is_empty()
+        self.sms.is_empty()
+            && self.totp.is_empty()
+            && self.tokens.is_empty()
+            && self.passkeys.is_empty()
     }
 }
 
@@ -262,6 +304,17 @@ pub enum StorageError {
         /// The configured realms, to choose from.
         realms: Vec<String>,
     },
+    /// A passkey whose credential id is already registered (to anyone).
+    #[error("this security key is already registered")]
+    DuplicateCredential,
+    /// A WebAuthn credential id that cannot be stored.
+    #[error(
+        "credential id must be 1 to {MAX_CREDENTIAL_ID} characters of base64url (A-Z a-z 0-9 - _)"
+    )]
+    InvalidCredentialId,
+    /// A serialised passkey that cannot be stored.
+    #[error("serialised passkey must be 1 to {MAX_PASSKEY_KEY} bytes")]
+    InvalidPasskeyKey,
     /// Resynchronisation asked for a TOTP token.
     #[error("token {0} is a TOTP token; only HOTP tokens are resynchronised")]
     NotHotp(String),
@@ -270,8 +323,9 @@ pub enum StorageError {
     Task(String),
     /// `storage copy` into a store that already holds enrolments.
     #[error(
-        "the target already holds {sms} SMS number(s), {devices} authenticator device(s) and \
-         {tokens} token(s); copy only into an empty store (nothing was copied)"
+        "the target already holds {sms} SMS number(s), {devices} authenticator device(s), \
+         {tokens} token(s) and {passkeys} passkey(s); copy only into an empty store (nothing \
+         was copied)"
     )]
     NotEmpty {
         /// Rows found.
@@ -280,6 +334,8 @@ pub enum StorageError {
         devices: usize,
         /// Rows found.
         tokens: usize,
+        /// Rows found.
+        passkeys: usize,
     },
     /// `storage copy` from a SQLite file with enrolments not yet given to a realm.
     #[error(
@@ -381,9 +437,37 @@ pub trait EnrolmentStore: Send + Sync + std::fmt::Debug {
         code2: &str,
     ) -> Result<Option<u64>, StorageError>;
 
+    /// The user's passkeys by id.
+    async fn passkeys(&self, who: &UserRef) -> Result<Vec<Passkey>, StorageError>;
+    /// Register a passkey; its id. A credential id already registered (to
+    /// anyone) is [`StorageError::DuplicateCredential`].
+    async fn add_passkey(
+        &self,
+        who: &UserRef,
+        description: &str,
+        credential_id: &str,
+        key: &str,
+        counter: u32,
+        now_ms: u64,
+    ) -> Result<i64, StorageError>;
+    /// Remove the user's passkey `id`; false if the user has no such passkey.
+    async fn remove_passkey(&self, who: &UserRef, id: i64) -> Result<bool, StorageError>;
+    /// Record a successful use: the new counter and serialised credential,
+    /// and the time, only if `counter` is greater than the stored one or
+    /// both are 0, in one statement (two gateways racing with the same
+    /// counter: exactly one `Recorded`, the other `Regressed`).
+    async fn use_passkey(
+        &self,
+        who: &UserRef,
+        id: i64,
+        counter: u32,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<PasskeyUse, StorageError>;
+
     /// Everything the user has enrolled.
     async fn enrolments(&self, who: &UserRef) -> Result<Enrolments, StorageError>;
-    /// Remove numbers and devices and unassign tokens; returns what there was.
+    /// Remove numbers, devices and passkeys and unassign tokens; returns what there was.
     async fn reset_user(&self, who: &UserRef) -> Result<Enrolments, StorageError>;
 }
 
@@ -481,4 +565,28 @@ pub(crate) fn check_description(description: &str) -> Result<(), StorageError> {
     let n = description.chars().count();
     let ok = (1..=100).contains(&n) && !description.chars().any(char::is_control);
     ok.then_some(()).ok_or(StorageError::InvalidDescription)
+}
+
+/// Longest WebAuthn credential id stored, in base64url characters (the
+/// spec's 1023 bytes encode to 1364).
+pub const MAX_CREDENTIAL_ID: usize = 1400;
+/// Longest serialised passkey stored, in bytes: a public key and a few
+/// flags take well under 1 KiB; the bound keeps a hostile client from
+/// filling the store.
+pub const MAX_PASSKEY_KEY: usize = 16384;
+
+/// Refuse credential ids that are not base64url of a plausible length: the
+/// id is the lookup key at login, so one spelling per credential.
+pub(crate) fn check_credential_id(credential_id: &str) -> Result<(), StorageError> {
+    let ok = (1..=MAX_CREDENTIAL_ID).contains(&credential_id.len())
+        && credential_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(()).ok_or(StorageError::InvalidCredentialId)
+}
+
+/// Refuse empty or oversized serialised passkeys.
+pub(crate) fn check_passkey_key(key: &str) -> Result<(), StorageError> {
+    let ok = (1..=MAX_PASSKEY_KEY).contains(&key.len());
+    ok.then_some(()).ok_or(StorageError::InvalidPasskeyKey)
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    EnrolmentStore, Enrolments, SmsNumber, StorageError, TokenInfo, TokenRecord, TotpDevice,
-    UserRef, Verify,
+    EnrolmentStore, Enrolments, Passkey, PasskeyUse, SmsNumber, StorageError, TokenInfo,
+    TokenRecord, TotpDevice, UserRef, Verify,
 };
 use crate::state::health::{Backend, Health};
 
@@ -124,6 +124,37 @@ impl EnrolmentStore for MonitoredStore {
         code2: &str,
     ) -> Result<Option<u64>, StorageError> {
         self.seen(self.inner.resync_token(serial, code1, code2).await)
+    }
+    async fn passkeys(&self, who: &UserRef) -> Result<Vec<Passkey>, StorageError> {
+        self.seen(self.inner.passkeys(who).await)
+    }
+    async fn add_passkey(
+        &self,
+        who: &UserRef,
+        description: &str,
+        credential_id: &str,
+        key: &str,
+        counter: u32,
+        now_ms: u64,
+    ) -> Result<i64, StorageError> {
+        self.seen(
+            self.inner
+                .add_passkey(who, description, credential_id, key, counter, now_ms)
+                .await,
+        )
+    }
+    async fn remove_passkey(&self, who: &UserRef, id: i64) -> Result<bool, StorageError> {
+        self.seen(self.inner.remove_passkey(who, id).await)
+    }
+    async fn use_passkey(
+        &self,
+        who: &UserRef,
+        id: i64,
+        counter: u32,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<PasskeyUse, StorageError> {
+        self.seen(self.inner.use_passkey(who, id, counter, key, now_ms).await)
     }
     async fn enrolments(&self, who: &UserRef) -> Result<Enrolments, StorageError> {
         self.seen(self.inner.enrolments(who).await)

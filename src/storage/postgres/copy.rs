@@ -6,13 +6,29 @@ use tokio_postgres::IsolationLevel;
 
 use super::PostgresStore;
 use crate::storage::copy::{
-    insert_sql, must_be_empty, owner, Copyable, DeviceRow, SmsRow, Snapshot, TokenRow, COUNT_ALL,
-    DEVICE_COLUMNS, SMS_COLUMNS, TOKEN_COLUMNS,
+    insert_sql, must_be_empty, owner, Copyable, DeviceRow, PasskeyRow, SmsRow, Snapshot, TokenRow,
+    COUNT_ALL, DEVICE_COLUMNS, PASSKEY_COLUMNS, SMS_COLUMNS, TOKEN_COLUMNS,
 };
 use crate::storage::{StorageError, UserRef};
 
 /// The sequence behind `totp_devices.id` (GENERATED … AS IDENTITY).
 const DEVICE_SEQUENCE: &str = "totp_devices_id_seq";
+/// The sequence behind `passkeys.id`.
+const PASSKEY_SEQUENCE: &str = "passkeys_id_seq";
+
+/// The highest id `sequence` has issued (0: none yet).
+async fn high_water(
+    tx: &tokio_postgres::Transaction<'_>,
+    sequence: &str,
+) -> Result<i64, StorageError> {
+    Ok(tx
+        .query_one(
+            &format!("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {sequence}"),
+            &[],
+        )
+        .await?
+        .get(0))
+}
 
 /// Back to the snapshot's integers (the columns are narrower, never wider).
 fn wide(v: impl Into<i64>) -> i64 {
@@ -47,7 +63,7 @@ impl Copyable for PostgresStore {
                     added_ms: r.get(4),
                 })
                 .collect();
-            let devices = tx
+            let devices: Vec<DeviceRow> = tx
                 .query(&format!("SELECT {DEVICE_COLUMNS} FROM totp_devices"), &[])
                 .await?
                 .iter()
@@ -79,26 +95,33 @@ impl Copyable for PostgresStore {
                     resync_at: r.get(12),
                 })
                 .collect();
-            let high: i64 = tx
-                .query_one(
-                    &format!(
-                        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {DEVICE_SEQUENCE}"
-                    ),
-                    &[],
-                )
+            let passkeys: Vec<PasskeyRow> = tx
+                .query(&format!("SELECT {PASSKEY_COLUMNS} FROM passkeys"), &[])
                 .await?
-                .get(0);
+                .iter()
+                .map(|r| PasskeyRow {
+                    id: r.get(0),
+                    who: UserRef::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+                    description: r.get(3),
+                    credential_id: r.get(4),
+                    key: r.get(5),
+                    counter: r.get(6),
+                    added_ms: r.get(7),
+                    last_used_ms: r.get(8),
+                })
+                .collect();
+            let device_high = high_water(&tx, DEVICE_SEQUENCE).await?;
+            let passkey_high = high_water(&tx, PASSKEY_SEQUENCE).await?;
             tx.commit().await?;
-            let snapshot = Snapshot {
+            let max_device = devices.iter().map(|d: &DeviceRow| d.id).max().unwrap_or(0);
+            let max_passkey = passkeys.iter().map(|p| p.id).max().unwrap_or(0);
+            Ok(Snapshot {
                 sms,
                 devices,
                 tokens,
-                device_id_high_water: 0,
-            };
-            let max_id = snapshot.devices.iter().map(|d| d.id).max().unwrap_or(0);
-            Ok(Snapshot {
-                device_id_high_water: high.max(max_id),
-                ..snapshot
+                device_id_high_water: device_high.max(max_device),
+                passkeys,
+                passkey_id_high_water: passkey_high.max(max_passkey),
             })
         })
         .await
@@ -109,10 +132,12 @@ impl Copyable for PostgresStore {
             let mut c = self.client().await?;
             let tx = c.transaction().await?;
             // No gateway writes between the emptiness check and the commit.
-            tx.batch_execute("LOCK TABLE sms_numbers, totp_devices, tokens IN EXCLUSIVE MODE")
-                .await?;
+            tx.batch_execute(
+                "LOCK TABLE sms_numbers, totp_devices, tokens, passkeys IN EXCLUSIVE MODE",
+            )
+            .await?;
             let n = tx.query_one(COUNT_ALL, &[]).await?;
-            must_be_empty(n.get(0), n.get(1), n.get(2))?;
+            must_be_empty([n.get(0), n.get(1), n.get(2), n.get(3)])?;
             let st = tx
                 .prepare(&insert_sql("sms_numbers", SMS_COLUMNS, '$'))
                 .await?;
@@ -171,15 +196,37 @@ impl Copyable for PostgresStore {
                 )
                 .await?;
             }
-            // Rows inserted with their ids do not move the identity
-            // sequence: set it to the source's high water, so the next
-            // device gets a fresh id and retired ids stay retired.
-            if rows.device_id_high_water > 0 {
+            let st = tx
+                .prepare(&insert_sql("passkeys", PASSKEY_COLUMNS, '$'))
+                .await?;
+            for r in &rows.passkeys {
                 tx.execute(
-                    &format!("SELECT setval('{DEVICE_SEQUENCE}', $1, true)"),
-                    &[&rows.device_id_high_water],
+                    &st,
+                    &[
+                        &r.id,
+                        &r.who.realm,
+                        &r.who.user,
+                        &r.description,
+                        &r.credential_id,
+                        &r.key,
+                        &r.counter,
+                        &r.added_ms,
+                        &r.last_used_ms,
+                    ],
                 )
                 .await?;
+            }
+            // Rows inserted with their ids do not move the identity
+            // sequences: set each to the source's high water, so the next
+            // device or passkey gets a fresh id and retired ids stay retired.
+            for (sequence, high) in [
+                (DEVICE_SEQUENCE, rows.device_id_high_water),
+                (PASSKEY_SEQUENCE, rows.passkey_id_high_water),
+            ] {
+                if high > 0 {
+                    tx.execute(&format!("SELECT setval('{sequence}', $1, true)"), &[&high])
+                        .await?;
+                }
             }
             tx.commit().await?;
             Ok(())

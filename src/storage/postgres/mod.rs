@@ -13,6 +13,7 @@
 //! accept one time step or one counter twice.
 
 mod copy;
+mod passkeys;
 mod queries;
 mod schema;
 pub mod settings;
@@ -28,8 +29,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
 use super::{
-    check_description, check_e164, check_who, EnrolmentStore, Enrolments, Sealer, SmsNumber,
-    StorageError, TokenInfo, TokenRecord, TotpDevice, UserRef, Verify, MAX_SMS_NUMBERS,
+    check_credential_id, check_description, check_e164, check_passkey_key, check_who,
+    EnrolmentStore, Enrolments, Passkey, PasskeyUse, Sealer, SmsNumber, StorageError, TokenInfo,
+    TokenRecord, TotpDevice, UserRef, Verify, MAX_SMS_NUMBERS,
 };
 use crate::factors::totp;
 #[cfg(test)]
@@ -451,11 +453,57 @@ impl EnrolmentStore for PostgresStore {
         .await
     }
 
+    async fn passkeys(&self, who: &UserRef) -> Result<Vec<Passkey>, StorageError> {
+        self.bounded(async { passkeys::read_passkeys(&**self.client().await?, who).await })
+            .await
+    }
+
+    async fn add_passkey(
+        &self,
+        who: &UserRef,
+        description: &str,
+        credential_id: &str,
+        key: &str,
+        counter: u32,
+        now_ms: u64,
+    ) -> Result<i64, StorageError> {
+        check_who(who)?;
+        check_description(description)?;
+        check_credential_id(credential_id)?;
+        check_passkey_key(key)?;
+        self.bounded(async {
+            let c = self.client().await?;
+            passkeys::add_passkey(&**c, who, description, credential_id, key, counter, now_ms).await
+        })
+        .await
+    }
+
+    async fn remove_passkey(&self, who: &UserRef, id: i64) -> Result<bool, StorageError> {
+        self.bounded(async { passkeys::remove_passkey(&**self.client().await?, who, id).await })
+            .await
+    }
+
+    async fn use_passkey(
+        &self,
+        who: &UserRef,
+        id: i64,
+        counter: u32,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<PasskeyUse, StorageError> {
+        check_passkey_key(key)?;
+        self.bounded(async {
+            let c = self.client().await?;
+            passkeys::use_passkey(&**c, who, id, counter, key, now_ms).await
+        })
+        .await
+    }
+
     async fn enrolments(&self, who: &UserRef) -> Result<Enrolments, StorageError> {
         self.bounded(async {
             let mut c = self.client().await?;
             let c: &mut tokio_postgres::Client = &mut c;
-            // One snapshot: a consistent picture of the three tables.
+            // One snapshot: a consistent picture of the four tables.
             let tx = c
                 .build_transaction()
                 .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)

@@ -7,6 +7,7 @@
 
 use tokio_postgres::{Client, GenericClient, Row, Transaction};
 
+use super::passkeys::{read_passkeys, remove_all as remove_passkeys};
 use super::{int, uint};
 use crate::factors::token::{
     check_token, find_consecutive, Hotp, TokenCheck, TokenState, ADMIN_RESYNC_LOOKAHEAD,
@@ -99,6 +100,7 @@ pub(super) async fn read_enrolments(
         sms: read_sms(c, who).await?,
         totp: read_devices(c, who).await?,
         tokens: read_tokens(c, who).await?,
+        passkeys: read_passkeys(c, who).await?,
     })
 }
 
@@ -477,7 +479,7 @@ pub(super) async fn reset_user(c: &mut Client, who: &UserRef) -> Result<Enrolmen
         &[&who.realm, &who.user],
     )
     .await?;
-    let had = read_enrolments(&tx, who).await?;
+    let mut had = read_enrolments(&tx, who).await?;
     let keys: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&who.realm, &who.user];
     tx.execute(
         "DELETE FROM sms_numbers WHERE realm = $1 AND username = $2",
@@ -489,6 +491,7 @@ pub(super) async fn reset_user(c: &mut Client, who: &UserRef) -> Result<Enrolmen
         &keys,
     )
     .await?;
+    had.passkeys = remove_passkeys(&tx, who).await?;
     tx.execute(&format!("{FREE_TOKENS}realm = $1 AND username = $2"), &keys)
         .await?;
     tx.commit().await?;

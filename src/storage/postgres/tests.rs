@@ -41,6 +41,17 @@ async fn the_postgres_store_keeps_the_contract() {
     contract::import(&fresh(&pg, "c_import", "5").await).await;
     contract::reset(&fresh(&pg, "c_reset", "5").await).await;
     contract::realms_apart(&fresh(&pg, "c_realms", "5").await).await;
+    contract::passkeys(&fresh(&pg, "c_passkeys", "5").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_racing_one_passkey_counter_record_it_once() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let a = fresh(&pg, "race_passkey", "10").await;
+    let b = open(&pg, "race_passkey", "10").await;
+    contract::passkey_race(Arc::new(a), Arc::new(b)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

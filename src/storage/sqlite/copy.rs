@@ -6,8 +6,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use super::legacy::legacy_users;
 use super::SqliteStore;
 use crate::storage::copy::{
-    insert_sql, must_be_empty, owner, Copyable, DeviceRow, SmsRow, Snapshot, TokenRow, COUNT_ALL,
-    DEVICE_COLUMNS, SMS_COLUMNS, TOKEN_COLUMNS,
+    insert_sql, must_be_empty, owner, Copyable, DeviceRow, PasskeyRow, SmsRow, Snapshot, TokenRow,
+    COUNT_ALL, DEVICE_COLUMNS, PASSKEY_COLUMNS, SMS_COLUMNS, TOKEN_COLUMNS,
 };
 use crate::storage::{StorageError, UserRef};
 
@@ -31,9 +31,10 @@ impl Copyable for SqliteStore {
         let rows = rows.clone();
         self.call(move |conn, _| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let (s, d, t) =
-                tx.query_row(COUNT_ALL, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            must_be_empty(s, d, t)?;
+            let counts = tx.query_row(COUNT_ALL, [], |r| {
+                Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?])
+            })?;
+            must_be_empty(counts)?;
             let mut st = tx.prepare(&insert_sql("sms_numbers", SMS_COLUMNS, '?'))?;
             for r in &rows.sms {
                 st.execute(params![
@@ -78,16 +79,33 @@ impl Copyable for SqliteStore {
                 ])?;
             }
             drop(st);
+            let mut st = tx.prepare(&insert_sql("passkeys", PASSKEY_COLUMNS, '?'))?;
+            for r in &rows.passkeys {
+                st.execute(params![
+                    r.id,
+                    r.who.realm,
+                    r.who.user,
+                    r.description,
+                    r.credential_id,
+                    r.key,
+                    r.counter,
+                    r.added_ms,
+                    r.last_used_ms
+                ])?;
+            }
+            drop(st);
             // AUTOINCREMENT remembers the highest id inserted; raise it to the
-            // source's high water so removed devices' ids stay retired.
-            tx.execute(
-                "DELETE FROM sqlite_sequence WHERE name = 'totp_devices'",
-                [],
-            )?;
-            tx.execute(
-                "INSERT INTO sqlite_sequence (name, seq) VALUES ('totp_devices', ?1)",
-                [rows.device_id_high_water],
-            )?;
+            // source's high water so removed devices' and passkeys' ids stay retired.
+            for (table, high) in [
+                ("totp_devices", rows.device_id_high_water),
+                ("passkeys", rows.passkey_id_high_water),
+            ] {
+                tx.execute("DELETE FROM sqlite_sequence WHERE name = ?1", [table])?;
+                tx.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES (?1, ?2)",
+                    params![table, high],
+                )?;
+            }
             tx.commit()?;
             Ok(())
         })
@@ -139,18 +157,41 @@ fn read_all(conn: &Connection) -> Result<Snapshot, StorageError> {
             })
         })?
         .collect::<Result<_, _>>()?;
-    let seq: Option<i64> = conn
-        .query_row(
-            "SELECT seq FROM sqlite_sequence WHERE name = 'totp_devices'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let max_id = devices.iter().map(|d| d.id).max().unwrap_or(0);
+    let mut st = conn.prepare(&format!("SELECT {PASSKEY_COLUMNS} FROM passkeys"))?;
+    let passkeys = st
+        .query_map([], |r| {
+            Ok(PasskeyRow {
+                id: r.get(0)?,
+                who: UserRef::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+                description: r.get(3)?,
+                credential_id: r.get(4)?,
+                key: r.get(5)?,
+                counter: r.get(6)?,
+                added_ms: r.get(7)?,
+                last_used_ms: r.get(8)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let max_device = devices.iter().map(|d| d.id).max().unwrap_or(0);
+    let max_passkey = passkeys.iter().map(|p| p.id).max().unwrap_or(0);
     Ok(Snapshot {
         sms,
         devices,
         tokens,
-        device_id_high_water: seq.unwrap_or(0).max(max_id),
+        device_id_high_water: high_water(conn, "totp_devices")?.max(max_device),
+        passkeys,
+        passkey_id_high_water: high_water(conn, "passkeys")?.max(max_passkey),
     })
+}
+
+/// The highest id AUTOINCREMENT has issued for `table` (0: none yet).
+fn high_water(conn: &Connection, table: &str) -> Result<i64, StorageError> {
+    let seq: Option<i64> = conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(seq.unwrap_or(0))
 }

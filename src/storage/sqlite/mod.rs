@@ -8,6 +8,7 @@
 
 mod copy;
 mod legacy;
+mod passkeys;
 mod queries;
 
 use std::path::{Path, PathBuf};
@@ -22,8 +23,9 @@ use self::queries::{
     read_tokens, reset_user, resync_token, unassign_token, verify_token, verify_totp,
 };
 use super::{
-    check_description, check_e164, check_who, EnrolmentStore, Enrolments, Sealer, SmsNumber,
-    StorageError, TokenInfo, TokenRecord, TotpDevice, UserRef, Verify, MAX_SMS_NUMBERS,
+    check_credential_id, check_description, check_e164, check_passkey_key, check_who,
+    EnrolmentStore, Enrolments, Passkey, PasskeyUse, Sealer, SmsNumber, StorageError, TokenInfo,
+    TokenRecord, TotpDevice, UserRef, Verify, MAX_SMS_NUMBERS,
 };
 use crate::factors::totp;
 
@@ -124,6 +126,21 @@ const MIGRATIONS: &[&str] = &[
         SELECT serial, username, assigned_ms, resync_counter, resync_at
         FROM legacy_tokens WHERE username IS NOT NULL;
     DROP TABLE legacy_tokens;",
+    // 3: passkeys (WebAuthn credentials). Nothing sealed: a public key and a
+    // counter. The credential id is unique across realms, since the
+    // authenticator names it at login before anyone knows whose it is.
+    "CREATE TABLE passkeys (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        realm TEXT NOT NULL,
+        username TEXT NOT NULL,
+        description TEXT NOT NULL,
+        credential_id TEXT NOT NULL UNIQUE,
+        key TEXT NOT NULL,
+        counter INTEGER NOT NULL CHECK (counter >= 0),
+        added_ms INTEGER NOT NULL,
+        last_used_ms INTEGER
+    ) STRICT;
+    CREATE INDEX passkeys_by_user ON passkeys (realm, username);",
 ];
 
 /// How long a call waits for another process's write lock before failing.
@@ -433,10 +450,61 @@ impl EnrolmentStore for SqliteStore {
             .await
     }
 
+    async fn passkeys(&self, who: &UserRef) -> Result<Vec<Passkey>, StorageError> {
+        let who = who.clone();
+        self.call(move |c, _| passkeys::read_passkeys(c, &who))
+            .await
+    }
+
+    async fn add_passkey(
+        &self,
+        who: &UserRef,
+        description: &str,
+        credential_id: &str,
+        key: &str,
+        counter: u32,
+        now_ms: u64,
+    ) -> Result<i64, StorageError> {
+        check_who(who)?;
+        check_description(description)?;
+        check_credential_id(credential_id)?;
+        check_passkey_key(key)?;
+        let who = who.clone();
+        let (description, credential_id, key) = (
+            description.to_string(),
+            credential_id.to_string(),
+            key.to_string(),
+        );
+        self.call(move |c, _| {
+            passkeys::add_passkey(c, &who, &description, &credential_id, &key, counter, now_ms)
+        })
+        .await
+    }
+
+    async fn remove_passkey(&self, who: &UserRef, id: i64) -> Result<bool, StorageError> {
+        let who = who.clone();
+        self.call(move |c, _| passkeys::remove_passkey(c, &who, id))
+            .await
+    }
+
+    async fn use_passkey(
+        &self,
+        who: &UserRef,
+        id: i64,
+        counter: u32,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<PasskeyUse, StorageError> {
+        check_passkey_key(key)?;
+        let (who, key) = (who.clone(), key.to_string());
+        self.call(move |c, _| passkeys::use_passkey(c, &who, id, counter, &key, now_ms))
+            .await
+    }
+
     async fn enrolments(&self, who: &UserRef) -> Result<Enrolments, StorageError> {
         let who = who.clone();
         self.call(move |c, _| {
-            // One read transaction: a consistent picture of the three tables.
+            // One read transaction: a consistent picture of the four tables.
             let tx = c.transaction()?;
             read_enrolments(&tx, &who)
         })

@@ -6,6 +6,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
+use super::passkeys::{read_passkeys, remove_all as remove_passkeys};
 use super::{int, uint};
 use crate::factors::token::{
     check_token, find_consecutive, Hotp, TokenCheck, TokenState, ADMIN_RESYNC_LOOKAHEAD,
@@ -98,6 +99,7 @@ pub(super) fn read_enrolments(
         sms: read_sms(conn, who)?,
         totp: read_devices(conn, who)?,
         tokens: read_tokens(conn, who)?,
+        passkeys: read_passkeys(conn, who)?,
     })
 }
 
@@ -439,6 +441,7 @@ pub(super) fn reset_user(conn: &mut Connection, who: &UserRef) -> Result<Enrolme
         "DELETE FROM totp_devices WHERE realm = ?1 AND username = ?2",
         keys,
     )?;
+    remove_passkeys(&tx, who)?;
     tx.execute(&format!("{FREE_TOKENS}realm = ?1 AND username = ?2"), keys)?;
     tx.commit()?;
     Ok(had)

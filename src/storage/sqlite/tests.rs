@@ -54,6 +54,46 @@ async fn contract_realms_apart() {
     contract::realms_apart(&fresh().1).await;
 }
 
+#[tokio::test]
+async fn contract_passkeys() {
+    contract::passkeys(&fresh().1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_racing_one_passkey_counter_record_it_once() {
+    let (dir, gateway) = fresh();
+    let admin = open(&dir.path().join("state/portvakt.db"));
+    contract::passkey_race(Arc::new(gateway), Arc::new(admin)).await;
+}
+
+#[tokio::test]
+async fn passkeys_and_their_counters_survive_reopen() {
+    let (dir, s) = fresh();
+    let id = s
+        .add_passkey(&u("alice"), "YubiKey", contract::CRED, "{}", 3, 1)
+        .await
+        .expect("add");
+    assert_eq!(
+        s.use_passkey(&u("alice"), id, 4, "{}", 2)
+            .await
+            .expect("use"),
+        PasskeyUse::Recorded
+    );
+    drop(s);
+    let s = open(&dir.path().join("state/portvakt.db"));
+    assert_eq!(
+        s.use_passkey(&u("alice"), id, 4, "{}", 3)
+            .await
+            .expect("use"),
+        PasskeyUse::Regressed { stored: 4 }
+    );
+    assert!(matches!(
+        s.add_passkey(&u("bob"), "Kopia", contract::CRED, "{}", 0, 4)
+            .await,
+        Err(StorageError::DuplicateCredential)
+    ));
+}
+
 #[test]
 fn migrations_on_fresh_file_and_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -228,6 +228,7 @@ realms:
     help: {{ sv: "Administrativ personal, rektorer, skolhälsa och assistenter.", en: "Administrative staff, head teachers, school health and assistants." }}
     internal_networks: [127.0.0.1/32]
     directory: {{ file: users.yaml }}
+    methods: {{ internal: [password, token, passkey], external: [passkey, sms, email, totp, token] }}
   - id: school
     title: {{ sv: "Pedagogisk personal", en: "Teaching staff" }}
     help: {{ sv: "Anställda på skolnätet: för-, grund- och gymnasieskola, Komvux och Campus (ej rektorer, skolhälsa, assistenter).", en: "Staff on the school network: preschool to upper secondary, adult education (not head teachers, school health, assistants)." }}

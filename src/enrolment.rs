@@ -1,5 +1,6 @@
 //! Enrolments in progress: a new SMS number waiting for the code sent to it,
-//! or a new authenticator secret waiting for the first code from the app.
+//! a new authenticator secret waiting for the first code from the app, or a
+//! passkey registration waiting for the browser's answer.
 //! Nothing is saved until the user proves the number or device works, so a
 //! typo cannot lock anyone out of off-network login.
 
@@ -29,6 +30,34 @@ pub enum Pending {
         /// The new secret (never logged).
         secret: Vec<u8>,
     },
+    /// A passkey, confirmed by the credential the browser creates.
+    Passkey {
+        /// The user's description ("Jobbdatorn", "YubiKey").
+        description: String,
+        /// The relying party's registration state (challenge, excluded keys).
+        state: String,
+    },
+}
+
+/// Which kind of enrolment: one of each may be in progress per session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An SMS number.
+    Sms,
+    /// An authenticator app.
+    Totp,
+    /// A passkey or security key.
+    Passkey,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Sms => "sms",
+            Kind::Totp => "totp",
+            Kind::Passkey => "passkey",
+        }
+    }
 }
 
 impl std::fmt::Debug for Pending {
@@ -36,6 +65,9 @@ impl std::fmt::Debug for Pending {
         match self {
             Pending::Sms { position, .. } => write!(f, "Pending::Sms({position})"),
             Pending::Totp { description, .. } => write!(f, "Pending::Totp({description:?})"),
+            Pending::Passkey { description, .. } => {
+                write!(f, "Pending::Passkey({description:?})")
+            }
         }
     }
 }
@@ -62,6 +94,10 @@ enum Stored {
         description: String,
         secret: Vec<u8>,
     },
+    Passkey {
+        description: String,
+        state: String,
+    },
 }
 
 const PREFIX: &str = "portvakt:e:";
@@ -72,18 +108,22 @@ impl Enrolling {
         Enrolling { state, sealer }
     }
 
-    fn key(session: SessionKey, totp: bool) -> String {
+    fn key(session: SessionKey, kind: Kind) -> String {
         format!(
             "{PREFIX}{}:{}",
             crate::state::hex(&session.0),
-            if totp { "totp" } else { "sms" }
+            kind.as_str()
         )
     }
 
     /// Start (or restart) an enrolment for `session`.
     pub async fn put(&self, session: SessionKey, pending: Pending) -> Result<(), StateError> {
-        let totp = matches!(pending, Pending::Totp { .. });
-        let key = Self::key(session, totp);
+        let kind = match pending {
+            Pending::Sms { .. } => Kind::Sms,
+            Pending::Totp { .. } => Kind::Totp,
+            Pending::Passkey { .. } => Kind::Passkey,
+        };
+        let key = Self::key(session, kind);
         let stored = match pending {
             Pending::Sms { position, e164 } => Stored::Sms { position, e164 },
             Pending::Totp {
@@ -93,6 +133,7 @@ impl Enrolling {
                 description,
                 secret,
             },
+            Pending::Passkey { description, state } => Stored::Passkey { description, state },
         };
         let sealed = self
             .sealer
@@ -105,7 +146,7 @@ impl Enrolling {
 
     /// The pending SMS number of `session`, if still alive.
     pub async fn sms(&self, session: SessionKey) -> Result<Option<(u8, String)>, StateError> {
-        Ok(match self.get(session, false).await? {
+        Ok(match self.get(session, Kind::Sms).await? {
             Some(Stored::Sms { position, e164 }) => Some((position, e164)),
             _ => None,
         })
@@ -113,7 +154,7 @@ impl Enrolling {
 
     /// The pending authenticator of `session`, if still alive.
     pub async fn totp(&self, session: SessionKey) -> Result<Option<(String, Vec<u8>)>, StateError> {
-        Ok(match self.get(session, true).await? {
+        Ok(match self.get(session, Kind::Totp).await? {
             Some(Stored::Totp {
                 description,
                 secret,
@@ -122,8 +163,20 @@ impl Enrolling {
         })
     }
 
-    async fn get(&self, session: SessionKey, totp: bool) -> Result<Option<Stored>, StateError> {
-        let key = Self::key(session, totp);
+    /// The pending passkey registration of `session` (description and the
+    /// relying party's state), if still alive.
+    pub async fn passkey(
+        &self,
+        session: SessionKey,
+    ) -> Result<Option<(String, String)>, StateError> {
+        Ok(match self.get(session, Kind::Passkey).await? {
+            Some(Stored::Passkey { description, state }) => Some((description, state)),
+            _ => None,
+        })
+    }
+
+    async fn get(&self, session: SessionKey, kind: Kind) -> Result<Option<Stored>, StateError> {
+        let key = Self::key(session, kind);
         let Some(sealed) = self.state.get(&key).await? else {
             return Ok(None);
         };
@@ -136,9 +189,9 @@ impl Enrolling {
     }
 
     /// Finish or abandon an enrolment.
-    pub async fn clear(&self, session: SessionKey, totp: bool) -> Result<(), StateError> {
+    pub async fn clear(&self, session: SessionKey, kind: Kind) -> Result<(), StateError> {
         self.state
-            .delete(&Self::key(session, totp))
+            .delete(&Self::key(session, kind))
             .await
             .map(|_| ())
     }
@@ -181,14 +234,22 @@ mod tests {
             );
         }
         // Moved under another session, a value does not open.
-        let mine = state.get(&Enrolling::key(k, true)).await.unwrap().unwrap();
+        let mine = state
+            .get(&Enrolling::key(k, Kind::Totp))
+            .await
+            .unwrap()
+            .unwrap();
         let other = SessionKey([2; 32]);
         state
-            .put(&Enrolling::key(other, true), &mine, Duration::from_secs(60))
+            .put(
+                &Enrolling::key(other, Kind::Totp),
+                &mine,
+                Duration::from_secs(60),
+            )
             .await
             .unwrap();
         assert!(e.totp(other).await.unwrap().is_none());
-        e.clear(k, true).await.unwrap();
+        e.clear(k, Kind::Totp).await.unwrap();
         assert!(e.totp(k).await.unwrap().is_none());
         clock.advance_ms(PENDING_MS);
         assert!(e.sms(k).await.unwrap().is_none(), "expired");

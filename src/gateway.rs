@@ -66,6 +66,10 @@ pub struct Runtime {
     pub notifier: Notifier,
     /// Code rules from `codes:`.
     pub code_rules: CodeRules,
+    /// The WebAuthn relying party (`passkeys:`).
+    pub passkeys: crate::passkey::RelyingParty,
+    /// `Content-Security-Policy` for the pages that run our passkey script.
+    pub csp_script: HeaderValue,
 }
 
 impl Runtime {
@@ -112,6 +116,20 @@ impl Runtime {
         }
         let router = Router::new(&config.portal_host, &config.services);
         let csp = csp(&router);
+        let csp_script = with_our_script(&csp);
+        let passkeys = crate::passkey::RelyingParty::new(
+            &config.passkey_rp_id,
+            &config.portal_host,
+            config.branding.title.get(config.default_lang),
+        )
+        .map_err(|e| {
+            fail(Problem::new(
+                &config.source,
+                None,
+                "passkeys.rp_id",
+                e.to_string(),
+            ))
+        })?;
         let hsts = HeaderValue::from_str(&config.hsts).map_err(|_| {
             fail(Problem::new(
                 &config.source,
@@ -182,6 +200,8 @@ impl Runtime {
             directories,
             regulator,
             csp,
+            csp_script,
+            passkeys,
             hsts,
             access_log,
             auth_log,
@@ -343,6 +363,17 @@ fn csp(router: &Router) -> HeaderValue {
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
 }
 
+/// The CSP of the pages that run `passkey.js`: our own script file and
+/// nothing else (no inline script, no eval, no other origin), so the only
+/// script a page can run is the one we ship.
+fn with_our_script(csp: &HeaderValue) -> HeaderValue {
+    let value = format!(
+        "{}; script-src 'self'",
+        csp.to_str().unwrap_or("default-src 'none'")
+    );
+    HeaderValue::from_str(&value).unwrap_or_else(|_| csp.clone())
+}
+
 /// The state that outlives configuration reloads.
 #[derive(Debug)]
 pub struct Gateway {
@@ -365,6 +396,8 @@ pub struct Gateway {
     pub challenges: Challenges,
     /// Enrolments waiting for their confirming code.
     pub enrolling: crate::enrolment::Enrolling,
+    /// Passkey logins waiting for the browser's answer.
+    pub passkey_logins: crate::passkey::Ceremonies,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
 }
@@ -405,6 +438,7 @@ impl Gateway {
         let gw = Arc::new(Gateway {
             handoffs: HandoffCodes::new(shared.clone(), sealer()),
             challenges: Challenges::new(shared.clone(), pepper),
+            passkey_logins: crate::passkey::Ceremonies::new(shared.clone()),
             enrolling: crate::enrolment::Enrolling::new(shared, sealer()),
             runtime: ArcSwap::from_pointee(runtime),
             state,

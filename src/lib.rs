@@ -56,6 +56,7 @@ pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod pages;
+pub mod passkey;
 pub mod password;
 pub mod policy;
 pub mod proxy;

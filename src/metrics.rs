@@ -30,6 +30,8 @@ pub struct Metrics {
     logins: IntCounterVec,
     auth_events: IntCounterVec,
     codes_sent: IntCounterVec,
+    second_factors: IntCounterVec,
+    enrolments: IntCounterVec,
     lockouts: IntCounterVec,
     sessions_revoked: IntCounterVec,
     reloads: IntCounterVec,
@@ -128,6 +130,16 @@ impl Metrics {
             "One-time codes sent, by channel (sms/email) and result.",
             &["channel", "result"],
         );
+        let second_factors = counter(
+            "second_factor_checks_total",
+            "Second-factor answers checked, by method (sms, email, totp, token, passkey), result and reason.",
+            &["method", "result", "reason"],
+        );
+        let enrolments = counter(
+            "enrolment_changes_total",
+            "Self-service enrolment changes and refusals, by reason (passkey_added, totp_removed, …) and result.",
+            &["reason", "result"],
+        );
         let lockouts = counter(
             "lockouts_total",
             "Login lockouts, by kind (user, ip).",
@@ -209,6 +221,8 @@ impl Metrics {
             logins,
             auth_events,
             codes_sent,
+            second_factors,
+            enrolments,
             lockouts,
             sessions_revoked,
             reloads,
@@ -304,6 +318,18 @@ impl Metrics {
                     .with_label_values(&[ev.method.unwrap_or(""), ev.result.as_str()])
                     .inc();
             }
+            Event::SecondFactor => self
+                .second_factors
+                .with_label_values(&[
+                    ev.method.unwrap_or(""),
+                    ev.result.as_str(),
+                    ev.reason.as_str(),
+                ])
+                .inc(),
+            Event::Enrolment => self
+                .enrolments
+                .with_label_values(&[ev.reason.as_str(), ev.result.as_str()])
+                .inc(),
             Event::Lockout => self.lockouts.with_label_values(&["user"]).inc(),
             Event::IpBlock => self.lockouts.with_label_values(&["ip"]).inc(),
             Event::SessionRevoked => self

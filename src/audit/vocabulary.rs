@@ -209,6 +209,20 @@ vocabulary! {
         TotpRemoved = "totp_removed",
         /// The code confirming a new authenticator app was wrong.
         TotpWrongCode = "totp_wrong_code",
+        /// A passkey or security key was registered.
+        PasskeyAdded = "passkey_added",
+        /// A passkey or security key was removed.
+        PasskeyRemoved = "passkey_removed",
+        /// The browser's answer registering a passkey did not verify.
+        PasskeyInvalid = "passkey_invalid",
+        /// The key is already registered (to this or another user).
+        PasskeyDuplicate = "passkey_duplicate",
+        /// A passkey login's signature, challenge, origin or credential did
+        /// not verify.
+        PasskeyRefused = "passkey_refused",
+        /// A passkey's signature counter did not move forward: two copies
+        /// of the key may exist.
+        CounterRegression = "counter_regression",
         /// An SMS number was added.
         SmsAdded = "sms_added",
         /// An SMS number was removed.

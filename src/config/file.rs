@@ -86,6 +86,20 @@ pub struct FileConfig {
     /// Limits on what a client may send.
     #[serde(default)]
     pub limits: Limits,
+    /// Passkeys and security keys (WebAuthn).
+    #[serde(default)]
+    pub passkeys: Passkeys,
+}
+
+/// `passkeys:` the relying party a passkey is bound to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Passkeys {
+    /// The name passkeys are registered for: the portal host (default) or a
+    /// domain it belongs to (`example.se` for `portal.example.se`), so one
+    /// credential also serves the portal after it moves to another host of
+    /// that domain. Changing it later makes every registered passkey unusable.
+    pub rp_id: Option<String>,
 }
 
 /// `limits:` what one request may carry before it is refused.

@@ -83,6 +83,9 @@ pub struct Config {
     pub notify: crate::notify::config::NotifyConfig,
     /// What one request may carry.
     pub request_limits: crate::request::headers::Limits,
+    /// The WebAuthn relying party id passkeys are bound to (`passkeys.rp_id`,
+    /// default the portal host).
+    pub passkey_rp_id: String,
 }
 
 /// One-time code rules (see `codes:` in the config file).

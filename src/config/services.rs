@@ -105,7 +105,9 @@ pub(super) fn services(
                 Some(m) => methods.push(m),
                 None => c.problem(
                     &format!("{key}.methods[{j}]"),
-                    format!("{m:?} is not a method; use password, sms, email, totp or token"),
+                    format!(
+                        "{m:?} is not a method; use password, passkey, sms, email, totp or token"
+                    ),
                 ),
             }
         }

@@ -372,6 +372,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
             "header_bytes must be at least 4096 and header_fields at least 16: browsers send 1–8 KiB in 10–30 fields",
         );
     }
+    let passkey_rp_id = passkey_rp_id(&mut c, f.passkeys.rp_id.as_deref(), &portal_host);
     if f.listen.proxy_protocol && f.trusted_proxies.is_empty() {
         c.problem(
             "listen.proxy_protocol",
@@ -416,7 +417,30 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         codes,
         notify,
         request_limits,
+        passkey_rp_id,
     })
+}
+
+/// `passkeys.rp_id`: the portal host or a domain it is under. Browsers refuse
+/// any other name (a passkey for `example.se` cannot be asked for from
+/// `portal.other.se`), and a bare top-level domain would let every site
+/// under it ask for our users' passkeys.
+fn passkey_rp_id(c: &mut Checker<'_>, rp_id: Option<&str>, portal_host: &str) -> String {
+    let Some(rp_id) = rp_id else {
+        return portal_host.to_owned();
+    };
+    let id = rp_id.trim_end_matches('.').to_ascii_lowercase();
+    let under = portal_host == id || portal_host.ends_with(&format!(".{id}"));
+    if !under || !id.contains('.') || id.starts_with('.') {
+        c.problem(
+            "passkeys.rp_id",
+            format!(
+                "{rp_id:?} must be the portal host ({portal_host}) or a domain it belongs to, \
+                 with at least two labels (e.g. example.se for portal.example.se)"
+            ),
+        );
+    }
+    id
 }
 
 fn branding(c: &mut Checker, b: &file::Branding) -> Branding {
@@ -508,7 +532,7 @@ fn realms(c: &mut Checker, list: &[file::Realm]) -> Vec<Arc<Realm>> {
                     ),
                     None => c.problem(
                         &format!("{key}.methods.{which}[{j}]"),
-                        format!("{n:?} is not a method; use password, sms, email, totp or token"),
+                        format!("{n:?} is not a method; use password, passkey, sms, email, totp or token"),
                     ),
                 }
             }

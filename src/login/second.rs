@@ -193,8 +193,12 @@ pub enum CodeOutcome {
 
 /// What checking a code against its verifier gave, before the rules.
 enum Checked {
-    Accepted,
+    /// Right; for a passkey, which one (`passkey:ID`, for the audit line).
+    Accepted(Option<String>),
     Wrong,
+    /// Wrong in a way with its own reason (a passkey that did not verify, a
+    /// counter that went backwards), counted like a wrong code.
+    Refused(Reason, Option<String>),
     Dead(Reason),
     Replay,
     NeedsNext,
@@ -223,17 +227,18 @@ pub async fn check_code(
     // Admitted (or not) before the code is looked at, so that a burst of
     // concurrent guesses cannot all pass before the first is counted.
     let attempt = rt.regulator.begin(&key, client.ip, now).await;
-    let audit = |result: Outcome, reason: Reason| {
+    let audit = |result: Outcome, reason: Reason, by: Option<String>| {
         let mut ev =
             client.session_event(gw, Event::SecondFactor, result, reason, session, internal);
         ev.method = Some(method.as_str());
         ev.session = Some(id.key().short());
+        ev.destination = by;
         gw.audit(rt, ev);
     };
     // Locked: the code is not even looked at (a right one would be used up
     // for nothing), and the answer is a wrong code's.
     if let Err(block) = attempt {
-        audit(Outcome::Failure, block.reason());
+        audit(Outcome::Failure, block.reason(), None);
         if block == Block::Unavailable {
             return CodeOutcome::Unavailable;
         }
@@ -242,14 +247,22 @@ pub async fn check_code(
         };
     }
     // A wrong, replayed or dead code is a failure: counted, then answered.
-    let (reason, outcome) = match verify(gw, id, session, method, input, now).await {
-        Checked::Accepted => (None, None),
+    let mut by = None;
+    let (reason, outcome) = match verify(gw, rt, id, session, method, input, now).await {
+        Checked::Accepted(which) => {
+            by = which;
+            (None, None)
+        }
         Checked::Wrong => (
             Some(Reason::WrongCode),
             Some(CodeOutcome::Refused {
                 reason: Reason::WrongCode,
             }),
         ),
+        Checked::Refused(reason, which) => {
+            by = which;
+            (Some(reason), Some(CodeOutcome::Refused { reason }))
+        }
         Checked::Replay => (
             Some(Reason::Replay),
             Some(CodeOutcome::Refused {
@@ -258,7 +271,7 @@ pub async fn check_code(
         ),
         Checked::Dead(reason) => (Some(reason), Some(CodeOutcome::Dead { reason })),
         Checked::NeedsNext => {
-            audit(Outcome::Info, Reason::TokenResyncStarted);
+            audit(Outcome::Info, Reason::TokenResyncStarted, None);
             return CodeOutcome::NeedsNext;
         }
         Checked::Unavailable => return CodeOutcome::Unavailable,
@@ -268,7 +281,7 @@ pub async fn check_code(
             .regulator
             .failed(Some(&key), client.ip, Factor::Second, now)
             .await;
-        audit(Outcome::Failure, reason);
+        audit(Outcome::Failure, reason, by);
         if let Some(why) = escalation.lockout_reason() {
             let ev =
                 client.session_event(gw, Event::Lockout, Outcome::Info, why, session, internal);
@@ -308,14 +321,17 @@ pub async fn check_code(
     ev.method = Some(method.as_str());
     ev.session = Some(new_id.key().short());
     ev.host = Some(client.host);
+    ev.destination = by;
     gw.audit(rt, ev);
     CodeOutcome::Upgraded { id: new_id }
 }
 
 /// Check `input` for `method` at `now_ms`: against the issued challenge
-/// (SMS, e-mail) or the user's authenticator app or hardware token.
+/// (SMS, e-mail), the user's authenticator app or hardware token, or (a
+/// passkey) the browser's WebAuthn answer against the waiting ceremony.
 async fn verify(
     gw: &Gateway,
+    rt: &Runtime,
     id: &SessionId,
     session: &Session,
     method: Method,
@@ -328,7 +344,7 @@ async fn verify(
                 // A code proves only the channel it was sent through: an SMS
                 // code posted as "email" must not make an e-mail login.
                 CodeVerdict::Accepted { channel } if channel.as_str() == method.as_str() => {
-                    Checked::Accepted
+                    Checked::Accepted(None)
                 }
                 CodeVerdict::Accepted { .. } => Checked::Dead(Reason::WrongChannel),
                 CodeVerdict::Wrong { .. } => Checked::Wrong,
@@ -347,7 +363,7 @@ async fn verify(
                 gw.store.verify_token(&who, input, secs).await
             };
             match result {
-                Ok(Verify::Accepted { .. }) => Checked::Accepted,
+                Ok(Verify::Accepted { .. }) => Checked::Accepted(None),
                 Ok(Verify::Replay { .. }) => Checked::Replay,
                 Ok(Verify::NeedsNextCode { .. }) => Checked::NeedsNext,
                 Ok(Verify::Rejected) => Checked::Wrong,
@@ -357,6 +373,65 @@ async fn verify(
                 }
             }
         }
+        Method::Passkey => verify_passkey(gw, rt, id, session, input, now_ms).await,
         Method::Password => Checked::Wrong,
+    }
+}
+
+/// The browser's answer to the login ceremony of `id`: taken (one answer
+/// per challenge), verified against the user's passkeys as stored now, and
+/// the new counter saved only if it moved forward (two gateways, or a
+/// cloned key racing the real one: one wins, the other is a regression).
+async fn verify_passkey(
+    gw: &Gateway,
+    rt: &Runtime,
+    id: &SessionId,
+    session: &Session,
+    response: &str,
+    now_ms: u64,
+) -> Checked {
+    use crate::passkey::PasskeyError;
+    use crate::storage::PasskeyUse;
+    let state = match gw.passkey_logins.take(id.key()).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Checked::Dead(Reason::NoCodeSent),
+        Err(_) => return Checked::Unavailable,
+    };
+    let who = UserRef::of(session);
+    let keys = match gw.store.passkeys(&who).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "enrolment storage failed");
+            return Checked::Unavailable;
+        }
+    };
+    let named = |id: i64| Some(format!("passkey:{id}"));
+    match rt.passkeys.finish_login(response, &state, &keys) {
+        Ok(used) => {
+            match gw
+                .store
+                .use_passkey(&who, used.id, used.counter, &used.key, now_ms)
+                .await
+            {
+                Ok(PasskeyUse::Recorded) => Checked::Accepted(named(used.id)),
+                Ok(PasskeyUse::Regressed { .. }) => {
+                    Checked::Refused(Reason::CounterRegression, named(used.id))
+                }
+                Ok(PasskeyUse::Gone) => Checked::Refused(Reason::PasskeyRefused, named(used.id)),
+                Err(e) => {
+                    tracing::error!(error = %e, "enrolment storage failed");
+                    Checked::Unavailable
+                }
+            }
+        }
+        Err(PasskeyError::CounterRegression { id }) => {
+            Checked::Refused(Reason::CounterRegression, id.and_then(named))
+        }
+        Err(PasskeyError::NoCeremony) => Checked::Dead(Reason::NoCodeSent),
+        Err(PasskeyError::State(_)) => Checked::Unavailable,
+        Err(e) => {
+            tracing::info!(error = %e, "passkey login refused");
+            Checked::Refused(Reason::PasskeyRefused, None)
+        }
     }
 }

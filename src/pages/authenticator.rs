@@ -8,7 +8,7 @@ use minijinja::context;
 use super::account::{changed, guard, storage_failed, Allowed};
 use super::{qr, session_csrf, Reply, Req};
 use crate::audit::{Event, Outcome, Reason};
-use crate::enrolment::Pending;
+use crate::enrolment::{Kind, Pending};
 use crate::factors::token::Hotp;
 use crate::factors::totp::{self, StepCheck};
 use crate::gateway::{Gateway, Runtime};
@@ -22,7 +22,12 @@ pub const ENROL_PATH: &str = "/.portvakt/settings/authenticator";
 /// Longest description accepted.
 const MAX_DESCRIPTION: usize = 60;
 
-const DONE: [&str; 2] = ["totp_added", "totp_removed"];
+const DONE: [&str; 4] = [
+    "totp_added",
+    "totp_removed",
+    "passkey_added",
+    "passkey_removed",
+];
 
 /// GET /.portvakt/settings
 pub async fn settings(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
@@ -36,7 +41,8 @@ pub async fn settings(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     settings_page(gw, rt, req, &a, 200, notice.as_deref()).await
 }
 
-/// POST /.portvakt/settings: `action=remove`, `id`.
+/// POST /.portvakt/settings: `action=remove` (an authenticator device) or
+/// `action=remove_passkey`, `id`.
 pub async fn settings_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let a = match guard(gw, rt, req) {
         Ok(a) => a,
@@ -53,6 +59,24 @@ pub async fn settings_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply
                 Ok(true) => {
                     changed(gw, rt, req, &a, Reason::TotpRemoved, "what_totp_removed").await;
                     Reply::redirect(303, &format!("{PATH}?done=totp_removed"))
+                }
+                Ok(false) => Reply::redirect(303, PATH),
+                Err(e) => storage_failed(rt, req, e),
+            }
+        }
+        (Some("remove_passkey"), Some(id)) => {
+            match gw.store.remove_passkey(&UserRef::of(a.session), id).await {
+                Ok(true) => {
+                    changed(
+                        gw,
+                        rt,
+                        req,
+                        &a,
+                        Reason::PasskeyRemoved,
+                        "what_passkey_removed",
+                    )
+                    .await;
+                    Reply::redirect(303, &format!("{PATH}?done=passkey_removed"))
                 }
                 Ok(false) => Reply::redirect(303, PATH),
                 Err(e) => storage_failed(rt, req, e),
@@ -124,7 +148,7 @@ pub async fn enrol_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
                 return step_two(rt, req, &a, &description, &secret, 401, Some("error_code"));
             }
             // Cleared first: a code cannot finish the same enrolment twice.
-            if let Err(e) = gw.enrolling.clear(a.id.key(), true).await {
+            if let Err(e) = gw.enrolling.clear(a.id.key(), Kind::Totp).await {
                 return crate::pages::state_failed(rt, req, &e);
             }
             if let Err(e) = gw
@@ -162,6 +186,21 @@ async fn settings_page(
         .iter()
         .map(|d| context! { id => d.id, description => d.description.as_str(), added => date(d.added_ms) })
         .collect();
+    let passkeys = match gw.store.passkeys(&UserRef::of(a.session)).await {
+        Ok(k) => k,
+        Err(e) => return storage_failed(rt, req, e),
+    };
+    let passkeys: Vec<_> = passkeys
+        .iter()
+        .map(|k| {
+            context! {
+                id => k.id,
+                description => k.description.as_str(),
+                added => date(k.added_ms),
+                used => k.last_used_ms.map(date),
+            }
+        })
+        .collect();
     let ctx = context! {
         action => PATH,
         enrol_href => ENROL_PATH,
@@ -169,6 +208,8 @@ async fn settings_page(
         csrf => session_csrf(rt, a.id),
         username => a.session.user.as_str(),
         devices => devices,
+        passkeys => passkeys,
+        passkey_href => super::passkey::ENROL_PATH,
         notice => notice.map(|k| rt.pages.t(req.lang, k)),
     };
     Reply::html(

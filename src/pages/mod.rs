@@ -15,6 +15,7 @@
 //! - [`account`]: self-service rules (internal only, recent password, notices).
 //! - [`sms_numbers`]: "Mina SMS-nummer".
 //! - [`authenticator`]: "Mina inställningar" and connecting an authenticator app.
+//! - [`passkey`]: registering a passkey or security key, and using one at login.
 //! - [`qr`]: QR codes as PNG data URIs.
 //! - [`templates`]: minijinja templates and language files.
 
@@ -23,6 +24,7 @@ pub mod authenticator;
 pub mod closed;
 pub mod login;
 pub mod logout;
+pub mod passkey;
 pub mod portal;
 pub mod qr;
 pub mod reply;
@@ -46,6 +48,9 @@ pub use reply::Reply;
 pub const PREFIX: &str = "/.portvakt/";
 /// Where CSS and the logo are served.
 pub const ASSET_BASE: &str = "/.portvakt/assets";
+/// Our only script (embedded, never from a templates directory: what runs
+/// in the login page's origin is what we ship).
+const PASSKEY_JS: &str = include_str!("../../html/static/passkey.js");
 /// Largest form body we read.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
 /// Most fields a form of ours may have; our largest has six.
@@ -196,10 +201,16 @@ pub async fn handle(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         authenticator::ENROL_PATH if on_portal && is_post => {
             authenticator::enrol_submit(gw, rt, req).await
         }
+        passkey::ENROL_PATH if on_portal && is_get => passkey::enrol(gw, rt, req),
+        passkey::ENROL_PATH if on_portal && is_post => passkey::enrol_submit(gw, rt, req).await,
+        passkey::LOGIN_PATH if on_portal && is_get => passkey::login(gw, rt, req).await,
+        passkey::LOGIN_PATH if on_portal && is_post => passkey::login_submit(gw, rt, req).await,
         "/.portvakt/reauth"
         | sms_numbers::PATH
         | authenticator::PATH
         | authenticator::ENROL_PATH
+        | passkey::ENROL_PATH
+        | passkey::LOGIN_PATH
             if on_portal =>
         {
             method_not_allowed(rt, req)
@@ -214,6 +225,10 @@ pub async fn handle(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         "/.portvakt/assets/theme.css" if is_get => {
             Reply::asset(rt.pages.theme_css.clone(), "text/css; charset=utf-8")
         }
+        "/.portvakt/assets/passkey.js" if is_get => Reply::asset(
+            std::sync::Arc::from(PASSKEY_JS.as_bytes()),
+            "text/javascript; charset=utf-8",
+        ),
         "/.portvakt/assets/logo" if is_get => {
             Reply::asset(rt.pages.logo.0.clone(), rt.pages.logo.1)
         }

@@ -21,6 +21,9 @@ pub struct Reply {
     pub asset: bool,
     /// How the access log should call this answer.
     pub decision: &'static str,
+    /// The page runs our passkey script (its CSP allows `script-src 'self'`;
+    /// every other page stays script-free).
+    pub script: bool,
 }
 
 impl Reply {
@@ -33,6 +36,7 @@ impl Reply {
             headers: Vec::new(),
             asset: false,
             decision: "page",
+            script: false,
         }
     }
 
@@ -52,6 +56,7 @@ impl Reply {
             headers: Vec::new(),
             asset: true,
             decision: "asset",
+            script: false,
         }
     }
 
@@ -72,6 +77,12 @@ impl Reply {
     /// Add a `Set-Cookie`.
     pub fn cookie(self, set_cookie: String) -> Reply {
         self.with_header(http::header::SET_COOKIE, &set_cookie)
+    }
+
+    /// Let this page run our passkey script.
+    pub fn with_script(mut self) -> Reply {
+        self.script = true;
+        self
     }
 
     /// Name the access-log decision.

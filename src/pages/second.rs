@@ -38,7 +38,7 @@ pub struct Choice {
 }
 
 impl Choice {
-    /// Parse a form value such as `sms:1`, `email`, `totp`, `token`.
+    /// Parse a form value such as `sms:1`, `email`, `totp`, `token`, `passkey`.
     pub fn parse(value: &str) -> Option<Choice> {
         let (name, number) = match value.split_once(':') {
             Some((n, pos)) => (n, Some(pos.parse::<u8>().ok().filter(|p| *p < 2)?)),
@@ -150,6 +150,7 @@ pub async fn start(
     }
     match choice.method {
         Method::Sms | Method::Email => send_code(gw, rt, req, realm, id, session, rd, choice).await,
+        Method::Passkey => Reply::redirect(303, &super::passkey::login_url(req, rt, rd)),
         _ => code_page(rt, req, id, rd, choice, None, None, 200),
     }
 }
@@ -161,6 +162,9 @@ pub fn code_form(rt: &Runtime, req: &Req<'_>) -> Reply {
     };
     let rd = super::carried_rd(rt, req);
     match req.query_param("method").and_then(|m| Choice::parse(&m)) {
+        Some(choice) if choice.method == Method::Passkey => {
+            Reply::redirect(302, &super::passkey::login_url(req, rt, &rd))
+        }
         Some(choice) => code_page(rt, req, id, &rd, choice, None, None, 200),
         None => Reply::redirect(302, &second_url(req, rt, &rd)),
     }
@@ -175,7 +179,12 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         return message(rt, req, 403, "csrf_heading", "csrf_text").decision("csrf");
     }
     let rd = super::carried_rd(rt, req);
-    let Some(choice) = req.field("method").and_then(Choice::parse) else {
+    // A passkey answers on its own page, never as a typed code.
+    let Some(choice) = req
+        .field("method")
+        .and_then(Choice::parse)
+        .filter(|c| c.method != Method::Passkey)
+    else {
         return Reply::redirect(303, &second_url(req, rt, &rd));
     };
     if req.field("resend").is_some() && matches!(choice.method, Method::Sms | Method::Email) {

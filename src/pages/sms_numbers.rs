@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::account::{changed, guard, storage_failed, Allowed};
 use super::{session_csrf, Reply, Req};
 use crate::audit::{Event, Outcome, Reason};
-use crate::enrolment::Pending;
+use crate::enrolment::{Kind, Pending};
 use crate::factors::code::{Channel, CodeVerdict};
 use crate::factors::phone::{self, PhoneError};
 use crate::gateway::{Gateway, Runtime};
@@ -179,11 +179,11 @@ async fn confirm(gw: &Gateway, rt: &Runtime, req: &Req<'_>, a: &Allowed<'_>) -> 
             return confirm_page(rt, req, a, &e164, 401, Some("error_code"))
         }
         _ => {
-            let _ = gw.enrolling.clear(a.id.key(), false).await;
+            let _ = gw.enrolling.clear(a.id.key(), Kind::Sms).await;
             return page(gw, rt, req, a, 401, Some("error_code_dead"), None).await;
         }
     }
-    if let Err(e) = gw.enrolling.clear(a.id.key(), false).await {
+    if let Err(e) = gw.enrolling.clear(a.id.key(), Kind::Sms).await {
         return crate::pages::state_failed(rt, req, &e);
     }
     if let Err(e) = gw

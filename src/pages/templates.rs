@@ -32,6 +32,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("lang/en.yaml", include_str!("../../html/lang/en.yaml")),
     ("second.html", include_str!("../../html/second.html")),
     ("code.html", include_str!("../../html/code.html")),
+    ("passkey.html", include_str!("../../html/passkey.html")),
     (
         "sms/code.sv.txt",
         include_str!("../../html/sms/code.sv.txt"),

@@ -17,7 +17,7 @@ pub async fn write(session: &mut Session, rt: &Runtime, reply: Reply) -> pingora
         resp.insert_header(header::CONTENT_TYPE, reply.content_type)?;
     }
     resp.insert_header(header::CONTENT_LENGTH, body_len)?;
-    page_security_headers(&mut resp, rt, reply.asset)?;
+    page_security_headers(&mut resp, rt, reply.asset, reply.script)?;
     for (name, value) in reply.headers {
         resp.append_header(name, value)?;
     }
@@ -37,6 +37,7 @@ pub fn page_security_headers(
     resp: &mut ResponseHeader,
     rt: &Runtime,
     asset: bool,
+    script: bool,
 ) -> pingora::Result<()> {
     resp.insert_header(header::STRICT_TRANSPORT_SECURITY, rt.hsts.clone())?;
     resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
@@ -49,7 +50,8 @@ pub fn page_security_headers(
         )?;
     } else {
         resp.insert_header(header::CACHE_CONTROL, "no-store")?;
-        resp.insert_header(header::CONTENT_SECURITY_POLICY, rt.csp.clone())?;
+        let csp = if script { &rt.csp_script } else { &rt.csp };
+        resp.insert_header(header::CONTENT_SECURITY_POLICY, csp.clone())?;
         resp.insert_header(header::X_FRAME_OPTIONS, "DENY")?;
     }
     Ok(())

@@ -88,12 +88,16 @@ pub enum Method {
     Totp,
     /// Hardware OATH token.
     Token,
+    /// Passkey or security key (WebAuthn): possession of a key bound to
+    /// this portal's name, so a look-alike site cannot use it.
+    Passkey,
 }
 
 impl Method {
     /// Every method, in the order pages list them.
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 6] = [
         Method::Password,
+        Method::Passkey,
         Method::Sms,
         Method::Email,
         Method::Totp,
@@ -113,6 +117,7 @@ impl Method {
             Method::Email => "email",
             Method::Totp => "totp",
             Method::Token => "token",
+            Method::Passkey => "passkey",
         }
     }
 }

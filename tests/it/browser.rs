@@ -483,7 +483,7 @@ async fn in_english_the_pages_speak_english() {
 
 /// Open the portal at work and log in with username and password; she
 /// lands on the portal's front page.
-async fn log_in_at_work(b: &Browser, work: &str, user: &User) {
+pub(crate) async fn log_in_at_work(b: &Browser, work: &str, user: &User) {
     b.open(&format!("{work}/")).await;
     let url = b.url().await;
     assert_eq!(url.path(), "/.portvakt/login", "not sent to login: {url}");
@@ -636,14 +636,14 @@ async fn enrol_authenticator(b: &Browser, description: &str) -> AuthenticatorApp
 }
 
 /// Press "Logga ut" on the portal's front page.
-async fn log_out(b: &Browser) {
+pub(crate) async fn log_out(b: &Browser) {
     assert_eq!(b.heading().await, "Dina tjänster");
     b.press("Logga ut").await;
     assert_eq!(b.heading().await, "Du är utloggad");
 }
 
 /// The whoami answer the browser shows (Chromium shows JSON as text).
-async fn whoami_on_page(b: &Browser) -> Whoami {
+pub(crate) async fn whoami_on_page(b: &Browser) -> Whoami {
     let text = b
         .script(
             "const pre = document.querySelector('pre');
@@ -656,7 +656,7 @@ async fn whoami_on_page(b: &Browser) -> Whoami {
         .unwrap_or_else(|e| panic!("not a whoami answer ({e}) at {url}:\n{text}"))
 }
 
-fn values(choices: &[Choice]) -> Vec<&str> {
+pub(crate) fn values(choices: &[Choice]) -> Vec<&str> {
     choices.iter().map(|c| c.value.as_str()).collect()
 }
 
@@ -668,7 +668,7 @@ fn unix_secs() -> u64 {
 }
 
 /// Today's date as the settings page writes it (UTC, `YYYY-MM-DD`).
-fn today() -> String {
+pub(crate) fn today() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%d").to_string()
 }
 
@@ -676,21 +676,21 @@ fn today() -> String {
 
 /// The gateway's outbox directory: every SMS and e-mail it sent, one file
 /// each (`<time>-<channel>-<to>.txt`, starting with `To: …`).
-struct Outbox {
+pub(crate) struct Outbox {
     dir: PathBuf,
 }
 
 /// One message in the outbox.
 #[derive(Debug)]
-struct Message {
-    to: String,
-    text: String,
+pub(crate) struct Message {
+    pub(crate) to: String,
+    pub(crate) text: String,
 }
 
 impl Message {
     /// The one-time code in the message: after `#` in an SMS (`@host #CODE`),
     /// alone on its line in an e-mail.
-    fn code(&self) -> String {
+    pub(crate) fn code(&self) -> String {
         const ALPHABET: &str = "ABCDEFGHJKMNPQRSTUVWXYZ23456789";
         let is_code = |s: &str| s.len() == 6 && s.chars().all(|c| ALPHABET.contains(c));
         let after_hash = self
@@ -716,7 +716,7 @@ impl Message {
 }
 
 impl Outbox {
-    fn of(gw: &Gateway) -> Outbox {
+    pub(crate) fn of(gw: &Gateway) -> Outbox {
         Outbox {
             dir: gw.dir().join("outbox"),
         }
@@ -753,13 +753,13 @@ impl Outbox {
             .collect()
     }
 
-    fn count(&self, channel: &str) -> usize {
+    pub(crate) fn count(&self, channel: &str) -> usize {
         self.messages(channel).len()
     }
 
     /// The newest message on `channel` once there are more than `before`
     /// (waits at most 10 s).
-    async fn wait_for_new(&self, channel: &str, before: usize) -> Message {
+    pub(crate) async fn wait_for_new(&self, channel: &str, before: usize) -> Message {
         until(
             &format!("a new {channel} in {}", self.dir.display()),
             Duration::from_secs(10),

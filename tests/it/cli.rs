@@ -192,3 +192,16 @@ fn hash_password_prints_one_argon2id_hash() {
         "two hashes of the same password should differ (salt)"
     );
 }
+
+#[test]
+fn check_config_refuses_a_passkey_name_the_portal_is_not_under() {
+    // A passkey for `other.example` could not be asked for from
+    // portal.test; a bare top-level domain would let every site under it
+    // ask for our users' keys.
+    let checked = check_config("bad-rp-id.yaml");
+    checked.assert_reports(
+        &[checked.line_of("rp_id: other.example", 0)],
+        "passkeys.rp_id",
+        &["other.example", "portal.test"],
+    );
+}

@@ -33,6 +33,7 @@ mod open_redirect;
 mod opening_hours;
 mod operations;
 mod pages;
+mod passkeys;
 mod policies;
 mod reload;
 mod routing;

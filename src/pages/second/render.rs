@@ -109,6 +109,15 @@ pub(super) async fn choice_page(
                 };
                 options.push(option("token".into(), hint.clone(), !tokens.is_empty()));
             }
+            Method::Passkey => {
+                // A store that does not answer is "login is not working",
+                // never "you have nothing set up".
+                let keys = match gw.store.passkeys(&UserRef::of(session)).await {
+                    Ok(v) => v,
+                    Err(e) => return storage_failed(rt, req, e),
+                };
+                options.push(option("passkey".into(), hint.clone(), !keys.is_empty()));
+            }
             Method::Password => {}
         }
     }

@@ -16,6 +16,7 @@
 //! - `sms`      — a stand-in HTTP SMS provider that records requests, answers 200/500 or stalls.
 //! - `postgres` — a real PostgreSQL for gateways that share enrolments; killed and started again.
 //! - `redis`    — a real redis-server for gateways that share state; killed and started again.
+//! - `webauthn` — Chromium's virtual security key (WebDriver's WebAuthn extension).
 //! - `enrol`    — enrolments (SMS numbers, authenticator devices, tokens),
 //!   TOTP/HOTP codes, and the second step of login as a browser does it.
 
@@ -40,6 +41,7 @@ pub mod smtp;
 pub mod upstream;
 pub mod users;
 pub mod wait;
+pub mod webauthn;
 pub mod wire;
 
 pub use client::{Client, Journey, LoginForm};

@@ -66,6 +66,10 @@ pub struct Runtime {
     pub notifier: Notifier,
     /// Code rules from `codes:`.
     pub code_rules: CodeRules,
+    /// Identity assertions made for this configuration's services, reused
+    /// for most of their lifetime (a reload empties it: audiences and
+    /// service indexes may have changed).
+    pub assertion_cache: crate::assertion::TokenCache,
 }
 
 impl Runtime {
@@ -172,6 +176,7 @@ impl Runtime {
             .map(|s| Box::new(peer(&s.upstream)))
             .collect();
         Ok(Runtime {
+            assertion_cache: crate::assertion::TokenCache::default(),
             notifier,
             code_rules,
             peers,
@@ -367,6 +372,10 @@ pub struct Gateway {
     pub enrolling: crate::enrolment::Enrolling,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// The identity assertion signing keys: a private file in the state
+    /// directory, or the shared state when several gateways share it (each
+    /// must publish the keys any of them signs with).
+    pub assertion_keys: crate::assertion::KeyRing,
 }
 
 impl Gateway {
@@ -402,7 +411,18 @@ impl Gateway {
         // shared secret, so a value sealed by A opens on B.
         let sealer = || Sealer::from_secret(&runtime.signer.mac(Purpose::StateSeal, b""));
         let pepper = runtime.signer.mac(Purpose::CodePepper, b"");
+        let assertion_keys = {
+            use crate::assertion::keys::{Place, FILE_NAME};
+            let place = if shared.kind() == "memory" {
+                Place::File(runtime.config.state_dir.join(FILE_NAME))
+            } else {
+                Place::Shared(shared.clone())
+            };
+            let seal = runtime.signer.mac(Purpose::AssertionKeys, b"");
+            crate::assertion::KeyRing::new(place, Sealer::from_secret(&seal))
+        };
         let gw = Arc::new(Gateway {
+            assertion_keys,
             handoffs: HandoffCodes::new(shared.clone(), sealer()),
             challenges: Challenges::new(shared.clone(), pepper),
             enrolling: crate::enrolment::Enrolling::new(shared, sealer()),

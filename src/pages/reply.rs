@@ -21,6 +21,8 @@ pub struct Reply {
     pub asset: bool,
     /// How the access log should call this answer.
     pub decision: &'static str,
+    /// `Cache-Control` instead of the default (`no-store`, or an asset's).
+    pub cache_control: Option<Box<HeaderValue>>,
 }
 
 impl Reply {
@@ -33,6 +35,7 @@ impl Reply {
             headers: Vec::new(),
             asset: false,
             decision: "page",
+            cache_control: None,
         }
     }
 
@@ -52,6 +55,7 @@ impl Reply {
             headers: Vec::new(),
             asset: true,
             decision: "asset",
+            cache_control: None,
         }
     }
 

@@ -38,7 +38,7 @@ use crate::state::{SharedState, StateError};
 use crate::storage::crypto::{SealError, Sealer};
 
 /// The shared-state key of the ring (several gateways).
-pub const STATE_KEY: &str = "assertion:keys";
+pub const STATE_KEY: &str = "portvakt:assertion:keys";
 
 /// The file name of the ring in the state directory (one gateway).
 pub const FILE_NAME: &str = "assertion-keys.sealed";

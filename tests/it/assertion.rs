@@ -316,3 +316,76 @@ async fn tokens_are_reused_then_keys_rotate_with_an_overlap_and_retired_keys_fai
         .refusal();
     assert!(why.contains("no key with kid"), "{why}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_sharing_redis_sign_with_one_key_that_each_publishes() {
+    let redis = crate::support::redis::Redis::start().await;
+    let upstream = Upstream::start().await;
+    let key: [u8; 32] = rand::random();
+    let config = || {
+        GatewayConfig::new()
+            .secret_key(key)
+            .state(&redis.url())
+            .service(
+                Service::new("app.test", upstream.url())
+                    .policy("one_factor")
+                    .with("assertion: true"),
+            )
+    };
+    let (a, b) = tokio::join!(config().start(), config().start());
+    // Both asked for their keys at the same moment: one key, not two.
+    let (ja, jb) = tokio::join!(jwks(&a), jwks(&b));
+    assert_eq!(jwks_kids(&ja.1).len(), 1, "{}", ja.1);
+    assert_eq!(jwks_kids(&ja.1), jwks_kids(&jb.1));
+
+    let on_a = a.client();
+    on_a.must_login("https://app.test/", &ALICE).await;
+    let from_a = token_of(&on_a.get("https://app.test/").await.whoami());
+    let on_b =
+        b.client_with(crate::support::client::ClientOptions::default().cookie_jar(on_a.jar()));
+    let from_b = token_of(&on_b.get("https://app.test/").await.whoami());
+    assert_eq!(kid(&from_a), kid(&from_b));
+    // An upstream behind the balancer may fetch the keys from either.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    verify(&b, &from_a, APP_AUD, now).await.claims();
+    verify(&a, &from_b, APP_AUD, now).await.claims();
+
+    // Redis holds the ring sealed: no private key in the clear.
+    let stored = redis.cli(&["--no-raw", "GET", "portvakt:assertion:keys"]);
+    assert!(stored.len() > 100, "the ring is in Redis: {stored}");
+    assert!(
+        !stored.contains("pkcs8") && !stored.contains("created_ms"),
+        "{stored}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_gateway_keeps_its_keys_in_a_private_file_across_a_restart() {
+    use std::os::unix::fs::PermissionsExt;
+    let upstream = Upstream::start().await;
+    let mut gw = GatewayConfig::new()
+        .service(
+            Service::new("app.test", upstream.url())
+                .policy("one_factor")
+                .with("assertion: true"),
+        )
+        .start()
+        .await;
+    let before = jwks_kids(&jwks(&gw).await.1);
+    let file = gw.dir().join(portvakt::assertion::keys::FILE_NAME);
+    let mode = std::fs::metadata(&file)
+        .expect("key file")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "{}", file.display());
+    gw.restart().await;
+    assert_eq!(
+        jwks_kids(&jwks(&gw).await.1),
+        before,
+        "a restart keeps the key"
+    );
+}

@@ -192,3 +192,18 @@ fn hash_password_prints_one_argon2id_hash() {
         "two hashes of the same password should differ (salt)"
     );
 }
+
+#[test]
+fn check_config_points_at_bad_assertion_settings_and_reports_them_all() {
+    let checked = check_config("bad-assertion.yaml");
+    checked.assert_reports(
+        &[checked.line_of("header: Cookie", 0)],
+        "assertion.header",
+        &["Cookie", "already uses"],
+    );
+    checked.assert_reports(
+        &[checked.line_of("overlap: 90s", 0)],
+        "assertion.overlap",
+        &["twice"],
+    );
+}

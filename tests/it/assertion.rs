@@ -230,6 +230,25 @@ async fn an_upstream_verifies_the_assertion_and_refuses_forged_foreign_and_expir
     );
     let why = verify(&gw, &none, APP_AUD, now).await.refusal();
     assert!(why.contains("Algorithm"), "{why}");
+    let (_, doc) = jwks(&gw).await;
+    let mut hs_header = part(&token, 0);
+    hs_header["alg"] = "HS256".into();
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(hs_header.to_string()),
+        token.split('.').nth(1).unwrap()
+    );
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(
+        doc["keys"][0].to_string().as_bytes(),
+    )
+    .unwrap();
+    hmac::Mac::update(&mut mac, signed.as_bytes());
+    let hs = format!(
+        "{signed}.{}",
+        URL_SAFE_NO_PAD.encode(hmac::Mac::finalize(mac).into_bytes())
+    );
+    let why = verify(&gw, &hs, APP_AUD, now).await.refusal();
+    assert!(why.contains("Algorithm"), "{why}");
 
     // One second past exp: expired.
     let exp = claims["exp"].as_u64().unwrap();

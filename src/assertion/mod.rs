@@ -175,9 +175,14 @@ pub fn sign(
         iat,
         exp: iat + settings.lifetime.as_secs(),
     };
+    encode(key, &claims)
+}
+
+/// `claims` as a compact JWS signed by `key` (ES256, with its `kid`).
+pub fn encode(key: &keys::SigningKey, claims: &Claims<'_>) -> Result<String, AssertionError> {
     // kid is base64url (a thumbprint): nothing to escape.
     let header = format!(r#"{{"alg":"ES256","typ":"JWT","kid":"{}"}}"#, key.kid);
-    let payload = crate::state::encode(&claims);
+    let payload = crate::state::encode(claims);
     let mut token = String::with_capacity(512);
     token.push_str(&b64(header.as_bytes()));
     token.push('.');

@@ -476,6 +476,28 @@ mod tests {
     }
 
     #[test]
+    fn a_basic_login_without_a_session_id_is_keyed_by_what_its_token_says() {
+        let svc = service("app.test");
+        let s = session(vec![Method::Password]);
+        let same = session(vec![Method::Password]);
+        assert_eq!(
+            CacheKey::new(None, &s, &svc),
+            CacheKey::new(None, &same, &svc)
+        );
+        let mut more = session(vec![Method::Password]);
+        more.groups.push("admins".into());
+        assert_ne!(
+            CacheKey::new(None, &s, &svc),
+            CacheKey::new(None, &more, &svc)
+        );
+        let stepped = session(vec![Method::Password, Method::Token]);
+        assert_ne!(
+            CacheKey::new(None, &s, &svc),
+            CacheKey::new(None, &stepped, &svc)
+        );
+    }
+
+    #[test]
     fn the_cache_stays_bounded() {
         let key = keys::SigningKey::generate(0).map(Arc::new).unwrap();
         let cache = TokenCache::with_capacity(32);

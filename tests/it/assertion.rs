@@ -408,3 +408,55 @@ async fn a_single_gateway_keeps_its_keys_in_a_private_file_across_a_restart() {
         "a restart keeps the key"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_up_gets_a_new_token_at_once_not_the_cached_one_factor_token() {
+    use crate::support::enrol::*;
+    use crate::support::sms::SmsProvider;
+    use crate::support::smtp::notify_yaml;
+    let upstream = Upstream::start().await;
+    let sms = SmsProvider::start().await;
+    let gw = GatewayConfig::new()
+        .service(
+            Service::new("offsite.test", upstream.url())
+                .policy("two_factor_offsite")
+                .with("assertion: true"),
+        )
+        .extra_yaml(&notify_yaml(&[sms.sms_yaml(
+            "/send",
+            "form: { to: \"{phone}\", message: \"{text}\" }\ntimeout: 2s",
+        )]))
+        .start()
+        .await;
+    set_sms_number(&gw, &ALICE, 0, "+46701234567").await;
+
+    // At the office, one factor: a level-1 token, now in the cache.
+    let at_office = gw.client();
+    let who = at_office.must_login("https://offsite.test/", &ALICE).await;
+    let one_factor = token_of(&who);
+    assert_eq!(part(&one_factor, 1)["level"], 1);
+    assert_eq!(part(&one_factor, 1)["amr"], serde_json::json!(["pwd"]));
+
+    // Seconds later, outside: the second factor, then a level-2 token at
+    // once, well within the 45 s a token is reused.
+    let on_train = gw.offsite_client_sharing(&at_office);
+    let wall = on_train.get("https://offsite.test/").await;
+    let choice = open_choice(&on_train, &wall).await;
+    let page = choose(&on_train, &choice, "sms:0").await;
+    let form = CodePage::parse(page);
+    let code = code_in(&sms.request(1).await.form_field("message")).expect("a code");
+    let accepted = enter_code(&on_train, &form, &code).await;
+    let who = arrive(&on_train, accepted, &ALICE).await;
+    let two_factor = token_of(&who);
+    assert_ne!(two_factor, one_factor);
+    let claims = part(&two_factor, 1);
+    assert_eq!(claims["level"], 2);
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "sms", "mfa"]));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    verify(&gw, &two_factor, "https://offsite.test/", now)
+        .await
+        .claims();
+}

@@ -13,7 +13,7 @@ those medians (the per-round ratios are in the JSON too).
 """
 import glob, json, math, os, re, statistics, sys
 
-TARGETS = ["portvakt-auth", "portvakt-bypass", "pingora-bare", "nginx-tls", "nginx-authreq"]
+TARGETS = ["portvakt-auth", "portvakt-assert", "portvakt-bypass", "pingora-bare", "nginx-tls", "nginx-authreq"]
 PROTOS = ["h1", "h2"]
 
 
@@ -117,8 +117,9 @@ def main():
                             ("bypass_over_nginx_tls", "nginx-tls", None),
                             ("auth_over_bare", "pingora-bare", None),
                             ("bypass_over_bare", "pingora-bare", None),
-                            ("bare_over_nginx_authreq", "nginx-authreq", None)]:
-        a = {"bypass": "portvakt-bypass", "bare": "pingora-bare"}.get(name.split("_")[0], "portvakt-auth")
+                            ("bare_over_nginx_authreq", "nginx-authreq", None),
+                            ("assert_over_auth", "portvakt-auth", None)]:
+        a = {"bypass": "portvakt-bypass", "bare": "pingora-bare", "assert": "portvakt-assert"}.get(name.split("_")[0], "portvakt-auth")
         per = {p: ratio(a, b, p) for p in PROTOS}
         vals = [v for v in per.values() if v is not None]
         mean = round(sum(vals) / len(vals), 3) if vals else None
@@ -155,7 +156,8 @@ def main():
               "bypass_over_nginx_tls": "CPU/req portvakt-bypass / nginx-tls",
               "auth_over_bare": "CPU/req portvakt-auth / pingora-bare",
               "bypass_over_bare": "CPU/req portvakt-bypass / pingora-bare",
-              "bare_over_nginx_authreq": "CPU/req pingora-bare / nginx-authreq"}
+              "bare_over_nginx_authreq": "CPU/req pingora-bare / nginx-authreq",
+              "assert_over_auth": "CPU/req portvakt-assert / portvakt-auth"}
     for k, lab in labels.items():
         r = ratios[k]
         if r["mean_h1_h2"] is None:

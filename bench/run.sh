@@ -4,6 +4,12 @@
 # Targets (all on the same upstream: the peers' "direct" nginx on 127.0.0.1:18080):
 #   portvakt-auth    portvakt, policy one_factor, a logged-in session cookie
 #   portvakt-bypass  the same gateway process, policy bypass (pingora's own ceiling)
+#   portvakt-assert  the same gateway process, policy one_factor with `assertion: true`: a
+#                    signed identity token (ES256 JWT) on every request, reused per session
+#                    for 45 s of its 60 s. Compare its CPU/request with portvakt-auth's. Not in
+#                    the default TARGETS: TARGETS="portvakt-auth portvakt-assert".
+#                    ASSERT_LIFETIME (default 60s) sets assertion.lifetime; its minimum, 10s,
+#                    signs four times as often.
 #   nginx-tls        ../shared/bench/peers: nginx TLS proxy, no auth
 #   nginx-authreq    ../shared/bench/peers: nginx TLS + auth_request subrequest
 #   portvakt-redis   a second portvakt process like portvakt-auth but with `state: redis://`
@@ -158,6 +164,12 @@ services:
     host: open.localhost
     upstream: http://$UPSTREAM
     policy: bypass
+  - name: signed
+    host: signed.localhost
+    upstream: http://$UPSTREAM
+    policy: one_factor
+    assertion: true
+assertion: { lifetime: ${ASSERT_LIFETIME:-60s} }
 audit: { access_log: $T/logs/access.jsonl, auth_log: $T/logs/auth.jsonl }
 ${EXTRA_CONFIG:-}
 EOF
@@ -170,6 +182,10 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 PV_COOKIE=$("$BENCH/login.sh" app.localhost "$PORT" bench "$pass")
+PVA_COOKIE=""
+if [[ " $TARGETS " == *" portvakt-assert "* ]]; then
+  PVA_COOKIE=$("$BENCH/login.sh" signed.localhost "$PORT" bench "$pass")
+fi
 NGX_COOKIE=$("$PD/cookie.sh" nginx-authreq)
 BARE_PORT=$((PORT + 1)) BARE_COOKIE="bench_session=$(openssl rand -hex 16)"
 if [[ " $TARGETS " == *" pingora-bare "* ]]; then
@@ -211,13 +227,14 @@ url_of() {
     portvakt-auth)   echo "https://app.localhost:$PORT/" ;;
     portvakt-redis)  echo "https://app.localhost:$PVR_PORT/" ;;
     portvakt-bypass) echo "https://open.localhost:$PORT/" ;;
+    portvakt-assert) echo "https://signed.localhost:$PORT/" ;;
     nginx-tls)       echo "https://localhost:18443/" ;;
     nginx-authreq)   echo "https://localhost:18444/" ;;
     pingora-bare)    echo "https://localhost:$BARE_PORT/" ;;
   esac
 }
 cookie_of() {
-  case $1 in portvakt-redis) echo "$PVR_COOKIE" ;; portvakt-*) echo "$PV_COOKIE" ;; pingora-bare) echo "$BARE_COOKIE" ;; *) echo "$NGX_COOKIE" ;; esac
+  case $1 in portvakt-redis) echo "$PVR_COOKIE" ;; portvakt-assert) echo "$PVA_COOKIE" ;; portvakt-*) echo "$PV_COOKIE" ;; pingora-bare) echo "$BARE_COOKIE" ;; *) echo "$NGX_COOKIE" ;; esac
 }
 pids_of() {     # the proxy's processes: portvakt, or an nginx master and its workers
   case $1 in
@@ -252,7 +269,7 @@ sanity() {      # TARGET: with the cookie 200 "ok"; without it refused (auth tar
   anon=$(curl -sk --max-time 5 "${rs[@]}" -o /dev/null -w '%{http_code}' "$url" || true)
   [ "$ok" = "ok 200" ] || { echo "$t: authenticated request failed: '$ok'" >&2; exit 1; }
   case $t in
-    portvakt-auth|portvakt-redis) [ "$anon" = 302 ] || { echo "$t: anonymous request not sent to login ($anon)" >&2; exit 1; } ;;
+    portvakt-auth|portvakt-redis|portvakt-assert) [ "$anon" = 302 ] || { echo "$t: anonymous request not sent to login ($anon)" >&2; exit 1; } ;;
     nginx-authreq|pingora-bare) [ "$anon" = 401 ] || { echo "$t: anonymous request not refused ($anon)" >&2; exit 1; } ;;
   esac
 }

@@ -70,6 +70,10 @@ pub struct Runtime {
     pub passkeys: crate::passkey::RelyingParty,
     /// `Content-Security-Policy` for the pages that run our passkey script.
     pub csp_script: HeaderValue,
+    /// Identity assertions made for this configuration's services, reused
+    /// for most of their lifetime (a reload empties it: audiences and
+    /// service indexes may have changed).
+    pub assertion_cache: crate::assertion::TokenCache,
 }
 
 impl Runtime {
@@ -190,6 +194,7 @@ impl Runtime {
             .map(|s| Box::new(peer(&s.upstream)))
             .collect();
         Ok(Runtime {
+            assertion_cache: crate::assertion::TokenCache::default(),
             notifier,
             code_rules,
             peers,
@@ -400,6 +405,10 @@ pub struct Gateway {
     pub passkey_logins: crate::passkey::Ceremonies,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// The identity assertion signing keys: a private file in the state
+    /// directory, or the shared state when several gateways share it (each
+    /// must publish the keys any of them signs with).
+    pub assertion_keys: crate::assertion::KeyRing,
 }
 
 impl Gateway {
@@ -435,7 +444,18 @@ impl Gateway {
         // shared secret, so a value sealed by A opens on B.
         let sealer = || Sealer::from_secret(&runtime.signer.mac(Purpose::StateSeal, b""));
         let pepper = runtime.signer.mac(Purpose::CodePepper, b"");
+        let assertion_keys = {
+            use crate::assertion::keys::{Place, FILE_NAME};
+            let place = if shared.kind() == "memory" {
+                Place::File(runtime.config.state_dir.join(FILE_NAME))
+            } else {
+                Place::Shared(shared.clone())
+            };
+            let seal = runtime.signer.mac(Purpose::AssertionKeys, b"");
+            crate::assertion::KeyRing::new(place, Sealer::from_secret(&seal))
+        };
         let gw = Arc::new(Gateway {
+            assertion_keys,
             handoffs: HandoffCodes::new(shared.clone(), sealer()),
             challenges: Challenges::new(shared.clone(), pepper),
             passkey_logins: crate::passkey::Ceremonies::new(shared.clone()),

@@ -22,6 +22,7 @@
 //! - [`basic`]: HTTP Basic for internal non-browser clients, with a keyed cache.
 //! - [`regulation`]: lockout after failures, per user and per IP.
 //! - [`signing`]: the secret key: return addresses, CSRF tokens.
+//! - [`assertion`]: signed identity for upstreams: ES256 JWTs, the key ring, the JWKS.
 //! - [`login`]: the login flow's decisions: password, second step, re-auth, handoff (typed outcomes).
 //! - [`pages`]: our own pages: login, handoff, logout, portal, errors; they render [`login`]'s outcomes.
 //! - [`audit`]: access log and hash-chained auth events (JSON lines); `audit verify|query|report`;
@@ -39,6 +40,7 @@
 
 pub mod admin;
 pub mod admin_listener;
+pub mod assertion;
 pub mod audit;
 pub mod basic;
 pub mod cli;

@@ -69,6 +69,9 @@ pub enum Purpose {
     /// The key that seals values in the shared state (handoff codes,
     /// pending enrolments).
     StateSeal,
+    /// The key that seals the assertion signing keys at rest (file or
+    /// shared state): the same on every gateway with this secret key.
+    AssertionKeys,
 }
 
 impl Purpose {
@@ -81,6 +84,7 @@ impl Purpose {
             Purpose::AdminApi => b"portvakt/admin-api/v1",
             Purpose::CodePepper => b"portvakt/code-pepper/v1",
             Purpose::StateSeal => b"portvakt/state-seal/v1",
+            Purpose::AssertionKeys => b"portvakt/assertion-keys/v1",
         }
     }
 }

@@ -38,6 +38,8 @@ pub fn service_at(host: &str, path: &str, policy: Policy) -> Service {
         icon: None,
         keep_encoded_slashes: false,
         keep_underscore_headers: false,
+        assertion: false,
+        assertion_audience: String::new(),
     }
 }
 

@@ -13,6 +13,7 @@ if [ "$what" = test ]; then
   pkgs="$pkgs nginx"                             # a real upstream that resolves paths as production servers do (tests/it/attack/paths.rs)
   pkgs="$pkgs redis-server redis-tools"          # shared state for two gateways (tests/it/cluster.rs, src/state/contract.rs)
   pkgs="$pkgs postgresql"                        # the durable store shared by two gateways (src/storage/postgres/tests.rs, tests/it/cluster.rs)
+  pkgs="$pkgs python3-jwt python3-cryptography"  # an independent JWT verifier for the identity assertions (tests/it/assertion.rs)
   pkgs="$pkgs logrotate"                         # rotates the logs in tests/it/audit_chain.rs with systemd/portvakt.logrotate
 fi
 missing=$(for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done | tr '\n' ' ')

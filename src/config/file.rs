@@ -89,6 +89,10 @@ pub struct FileConfig {
     /// Passkeys and security keys (WebAuthn).
     #[serde(default)]
     pub passkeys: Passkeys,
+    /// Signed identity assertions for services with `assertion: true`:
+    /// header name, token lifetime, key rotation.
+    #[serde(default)]
+    pub assertion: Assertion,
 }
 
 /// `passkeys:` the relying party a passkey is bound to.
@@ -100,6 +104,45 @@ pub struct Passkeys {
     /// credential also serves the portal after it moves to another host of
     /// that domain. Changing it later makes every registered passkey unusable.
     pub rp_id: Option<String>,
+}
+
+/// `assertion:` the signed identity token (a JWT) sent to upstreams.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assertion {
+    /// Request header that carries the token. Default `Portvakt-Assertion`.
+    pub header: Option<String>,
+    /// How long a token is valid (`exp - iat`). Default 60s.
+    #[serde(default = "default_assertion_lifetime")]
+    pub lifetime: Duration,
+    /// Age at which the signing key is replaced by a new one. Default 24h.
+    #[serde(default = "default_rotate_every")]
+    pub rotate_every: Duration,
+    /// How long a replaced key stays in the JWKS; at least twice the
+    /// lifetime and less than `rotate_every`. Default 1h.
+    #[serde(default = "default_overlap")]
+    pub overlap: Duration,
+}
+
+fn default_assertion_lifetime() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_rotate_every() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_overlap() -> Duration {
+    Duration::from_secs(3600)
+}
+
+impl Default for Assertion {
+    fn default() -> Self {
+        Assertion {
+            header: None,
+            lifetime: default_assertion_lifetime(),
+            rotate_every: default_rotate_every(),
+            overlap: default_overlap(),
+        }
+    }
 }
 
 /// `limits:` what one request may carry before it is refused.
@@ -566,6 +609,10 @@ pub struct Service {
     /// another; identity headers in any spelling are removed all the same.
     #[serde(default)]
     pub keep_underscore_headers: bool,
+    /// Send a signed identity token (JWT, see `assertion:`) with every
+    /// request that carries a login. Default false.
+    #[serde(default)]
+    pub assertion: bool,
 }
 
 /// `services[].hours:` — one window written inline (`days`, `from`, `to`)

@@ -86,6 +86,8 @@ pub struct Config {
     /// The WebAuthn relying party id passkeys are bound to (`passkeys.rp_id`,
     /// default the portal host).
     pub passkey_rp_id: String,
+    /// Signed identity assertions (`assertion:`).
+    pub assertion: crate::assertion::Settings,
 }
 
 /// One-time code rules (see `codes:` in the config file).
@@ -281,6 +283,10 @@ pub struct Service {
     pub keep_encoded_slashes: bool,
     /// Forward headers with `_` in their names.
     pub keep_underscore_headers: bool,
+    /// Send a signed identity token upstream.
+    pub assertion: bool,
+    /// The token's `aud`: `https://host/path` (see [`crate::assertion::audience`]).
+    pub assertion_audience: String,
 }
 
 /// How to reach a service's upstream.
@@ -344,6 +350,12 @@ impl IdentityHeaderNames {
             .iter()
             .map(|(_, n)| http::HeaderName::from_static(n))
             .collect();
+        // The assertion header under its default name, on every service:
+        // whether or not this one sends a token, a client's must never
+        // pass as ours. A renamed one is added by the service validation.
+        strip.push(http::HeaderName::from_static(
+            crate::assertion::DEFAULT_HEADER,
+        ));
         for name in self.all() {
             if !strip.contains(name) {
                 strip.push(name.clone());

@@ -15,6 +15,7 @@ pub(super) fn services(
     list: &[file::Service],
     realm_ids: &[&str],
     portal_host: &str,
+    assertion_header: &http::HeaderName,
 ) -> Vec<Arc<Service>> {
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut out = Vec::new();
@@ -98,7 +99,16 @@ pub(super) fn services(
             }
         }
         let upstream = upstream(c, &key, s);
-        let headers = identity_headers(c, &key, s);
+        let mut headers = identity_headers(c, &key, s);
+        if headers.all().contains(&assertion_header) {
+            c.problem(
+                &format!("{key}.identity_headers"),
+                format!("{assertion_header} is the assertion header (assertion.header); choose another name"),
+            );
+        }
+        if !headers.strip.contains(assertion_header) {
+            headers.strip.push(assertion_header.clone());
+        }
         let mut methods = Vec::new();
         for (j, m) in s.methods.iter().enumerate() {
             match crate::session::Method::parse(m) {
@@ -119,6 +129,7 @@ pub(super) fn services(
                 "a bypass service asks for no login; remove basic_auth",
             );
         }
+        let assertion_audience = crate::assertion::audience(&host, &path);
         out.push(Arc::new(Service {
             index: i,
             name: s.name.clone(),
@@ -139,6 +150,8 @@ pub(super) fn services(
             icon,
             keep_encoded_slashes: s.keep_encoded_slashes,
             keep_underscore_headers: s.keep_underscore_headers,
+            assertion: s.assertion,
+            assertion_audience,
         }));
     }
     out

@@ -24,6 +24,8 @@ pub struct Reply {
     /// The page runs our passkey script (its CSP allows `script-src 'self'`;
     /// every other page stays script-free).
     pub script: bool,
+    /// `Cache-Control` instead of the default (`no-store`, or an asset's).
+    pub cache_control: Option<Box<HeaderValue>>,
 }
 
 impl Reply {
@@ -37,6 +39,7 @@ impl Reply {
             asset: false,
             decision: "page",
             script: false,
+            cache_control: None,
         }
     }
 
@@ -57,6 +60,7 @@ impl Reply {
             asset: true,
             decision: "asset",
             script: false,
+            cache_control: None,
         }
     }
 

@@ -29,6 +29,12 @@ impl Proxy {
         // "was anything refused, and to whom" is an auditor's question. Only
         // an allowed request carries identity headers upstream.
         ctx.session = identity.clone();
+        if service.assertion {
+            ctx.session_key = match (state, &identity) {
+                (SessionState::Valid(id, s), Some(i)) if Arc::ptr_eq(s, i) => Some(id.key().0),
+                _ => None,
+            };
+        }
         match decision {
             Decision::Allow => Ok(false),
             Decision::Login => {

@@ -33,6 +33,10 @@ pub struct Ctx {
     pub service: Option<Arc<Service>>,
     /// Identity sent upstream.
     pub session: Option<Arc<Session>>,
+    /// The session store's key of [`Self::session`] when it came from a
+    /// cookie (set only for services with `assertion: true`): the token
+    /// cache's key, new at every login and step-up.
+    pub session_key: Option<[u8; 32]>,
     /// Credentials were taken from a Basic header (strip it upstream).
     pub used_basic: bool,
     /// Access-log decision and reason.
@@ -64,6 +68,7 @@ impl Ctx {
             port_suffix: String::new(),
             service: None,
             session: None,
+            session_key: None,
             used_basic: false,
             decision: "error",
             reason: "",

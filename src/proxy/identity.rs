@@ -161,4 +161,21 @@ mod tests {
         assert_eq!(xff, ["0.0.0.0, 10.0.0.1"]);
         assert_eq!(real.as_deref(), Some("0.0.0.0"));
     }
+
+    #[test]
+    fn a_client_sent_assertion_never_passes_even_where_the_gateway_sends_none() {
+        // The default test service has `assertion: false`.
+        let service = crate::testutil::service_at("app.test", "/", crate::policy::Policy::Bypass);
+        assert!(!service.assertion);
+        let ctx = Ctx::new();
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("Portvakt-Assertion", "forged").unwrap();
+        req.append_header("portvakt_assertion", "forged").unwrap();
+        prepare(&mut req, &ctx, &service).unwrap();
+        assert!(
+            !req.headers.keys().any(|n| n.as_str().contains("assertion")),
+            "{:?}",
+            req.headers
+        );
+    }
 }

@@ -13,6 +13,7 @@
 //!              ▼                                                           │
 //!          upstream_peer               the service's prebuilt HttpPeer     │
 //!          upstream_request_filter     identity::prepare (strip, add, XFF) │
+//!                                      assertion: signed token (cached)   │
 //!          response_filter             HSTS; upstream may not set our cookies
 //!          fail_to_proxy               branded 502/504 page (respond)
 //!          logging                     one access-log line (audit::access)
@@ -22,6 +23,7 @@
 //! where it acts on a request):
 //!
 //! - `answer`: what to send for each policy decision.
+//! - `assertion`: the signed identity token upstream, and the JWKS on the portal host.
 //! - `basic`: `Authorization: Basic` for internal clients, and its challenge.
 //! - `ctx`: the per-request context [`Ctx`].
 //! - [`identity`]: the identity headers sent upstream.
@@ -30,6 +32,7 @@
 //! - `session`: the session cookie → the session store (expiry, idle clock).
 
 mod answer;
+mod assertion;
 mod basic;
 mod ctx;
 pub mod identity;
@@ -126,6 +129,12 @@ impl ProxyHttp for Proxy {
                     .await;
             }
             return self.serve_page(session, ctx, &rt).await;
+        }
+        if path == crate::assertion::JWKS_PATH
+            && ctx.host == rt.config.portal_host
+            && rt.config.services.iter().any(|s| s.assertion)
+        {
+            return self.serve_jwks(session, ctx, &rt).await;
         }
         let route = rt.router.route(&ctx.host, path);
         let service = match route {
@@ -249,7 +258,11 @@ impl ProxyHttp for Proxy {
                 "no service routed",
             ));
         };
-        identity::prepare(upstream_request, ctx, &service)
+        identity::prepare(upstream_request, ctx, &service)?;
+        if service.assertion {
+            self.add_assertion(upstream_request, ctx, &service).await?;
+        }
+        Ok(())
     }
 
     async fn response_filter(

@@ -18,6 +18,9 @@ pub async fn write(session: &mut Session, rt: &Runtime, reply: Reply) -> pingora
     }
     resp.insert_header(header::CONTENT_LENGTH, body_len)?;
     page_security_headers(&mut resp, rt, reply.asset, reply.script)?;
+    if let Some(cc) = reply.cache_control {
+        resp.insert_header(header::CACHE_CONTROL, *cc)?;
+    }
     for (name, value) in reply.headers {
         resp.append_header(name, value)?;
     }

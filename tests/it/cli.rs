@@ -205,3 +205,18 @@ fn check_config_refuses_a_passkey_name_the_portal_is_not_under() {
         &["other.example", "portal.test"],
     );
 }
+
+#[test]
+fn check_config_points_at_bad_assertion_settings_and_reports_them_all() {
+    let checked = check_config("bad-assertion.yaml");
+    checked.assert_reports(
+        &[checked.line_of("header: Cookie", 0)],
+        "assertion.header",
+        &["Cookie", "already uses"],
+    );
+    checked.assert_reports(
+        &[checked.line_of("overlap: 90s", 0)],
+        "assertion.overlap",
+        &["twice"],
+    );
+}

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod assertion;
 mod attack;
 mod audit;
 mod audit_chain;

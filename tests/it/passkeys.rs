@@ -28,7 +28,8 @@ async fn gateway(upstream: &Upstream) -> Gateway {
         .service(
             Service::new("app.test", upstream.url())
                 .name("Appen")
-                .policy("two_factor_offsite"),
+                .policy("two_factor_offsite")
+                .with("assertion: true"),
         )
         .realm_methods(&["password", "token"], &["passkey", "email", "totp"])
         .extra_yaml(
@@ -216,6 +217,19 @@ async fn register_a_key_at_work_then_log_in_from_home_with_it() {
     assert_eq!(who.one("remote-auth-level"), Some("2"));
     let methods = who.one("remote-auth-methods").unwrap_or_default();
     assert!(methods.contains("passkey"), "{methods:?}");
+    // The signed identity says how: password and a hardware-bound key.
+    let token = who.one("portvakt-assertion").expect("a signed identity");
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .expect("base64url"),
+    )
+    .expect("JSON claims");
+    assert_eq!(
+        claims["amr"],
+        serde_json::json!(["pwd", "hwk", "mfa"]),
+        "{claims}"
+    );
     gw.wait_auth_log("the key login from home", |lines| {
         lines.iter().any(|l| {
             l["event"] == "login"

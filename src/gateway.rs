@@ -119,8 +119,8 @@ impl Runtime {
             return Err(ConfigError { problems });
         }
         let router = Router::new(&config.portal_host, &config.services);
-        let csp = csp(&router);
-        let csp_script = with_our_script(&csp);
+        let csp = crate::proxy::respond::csp(&router);
+        let csp_script = crate::proxy::respond::with_our_script(&csp);
         let passkeys = crate::passkey::RelyingParty::new(
             &config.passkey_rp_id,
             &config.portal_host,
@@ -353,30 +353,6 @@ fn peer(u: &Upstream) -> HttpPeer {
         p.options.ca = Some(Arc::from(certs.into_boxed_slice()));
     }
     p
-}
-
-/// Our pages' CSP. `form-action` must list every host we serve: Chrome applies
-/// it to the redirect after the login POST, which goes to a service host.
-fn csp(router: &Router) -> HeaderValue {
-    let mut hosts: Vec<&str> = router.hosts().collect();
-    hosts.sort_unstable();
-    hosts.dedup();
-    let form_action: String = hosts.iter().map(|h| format!(" https://{h}:*")).collect();
-    let value = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'{form_action}; frame-ancestors 'none'; base-uri 'none'"
-    );
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
-}
-
-/// The CSP of the pages that run `passkey.js`: our own script file and
-/// nothing else (no inline script, no eval, no other origin), so the only
-/// script a page can run is the one we ship.
-fn with_our_script(csp: &HeaderValue) -> HeaderValue {
-    let value = format!(
-        "{}; script-src 'self'",
-        csp.to_str().unwrap_or("default-src 'none'")
-    );
-    HeaderValue::from_str(&value).unwrap_or_else(|_| csp.clone())
 }
 
 /// The state that outlives configuration reloads.

@@ -13,6 +13,9 @@ use serde::Deserialize;
 
 use super::types::{Duration, Lang, Localized};
 
+pub use super::assertion::Assertion;
+pub use super::passkeys::Passkeys;
+
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,56 +96,6 @@ pub struct FileConfig {
     /// header name, token lifetime, key rotation.
     #[serde(default)]
     pub assertion: Assertion,
-}
-
-/// `passkeys:` the relying party a passkey is bound to.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Passkeys {
-    /// The name passkeys are registered for: the portal host (default) or a
-    /// domain it belongs to (`example.se` for `portal.example.se`), so one
-    /// credential also serves the portal after it moves to another host of
-    /// that domain. Changing it later makes every registered passkey unusable.
-    pub rp_id: Option<String>,
-}
-
-/// `assertion:` the signed identity token (a JWT) sent to upstreams.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Assertion {
-    /// Request header that carries the token. Default `Portvakt-Assertion`.
-    pub header: Option<String>,
-    /// How long a token is valid (`exp - iat`). Default 60s.
-    #[serde(default = "default_assertion_lifetime")]
-    pub lifetime: Duration,
-    /// Age at which the signing key is replaced by a new one. Default 24h.
-    #[serde(default = "default_rotate_every")]
-    pub rotate_every: Duration,
-    /// How long a replaced key stays in the JWKS; at least twice the
-    /// lifetime and less than `rotate_every`. Default 1h.
-    #[serde(default = "default_overlap")]
-    pub overlap: Duration,
-}
-
-fn default_assertion_lifetime() -> Duration {
-    Duration::from_secs(60)
-}
-fn default_rotate_every() -> Duration {
-    Duration::from_secs(24 * 3600)
-}
-fn default_overlap() -> Duration {
-    Duration::from_secs(3600)
-}
-
-impl Default for Assertion {
-    fn default() -> Self {
-        Assertion {
-            header: None,
-            lifetime: default_assertion_lifetime(),
-            rotate_every: default_rotate_every(),
-            overlap: default_overlap(),
-        }
-    }
 }
 
 /// `limits:` what one request may carry before it is refused.

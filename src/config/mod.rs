@@ -8,9 +8,11 @@
 //! - [`validate`]: file shape → [`model::Config`], collecting all problems.
 //! - [`model`]: the validated configuration the program runs on.
 
+mod assertion;
 pub mod file;
 pub mod locate;
 pub mod model;
+mod passkeys;
 mod services;
 pub mod types;
 pub mod validate;

@@ -203,7 +203,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
 
     let realms = realms(&mut c, &f.realms);
     let realm_ids: Vec<&str> = realms.iter().map(|r| r.id.as_str()).collect();
-    let assertion = assertion(&mut c, &f.assertion, &portal_host);
+    let assertion = super::assertion::settings(&mut c, &f.assertion, &portal_host);
     let services = super::services::services(
         &mut c,
         &f.services,
@@ -379,7 +379,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
             "header_bytes must be at least 4096 and header_fields at least 16: browsers send 1–8 KiB in 10–30 fields",
         );
     }
-    let passkey_rp_id = passkey_rp_id(&mut c, f.passkeys.rp_id.as_deref(), &portal_host);
+    let passkey_rp_id = super::passkeys::rp_id(&mut c, f.passkeys.rp_id.as_deref(), &portal_host);
     if f.listen.proxy_protocol && f.trusted_proxies.is_empty() {
         c.problem(
             "listen.proxy_protocol",
@@ -427,120 +427,6 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         passkey_rp_id,
         assertion,
     })
-}
-
-/// `passkeys.rp_id`: the portal host or a domain it is under. Browsers refuse
-/// any other name (a passkey for `example.se` cannot be asked for from
-/// `portal.other.se`), and a bare top-level domain would let every site
-/// under it ask for our users' passkeys.
-fn passkey_rp_id(c: &mut Checker<'_>, rp_id: Option<&str>, portal_host: &str) -> String {
-    let Some(rp_id) = rp_id else {
-        return portal_host.to_owned();
-    };
-    let id = rp_id.trim_end_matches('.').to_ascii_lowercase();
-    let under = portal_host == id || portal_host.ends_with(&format!(".{id}"));
-    if !under || !id.contains('.') || id.starts_with('.') {
-        c.problem(
-            "passkeys.rp_id",
-            format!(
-                "{rp_id:?} must be the portal host ({portal_host}) or a domain it belongs to, \
-                 with at least two labels (e.g. example.se for portal.example.se)"
-            ),
-        );
-    }
-    id
-}
-
-/// Headers the assertion may not be called: the request's own framing,
-/// routing and credentials, which the gateway or the upstream read for
-/// something else.
-const RESERVED_HEADERS: [&str; 10] = [
-    "host",
-    "cookie",
-    "authorization",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-    "x-forwarded-for",
-    "x-real-ip",
-    "x-request-id",
-];
-
-fn assertion(
-    c: &mut Checker,
-    a: &file::Assertion,
-    portal_host: &str,
-) -> crate::assertion::Settings {
-    use std::time::Duration;
-    let default = http::HeaderName::from_static(crate::assertion::DEFAULT_HEADER);
-    let header = match a.header.as_deref().map(str::trim) {
-        None => default,
-        Some(h) => match http::HeaderName::from_bytes(h.as_bytes()) {
-            Ok(n) if RESERVED_HEADERS.contains(&n.as_str()) || n.as_str().contains('_') => {
-                c.problem(
-                    "assertion.header",
-                    format!("{h:?} is a header the request already uses for something else; choose a name of its own like Portvakt-Assertion"),
-                );
-                default
-            }
-            Ok(n) => n,
-            Err(_) => {
-                c.problem(
-                    "assertion.header",
-                    format!("{h:?} is not a valid header name"),
-                );
-                default
-            }
-        },
-    };
-    let lifetime = a.lifetime.0;
-    if lifetime < Duration::from_secs(10) || lifetime > Duration::from_secs(3600) {
-        c.problem(
-            "assertion.lifetime",
-            "must be between 10s and 1h: a token is for one request, and a stolen one should be useless soon",
-        );
-    }
-    let (rotate_every, overlap) = (a.rotate_every.0, a.overlap.0);
-    if overlap < lifetime * 2 {
-        c.problem(
-            "assertion.overlap",
-            format!(
-                "must be at least twice assertion.lifetime ({}s): a token signed just before a rotation must still verify until it expires",
-                lifetime.as_secs()
-            ),
-        );
-    }
-    if rotate_every <= overlap || rotate_every < Duration::from_secs(600) {
-        c.problem(
-            "assertion.rotate_every",
-            "must be at least 10m and longer than assertion.overlap, so at most two keys are published",
-        );
-    }
-    let wire = {
-        let mut up = true;
-        let title: String = header
-            .as_str()
-            .chars()
-            .map(|ch| {
-                let out = if up { ch.to_ascii_uppercase() } else { ch };
-                up = ch == '-';
-                out
-            })
-            .collect();
-        bytes::Bytes::from(title)
-    };
-    crate::assertion::Settings {
-        header,
-        wire,
-        lifetime,
-        rotation: crate::assertion::Rotation {
-            rotate_every,
-            overlap,
-        },
-        issuer: format!("https://{portal_host}"),
-        jwks_max_age: Duration::from_secs(300).min(overlap / 4),
-    }
 }
 
 fn branding(c: &mut Checker, b: &file::Branding) -> Branding {

@@ -22,6 +22,18 @@ use crate::signing::Purpose;
 /// How recently the password must have been entered to change enrolments (fixed).
 pub const RECENT_PASSWORD_MS: u64 = 5 * 60 * 1000;
 
+/// Longest description of a device or key ("Jobbtelefonen", "YubiKey").
+pub const MAX_DESCRIPTION: usize = 60;
+
+/// Whether `description` (trimmed) may name a device or key: 1 to
+/// [`MAX_DESCRIPTION`] characters, no control characters (it is shown in
+/// lists and written to the audit log).
+pub fn description_ok(description: &str) -> bool {
+    !description.is_empty()
+        && description.chars().count() <= MAX_DESCRIPTION
+        && !description.chars().any(char::is_control)
+}
+
 /// A request that passed the self-service rules.
 pub struct Allowed<'a> {
     /// The session id (for CSRF and pending enrolments).

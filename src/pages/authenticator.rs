@@ -19,9 +19,6 @@ pub const PATH: &str = "/.portvakt/settings";
 /// The enrolment page.
 pub const ENROL_PATH: &str = "/.portvakt/settings/authenticator";
 
-/// Longest description accepted.
-const MAX_DESCRIPTION: usize = 60;
-
 const DONE: [&str; 4] = [
     "totp_added",
     "totp_removed",
@@ -105,10 +102,7 @@ pub async fn enrol_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     match req.field("action") {
         Some("start") => {
             let description = req.field("description").unwrap_or("").trim();
-            if description.is_empty()
-                || description.chars().count() > MAX_DESCRIPTION
-                || description.chars().any(char::is_control)
-            {
+            if !super::account::description_ok(description) {
                 return step_one(rt, req, &a, 400, Some("error_description"), description);
             }
             let secret = totp::new_secret();

@@ -27,9 +27,6 @@ pub const ENROL_PATH: &str = "/.portvakt/settings/passkey";
 /// Using a passkey at login.
 pub const LOGIN_PATH: &str = "/.portvakt/passkey";
 
-/// Longest description accepted (as for authenticator devices).
-const MAX_DESCRIPTION: usize = 60;
-
 /// GET /.portvakt/settings/passkey: the description.
 pub fn enrol(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     match guard(gw, rt, req) {
@@ -49,10 +46,7 @@ pub async fn enrol_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     match req.field("action") {
         Some("start") => {
             let description = req.field("description").unwrap_or("").trim();
-            if description.is_empty()
-                || description.chars().count() > MAX_DESCRIPTION
-                || description.chars().any(char::is_control)
-            {
+            if !super::account::description_ok(description) {
                 return describe(rt, req, &a, 400, Some("error_description"), description);
             }
             let existing = match gw.store.passkeys(&who).await {

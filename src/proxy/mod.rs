@@ -37,7 +37,7 @@ mod basic;
 mod ctx;
 pub mod identity;
 mod pages;
-mod respond;
+pub mod respond;
 mod session;
 
 use std::borrow::Cow;

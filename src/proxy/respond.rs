@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use http::header;
+use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
@@ -63,4 +64,28 @@ pub fn page_security_headers(
 /// A last-resort body when even the runtime is missing.
 pub fn plain(status: u16) -> Bytes {
     Bytes::from(format!("portvakt: error {status}\n"))
+}
+
+/// Our pages' CSP. `form-action` must list every host we serve: Chrome applies
+/// it to the redirect after the login POST, which goes to a service host.
+pub fn csp(router: &crate::routing::Router) -> HeaderValue {
+    let mut hosts: Vec<&str> = router.hosts().collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    let form_action: String = hosts.iter().map(|h| format!(" https://{h}:*")).collect();
+    let value = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'{form_action}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
+}
+
+/// The CSP of the pages that run `passkey.js`: our own script file and
+/// nothing else (no inline script, no eval, no other origin), so the only
+/// script a page can run is the one we ship.
+pub fn with_our_script(csp: &HeaderValue) -> HeaderValue {
+    let value = format!(
+        "{}; script-src 'self'",
+        csp.to_str().unwrap_or("default-src 'none'")
+    );
+    HeaderValue::from_str(&value).unwrap_or_else(|_| csp.clone())
 }

@@ -179,17 +179,43 @@ impl TestPostgres {
         }
         // Its log goes to a file, appended across restarts, for the panics below.
         let log_path = self.dir.path().join("postgres.log");
-        let log = std::fs::OpenOptions::new()
+        std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .expect("postgres.log");
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start postgres");
         let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        // A backend of the killed server may take a moment to let go of the
+        // old shared memory (SIGKILL is delivered, not awaited): the new
+        // postmaster then refuses to start ("pre-existing shared memory
+        // block is still in use"). That is retried, a bounded number of times.
+        let mut attempts = 0;
+        let mut child = loop {
+            attempts += 1;
+            let logged_before = log().len();
+            let mut child = cmd
+                .stdout(Stdio::null())
+                .stderr(
+                    std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&log_path)
+                        .expect("postgres.log"),
+                )
+                .spawn()
+                .expect("start postgres");
+            std::thread::sleep(Duration::from_millis(100));
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    let new = log().get(logged_before..).unwrap_or_default().to_owned();
+                    if new.contains("pre-existing shared memory block") && attempts < 50 {
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                    panic!("postgres exited at start: {status}\n{}", log());
+                }
+                _ => break child,
+            }
+        };
         // Ready when it answers a query, not merely when the port is open:
         // after a crash it listens before recovery has finished.
         for _ in 0..200 {

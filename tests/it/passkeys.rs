@@ -3,8 +3,9 @@
 //! registers a key at work under "Mina inställningar" and logs in from home
 //! with it; a removed key, another user's key and a cloned key (its counter
 //! behind) are refused; a browser without WebAuthn is shown the other
-//! methods. Without a browser: only the two passkey pages may run a script,
-//! and registering is refused from home.
+//! methods; behind a balancer, a challenge one gateway made is answered at
+//! the other. Without a browser: only the two passkey pages may run a
+//! script, and registering is refused from home.
 //!
 //! "At home" is a forwarder's port, as in `browser.rs`: the gateway sees
 //! 127.0.0.2.
@@ -529,4 +530,79 @@ async fn a_realm_with_the_key_as_its_only_way_in_from_outside_says_why() {
         journey.describe()
     );
     assert_ne!(journey.end.url.host_str(), Some("app.test"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_balancer_the_challenge_of_one_gateway_is_answered_at_the_other() {
+    // Two gateways sharing Redis (challenges, sessions) and PostgreSQL (keys).
+    let redis = crate::support::redis::Redis::start().await;
+    let pg = crate::support::postgres::start();
+    pg.create_db("portvakt");
+    let upstream = Upstream::start().await;
+    let key: [u8; 32] = rand::random();
+    let config = || {
+        GatewayConfig::new()
+            .secret_key(key)
+            .state(&redis.url())
+            .service(Service::new("app.test", upstream.url()).policy("two_factor_offsite"))
+            .realm_methods(&["password", "token"], &["passkey", "email", "totp"])
+            .extra_yaml(&format!("storage: \"{}\"\n", pg.url("portvakt", "2")))
+    };
+    let (a, b) = (config().start().await, config().start().await);
+    let home_a = Forwarder::offsite(a.https_addr()).await;
+    let home_b = Forwarder::offsite(b.https_addr()).await;
+    let browser = Browser::launch(
+        "behind_a_balancer_the_challenge_of_one_gateway_is_answered_at_the_other",
+        a.pki(),
+        BrowserOptions::desktop(),
+    )
+    .await;
+    let _key = SecurityKey::plug_into(&browser).await;
+
+    // Registered through gateway A.
+    log_in_at_work(
+        &browser,
+        &format!("https://portal.test:{}", a.https_port()),
+        &ALICE,
+    )
+    .await;
+    register_key(&browser, "YubiKey").await;
+    browser.follow_link("Tillbaka till portalen").await;
+    log_out(&browser).await;
+
+    // From home: the key page comes from B, the answer goes to A.
+    browser
+        .open(&format!("https://app.test:{}/", home_b.port()))
+        .await;
+    browser.type_into("#username", ALICE.name).await;
+    browser.type_into("#password", ALICE.password).await;
+    browser.choose("method", "passkey").await;
+    browser.press("Logga in").await;
+    assert_eq!(browser.heading().await, "Logga in med säkerhetsnyckel");
+    browser
+        .script(&format!(
+            "document.querySelector('form[data-passkey]').action = \
+             'https://portal.test:{}/.portvakt/passkey'; return null;",
+            home_a.port()
+        ))
+        .await;
+    browser.press("Använd säkerhetsnyckeln").await;
+    // The return address named B's port, which A does not serve, so A sends
+    // her to the portal (behind one balancer both share one port); she is
+    // logged in with two factors there, and the service lets her in.
+    assert_eq!(browser.heading().await, "Dina tjänster");
+    browser
+        .open(&format!("https://app.test:{}/", home_a.port()))
+        .await;
+    assert_eq!(
+        whoami_on_page(&browser).await.one("remote-auth-level"),
+        Some("2")
+    );
+    a.wait_auth_log("A accepted B's challenge", |lines| {
+        lines
+            .iter()
+            .any(|l| l["event"] == "login" && l["method"] == "passkey" && l["result"] == "success")
+    })
+    .await;
+    assert!(home_a.connections() > 0 && home_b.connections() > 0);
 }

@@ -438,6 +438,9 @@ pub fn run(cli: Cli) -> ExitCode {
                     c.services.len(),
                     plural(c.services.len())
                 );
+                for w in &c.warnings {
+                    eprintln!("warning: {w}");
+                }
                 // Also build the runtime: users files and templates are checked too.
                 match crate::gateway::Runtime::build(c, None) {
                     Ok(_) => ExitCode::SUCCESS,

@@ -118,6 +118,9 @@ impl Runtime {
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
+        for w in &config.warnings {
+            tracing::warn!(warning = %w, "configuration");
+        }
         let router = Router::new(&config.portal_host, &config.services);
         let csp = crate::proxy::respond::csp(&router);
         let csp_script = crate::proxy::respond::with_our_script(&csp);

@@ -9,6 +9,7 @@
 //! - [`model`]: the validated configuration the program runs on.
 
 mod assertion;
+mod contrast;
 pub mod file;
 pub mod locate;
 pub mod model;

@@ -88,6 +88,9 @@ pub struct Config {
     pub passkey_rp_id: String,
     /// Signed identity assertions (`assertion:`).
     pub assertion: crate::assertion::Settings,
+    /// What check-config warns about (brand colours below WCAG contrast);
+    /// the gateway logs them at load.
+    pub warnings: Vec<super::Problem>,
 }
 
 /// One-time code rules (see `codes:` in the config file).

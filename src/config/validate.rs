@@ -17,9 +17,21 @@ pub(super) struct Checker<'a> {
     base: PathBuf,
     locations: &'a Locations,
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
 }
 
 impl Checker<'_> {
+    /// Something allowed but probably not meant (check-config prints it,
+    /// the gateway logs it; the configuration still loads).
+    pub(super) fn warn(&mut self, key: &str, message: impl Into<String>) {
+        self.warnings.push(Problem::new(
+            self.file,
+            self.locations.find(key),
+            key,
+            message.into(),
+        ));
+    }
+
     pub(super) fn problem(&mut self, key: &str, message: impl Into<String>) {
         self.problems.push(Problem::new(
             self.file,
@@ -99,6 +111,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         base,
         locations,
         problems: Vec::new(),
+        warnings: Vec::new(),
     };
 
     if f.tls.certificates.is_empty() {
@@ -125,6 +138,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
 
     let portal_host = c.host("portal.host", &f.portal.host);
     let branding = branding(&mut c, &f.branding);
+    super::contrast::check(&mut c, &branding);
     let templates_dir = f.pages.templates.as_ref().map(|t| {
         let p = c.path(t);
         if !p.is_dir() {
@@ -426,6 +440,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         request_limits,
         passkey_rp_id,
         assertion,
+        warnings: c.warnings,
     })
 }
 

@@ -220,3 +220,35 @@ fn check_config_points_at_bad_assertion_settings_and_reports_them_all() {
         &["twice"],
     );
 }
+
+#[test]
+fn check_config_warns_about_brand_colours_below_wcag_contrast() {
+    let checked = check_config("low-contrast.yaml");
+    let all = format!("{}\n{}", checked.stderr, checked.stdout);
+    assert!(checked.success, "a warning is not an error:\n{all}");
+    let line = checked.line_of("colors:", 0);
+    for (key, what) in [
+        ("branding.colors.on_primary", "text on primary buttons"),
+        ("branding.colors.primary", "links and secondary buttons"),
+    ] {
+        let warning = checked
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("warning:") && l.contains(key))
+            .unwrap_or_else(|| panic!("no warning about {key}:\n{all}"));
+        assert!(
+            warning.contains("portvakt.yaml")
+                && mentions_line(warning, line)
+                && warning.contains(what)
+                && warning.contains("4.5:1"),
+            "{warning}"
+        );
+    }
+    assert!(
+        !checked.stderr.contains("branding.colors.background"),
+        "the default background is fine:\n{all}"
+    );
+    // The shipped colours draw no warning.
+    let good = check_config("good.yaml");
+    assert!(!good.stderr.contains("warning:"), "{}", good.stderr);
+}

@@ -6,4 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh build
-exec cargo run --release --locked --quiet -- demo "$@"
+# The first build compiles pingora, rustls and the rest (~400 crates): it
+# looks hung without cargo's progress, so the progress is shown and the wait
+# is said up front. Later runs reuse target/ and start in seconds.
+target_dir=${CARGO_TARGET_DIR:-target}
+if [ ! -x "$target_dir/release/portvakt" ]; then
+  echo "portvakt demo: first build of the release binary. On 2 cores this takes 8 to"
+  echo "15 minutes (later starts take seconds); cargo's progress follows."
+fi
+started=$(date +%s)
+cargo build --release --locked --bin portvakt
+echo "portvakt demo: built in $(( $(date +%s) - started )) s; starting (the URLs come first)."
+exec "$target_dir/release/portvakt" demo "$@"

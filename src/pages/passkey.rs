@@ -12,14 +12,13 @@
 use minijinja::context;
 
 use super::account::{changed, guard, storage_failed, Allowed};
-use super::second::second_url;
-use super::{message, session_csrf, verify_target, Reply, Req, SessionState};
+use super::second::{csrf_ok, not_logged_in, second_url, upgraded};
+use super::{message, session_csrf, Reply, Req, SessionState};
 use crate::audit::{Event, Outcome, Reason};
 use crate::enrolment::{Kind, Pending};
 use crate::gateway::{Gateway, Runtime};
 use crate::login::second::{check_code, offered, CodeOutcome};
-use crate::session::{cookie, Method, Session, SessionId};
-use crate::signing::Purpose;
+use crate::session::{Method, Session, SessionId};
 use crate::storage::{StorageError, UserRef};
 
 /// Registering a passkey.
@@ -201,11 +200,7 @@ pub async fn login_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let SessionState::Valid(id, session) = &req.session else {
         return not_logged_in(rt, req);
     };
-    if !rt.signer.csrf_ok(
-        Purpose::SessionCsrf,
-        &id.key().0,
-        req.field("csrf").unwrap_or(""),
-    ) {
+    if !csrf_ok(rt, req, id) {
         return message(rt, req, 403, "csrf_heading", "csrf_text").decision("csrf");
     }
     let rd = super::carried_rd(rt, req);
@@ -226,16 +221,7 @@ pub async fn login_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     )
     .await
     {
-        CodeOutcome::Upgraded { id: new_id } => super::login::continue_to(
-            gw,
-            rt,
-            req,
-            &new_id,
-            verify_target(rt, req.port_suffix, &rd),
-        )
-        .await
-        .status(303)
-        .cookie(cookie::set(cookie::SESSION, new_id.as_str(), None)),
+        CodeOutcome::Upgraded { id: new_id } => upgraded(gw, rt, req, &new_id, &rd).await,
         CodeOutcome::Refused { .. } | CodeOutcome::Dead { .. } | CodeOutcome::NeedsNext => {
             login_page(gw, rt, req, id, session, &rd, Some("error_passkey"), 401).await
         }
@@ -297,9 +283,4 @@ async fn login_page(
 /// above, as a GET so that reloading it starts a fresh ceremony.
 pub fn login_url(req: &Req<'_>, rt: &Runtime, rd: &str) -> String {
     format!("{}{LOGIN_PATH}?rd={rd}", req.portal_origin(rt))
-}
-
-fn not_logged_in(rt: &Runtime, req: &Req<'_>) -> Reply {
-    let here = format!("{}/", req.portal_origin(rt));
-    Reply::redirect(302, &super::login_url(rt, req.port_suffix, &here, None))
 }

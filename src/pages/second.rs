@@ -198,16 +198,7 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let outcome = check_code(gw, rt, realm, &client, id, session, choice.method, input).await;
     let error = |key: &str| Some(rt.pages.t(req.lang, key).to_owned());
     match outcome {
-        CodeOutcome::Upgraded { id: new_id } => super::login::continue_to(
-            gw,
-            rt,
-            req,
-            &new_id,
-            verify_target(rt, req.port_suffix, &rd),
-        )
-        .await
-        .status(303)
-        .cookie(cookie::set(cookie::SESSION, new_id.as_str(), None)),
+        CodeOutcome::Upgraded { id: new_id } => upgraded(gw, rt, req, &new_id, &rd).await,
         CodeOutcome::Refused { .. } => {
             code_page(rt, req, id, &rd, choice, error("error_code"), None, 401)
         }
@@ -232,7 +223,23 @@ pub async fn code_submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     }
 }
 
-fn csrf_ok(rt: &Runtime, req: &Req<'_>, id: &SessionId) -> bool {
+/// After a second factor: on to the target under the new session id (a
+/// typed code and a passkey end the same way).
+pub(super) async fn upgraded(
+    gw: &Gateway,
+    rt: &Runtime,
+    req: &Req<'_>,
+    new_id: &SessionId,
+    rd: &str,
+) -> Reply {
+    super::login::continue_to(gw, rt, req, new_id, verify_target(rt, req.port_suffix, rd))
+        .await
+        .status(303)
+        .cookie(cookie::set(cookie::SESSION, new_id.as_str(), None))
+}
+
+/// The session's CSRF token in the form.
+pub(super) fn csrf_ok(rt: &Runtime, req: &Req<'_>, id: &SessionId) -> bool {
     rt.signer.csrf_ok(
         Purpose::SessionCsrf,
         &id.key().0,
@@ -240,7 +247,8 @@ fn csrf_ok(rt: &Runtime, req: &Req<'_>, id: &SessionId) -> bool {
     )
 }
 
-fn not_logged_in(rt: &Runtime, req: &Req<'_>) -> Reply {
+/// No session: to the login page, returning to the portal.
+pub(super) fn not_logged_in(rt: &Runtime, req: &Req<'_>) -> Reply {
     let here = format!("{}/", req.portal_origin(rt));
     Reply::redirect(302, &super::login_url(rt, req.port_suffix, &here, None))
 }

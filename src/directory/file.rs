@@ -6,7 +6,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Directory, DirectoryError, User, Verdict};
+use super::{Directory, DirectoryError, Presence, User, Verdict};
 use crate::config::Problem;
 use crate::password::{is_valid_hash, PasswordChecker};
 
@@ -126,6 +126,15 @@ impl Directory for FileDirectory {
             Some(e) => Verdict::Valid(e.user.clone()),
         })
     }
+
+    async fn lookup(&self, username: &str) -> Result<Presence, DirectoryError> {
+        // A map lookup either way: nothing to equalise.
+        Ok(match self.users.get(username) {
+            None => Presence::UnknownUser,
+            Some(e) if e.disabled => Presence::Disabled,
+            Some(e) => Presence::Active(e.user.clone()),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +158,11 @@ mod tests {
         assert_eq!(d.check("alice", "x").await.unwrap(), Verdict::WrongPassword);
         assert_eq!(d.check("bob", "pw").await.unwrap(), Verdict::Disabled);
         assert_eq!(d.check("carol", "pw").await.unwrap(), Verdict::UnknownUser);
+        assert!(
+            matches!(d.lookup("alice").await.unwrap(), Presence::Active(u) if u.groups == ["a"])
+        );
+        assert_eq!(d.lookup("bob").await.unwrap(), Presence::Disabled);
+        assert_eq!(d.lookup("carol").await.unwrap(), Presence::UnknownUser);
 
         std::fs::write(&p, "users:\n  alice:\n    password: secret\n").unwrap();
         let err = FileDirectory::load(&p, PasswordChecker::new(1)).unwrap_err();

@@ -20,6 +20,11 @@
 //! the same pools. A random password never locks anything out, unlike a
 //! wrong bind as the service account would.
 //!
+//! **Without a password** ([`Directory::lookup`], a passkey login): the
+//! same user search, then a second search for the user filter AND-ed with
+//! `enabled_filter`, made whether or not the first found anyone (same
+//! cost): found by the first but not the second is a disabled account.
+//!
 //! Every connect and operation has a time limit: a directory that is down
 //! or hangs gives [`DirectoryError::Unavailable`] within `connect_timeout`
 //! or `timeout`, never a hang.
@@ -41,7 +46,7 @@ pub use syntax::{escape_filter_value, first_rdn_value, nested_group_filter, user
 use self::config::Settings;
 use self::conn::{Conns, Entry, Kind};
 use self::syntax::verdict_for_invalid_credentials;
-use super::{Directory, DirectoryError, User, Verdict};
+use super::{Directory, DirectoryError, Presence, User, Verdict};
 
 /// Longer login names are unknown users without asking the server: no real
 /// account has one, and it keeps absurd input out of filters and logs.
@@ -225,6 +230,36 @@ impl Directory for LdapDirectory {
         self.search("health check", "(objectClass=*)", vec!["1.1".into()], 1)
             .await
             .map(drop)
+    }
+
+    async fn lookup(&self, username: &str) -> Result<Presence, DirectoryError> {
+        if username.is_empty() || username.len() > MAX_USERNAME {
+            return Ok(Presence::UnknownUser);
+        }
+        // Without a filter that tells a disabled account, nobody may log in
+        // without a password: the bind is what would have refused them.
+        // check-config asks for one; this keeps the rule if it is missing.
+        let Some(enabled) = self.settings.enabled_filter.as_deref() else {
+            tracing::error!(
+                "directory.ldap.enabled_filter is not set: logins without a password are refused"
+            );
+            return Ok(Presence::Disabled);
+        };
+        let found = self.find_user(username).await?;
+        let filter = format!(
+            "(&{}{enabled})",
+            user_filter(&self.settings.user_filter, username)
+        );
+        let (still, _) = self
+            .search("enabled check", &filter, vec!["1.1".into()], 2)
+            .await?;
+        Ok(match found {
+            None => Presence::UnknownUser,
+            Some(entry) if still.len() == 1 && still[0].dn == entry.dn => {
+                Presence::Active(self.user_from(username, &entry).await?)
+            }
+            Some(_) => Presence::Disabled,
+        })
     }
 
     async fn check(&self, username: &str, password: &str) -> Result<Verdict, DirectoryError> {

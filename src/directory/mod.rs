@@ -1,5 +1,5 @@
 //! Directories: where users, passwords, groups, e-mail and display names come
-//! from. A YAML file now; LDAP / Active Directory is one more module later.
+//! from: a YAML file ([`file`]) or LDAP / Active Directory ([`ldap`]).
 
 pub mod file;
 pub mod ldap;
@@ -47,6 +47,29 @@ impl Verdict {
     }
 }
 
+/// What the directory says about a name when no password is given (a
+/// login with a passkey alone). The reasons are for the audit log only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    /// The account exists and may log in.
+    Active(User),
+    /// No such user.
+    UnknownUser,
+    /// The account exists but is disabled.
+    Disabled,
+}
+
+impl Presence {
+    /// Reason for the audit log.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Presence::Active(_) => Reason::Ok,
+            Presence::UnknownUser => Reason::UnknownUser,
+            Presence::Disabled => Reason::Disabled,
+        }
+    }
+}
+
 /// Failures of the directory itself (not of the user).
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
@@ -61,6 +84,14 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     /// Check `password` for `username`. Must cost the same work whether or not
     /// the user exists.
     async fn check(&self, username: &str, password: &str) -> Result<Verdict, DirectoryError>;
+
+    /// Look `username` up without a password: whether the account exists
+    /// and may log in, and its attributes. Used only where another proof
+    /// stands in for the password (a passkey with user verification), so a
+    /// disabled account must come back [`Presence::Disabled`], never
+    /// [`Presence::Active`]. Must cost the same whether or not the user
+    /// exists.
+    async fn lookup(&self, username: &str) -> Result<Presence, DirectoryError>;
 
     /// Whether the directory can answer now (the admin listener's
     /// `/readyz`). A file directory that loaded always can.

@@ -318,3 +318,51 @@ async fn an_unknown_user_costs_the_same_round_trips_as_a_wrong_password() {
         "wrong password {wrong:?} vs unknown user {unknown:?}"
     );
 }
+
+/// A login without a password (a passkey alone) asks the directory only
+/// whether the account exists and may log in: `enabled_filter` tells a
+/// disabled account (here Bob, marked in `data.ldif`), and without one
+/// nobody is let in.
+#[tokio::test]
+async fn without_a_password_the_enabled_filter_tells_a_disabled_account() {
+    use portvakt::directory::Presence;
+    let slapd = Slapd::start().await;
+    let mut config = slapd.config();
+    config.enabled_filter = Some("(!(employeeType=disabled))".into());
+    let d = directory(&slapd, &config);
+    let lookup = |name: &'static str| {
+        let d = &d;
+        async move {
+            d.lookup(name)
+                .await
+                .unwrap_or_else(|e| panic!("lookup({name:?}) failed: {e}"))
+        }
+    };
+    let Presence::Active(alice) = lookup(ALICE.name).await else {
+        panic!("alice is not active");
+    };
+    assert_eq!(alice.username, "alice");
+    assert_eq!(alice.email, "alice@example.org");
+    assert!(alice.groups.contains(&"staff".to_string()), "{alice:?}");
+    assert_eq!(lookup(BOB.name).await, Presence::Disabled);
+    assert_eq!(lookup("nobody").await, Presence::UnknownUser);
+    // Two entries for one name are nobody, as for a password check.
+    assert_eq!(lookup(TWIN).await, Presence::UnknownUser);
+    // Bob's password still binds: the filter is for logins without one.
+    assert!(matches!(
+        check(&d, BOB.name, BOB.password).await,
+        Verdict::Valid(_)
+    ));
+
+    // No filter: nobody logs in without a password.
+    let d = directory(&slapd, &slapd.config());
+    assert_eq!(d.lookup(ALICE.name).await.unwrap(), Presence::Disabled);
+
+    // A filter that is not one is a config error naming the key.
+    config.enabled_filter = Some("(employeeType=disabled".into());
+    let problems = LdapDirectory::new(&config, slapd.dir()).unwrap_err();
+    assert!(
+        problems.iter().any(|(k, _)| k == "enabled_filter"),
+        "{problems:?}"
+    );
+}

@@ -52,6 +52,15 @@ pub struct LdapConfig {
     /// `(&(objectClass=person)(sAMAccountName={username}))`.
     #[serde(default = "default_user_filter")]
     pub user_filter: String,
+    /// Filter an account must also match to count as enabled when no
+    /// password is checked (a realm with `methods.passkey_alone`): the bind
+    /// with a password is what refuses a disabled account otherwise, and a
+    /// passkey login makes none. Required for such a realm. Active
+    /// Directory: `(!(userAccountControl:1.2.840.113556.1.4.803:=2))`
+    /// (the ACCOUNTDISABLE bit not set); OpenLDAP with ppolicy:
+    /// `(!(pwdAccountLockedTime=*))`.
+    #[serde(default)]
+    pub enabled_filter: Option<String>,
     /// Attribute holding the login name, sent upstream as `Remote-User`.
     #[serde(default = "default_username_attribute")]
     pub username_attribute: String,
@@ -127,6 +136,7 @@ impl LdapConfig {
             bind_password_file: bind_password_file.into(),
             base_dn: base_dn.into(),
             user_filter: default_user_filter(),
+            enabled_filter: None,
             username_attribute: default_username_attribute(),
             display_name_attribute: default_display_name_attribute(),
             mail_attribute: default_mail_attribute(),
@@ -152,6 +162,7 @@ pub(super) struct Settings {
     pub bind_password: String,
     pub base_dn: String,
     pub user_filter: String,
+    pub enabled_filter: Option<String>,
     pub username_attribute: String,
     pub display_name_attribute: String,
     pub mail_attribute: String,
@@ -231,6 +242,15 @@ pub(super) fn validate(c: &LdapConfig, base_dir: &Path) -> Result<Settings, Vec<
                 .into(),
         );
     }
+    if let Some(f) = &c.enabled_filter {
+        if f.contains(USERNAME_PLACEHOLDER) || ldap3::parse_filter(f).is_err() {
+            problem(
+                "enabled_filter",
+                "is not a valid LDAP filter without {username} (RFC 4515), e.g. (!(userAccountControl:1.2.840.113556.1.4.803:=2))"
+                    .into(),
+            );
+        }
+    }
     for (key, value) in [
         ("username_attribute", &c.username_attribute),
         ("display_name_attribute", &c.display_name_attribute),
@@ -265,6 +285,7 @@ pub(super) fn validate(c: &LdapConfig, base_dir: &Path) -> Result<Settings, Vec<
         bind_password,
         base_dn: c.base_dn.clone(),
         user_filter: c.user_filter.clone(),
+        enabled_filter: c.enabled_filter.clone(),
         username_attribute: c.username_attribute.clone(),
         display_name_attribute: c.display_name_attribute.clone(),
         mail_attribute: c.mail_attribute.clone(),

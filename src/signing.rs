@@ -72,6 +72,9 @@ pub enum Purpose {
     /// The key that seals the assertion signing keys at rest (file or
     /// shared state): the same on every gateway with this secret key.
     AssertionKeys,
+    /// The decoy credential ids shown for a name with no passkey (the same
+    /// on every gateway with this key, so a balancer does not give it away).
+    PasskeyDecoy,
 }
 
 impl Purpose {
@@ -85,6 +88,7 @@ impl Purpose {
             Purpose::CodePepper => b"portvakt/code-pepper/v1",
             Purpose::StateSeal => b"portvakt/state-seal/v1",
             Purpose::AssertionKeys => b"portvakt/assertion-keys/v1",
+            Purpose::PasskeyDecoy => b"portvakt/passkey-decoy/v1",
         }
     }
 }

@@ -104,7 +104,9 @@ pub fn amr(method: Method) -> &'static str {
 }
 
 /// The `amr` list of a session: each method's value once, in login order,
-/// and `mfa` when more than one method was used.
+/// and `mfa` when more than one method was used, or when a passkey was the
+/// whole login (`methods.passkey_alone` requires user verification: the
+/// key and its PIN or fingerprint are two factors).
 pub fn amr_list(methods: &[Method]) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::with_capacity(methods.len() + 1);
     for m in methods {
@@ -113,7 +115,7 @@ pub fn amr_list(methods: &[Method]) -> Vec<&'static str> {
             out.push(v);
         }
     }
-    if methods.len() > 1 {
+    if methods.len() > 1 || methods == [Method::Passkey] {
         out.push("mfa");
     }
     out
@@ -423,6 +425,8 @@ mod tests {
             amr_list(&[Method::Password, Method::Passkey]),
             ["pwd", "hwk", "mfa"]
         );
+        // A passkey alone: the key and its PIN or fingerprint.
+        assert_eq!(amr_list(&[Method::Passkey]), ["hwk", "mfa"]);
     }
 
     #[test]

@@ -223,6 +223,11 @@ vocabulary! {
         /// A passkey's signature counter did not move forward: two copies
         /// of the key may exist.
         CounterRegression = "counter_regression",
+        /// A login with a passkey alone for a user who has none registered.
+        NoPasskey = "no_passkey",
+        /// A login with a passkey alone whose authenticator did not verify
+        /// the user (no PIN or fingerprint): possession alone is one factor.
+        UserNotVerified = "user_not_verified",
         /// An SMS number was added.
         SmsAdded = "sms_added",
         /// An SMS number was removed.

@@ -470,6 +470,13 @@ pub struct Methods {
     /// Elsewhere (seed: SMS-kod, E-post-kod, Authenticator, Webbdosa).
     #[serde(default = "default_external_methods")]
     pub external: Vec<String>,
+    /// A registered passkey or security key, with its PIN or fingerprint
+    /// (user verification), may be the whole login, on any network: the
+    /// login page offers "Logga in med säkerhetsnyckel" beside the password.
+    /// Needs `passkey` in `internal` or `external` (where users register
+    /// keys) and, with an LDAP directory, `directory.ldap.enabled_filter`.
+    #[serde(default)]
+    pub passkey_alone: bool,
 }
 
 fn default_internal_methods() -> Vec<String> {
@@ -484,6 +491,7 @@ impl Default for Methods {
         Methods {
             internal: default_internal_methods(),
             external: default_external_methods(),
+            passkey_alone: false,
         }
     }
 }

@@ -207,6 +207,9 @@ pub struct Realm {
     pub internal_methods: Vec<crate::session::Method>,
     /// Methods offered elsewhere.
     pub external_methods: Vec<crate::session::Method>,
+    /// A passkey with user verification may be the whole login
+    /// (`methods.passkey_alone`).
+    pub passkey_alone: bool,
 }
 
 impl Realm {

@@ -541,7 +541,25 @@ fn realms(c: &mut Checker, list: &[file::Realm]) -> Vec<Arc<Realm>> {
         };
         let internal_methods = methods("internal", &r.methods.internal);
         let external_methods = methods("external", &r.methods.external);
+        if r.methods.passkey_alone {
+            let passkey = crate::session::Method::Passkey;
+            if !internal_methods.contains(&passkey) && !external_methods.contains(&passkey) {
+                c.problem(
+                    &format!("{key}.methods.passkey_alone"),
+                    "needs passkey in methods.internal or methods.external: that is where users register the keys they log in with",
+                );
+            }
+            if let Some(l) = &r.directory.ldap {
+                if l.enabled_filter.is_none() {
+                    c.problem(
+                        &format!("{key}.methods.passkey_alone"),
+                        "needs directory.ldap.enabled_filter, so that a disabled account cannot log in without its password; for Active Directory: (!(userAccountControl:1.2.840.113556.1.4.803:=2))",
+                    );
+                }
+            }
+        }
         out.push(Arc::new(Realm {
+            passkey_alone: r.methods.passkey_alone,
             help: r.help.clone(),
             internal_methods,
             external_methods,

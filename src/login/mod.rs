@@ -11,12 +11,14 @@
 //!
 //! - [`password`]: the password step of login.
 //! - [`second`]: the second step: send a code, check a code.
+//! - [`passwordless`]: a login with a passkey alone (no password).
 //! - [`reauth`]: the password again, before a change.
 //! - [`handoff`]: issuing and redeeming the code that carries a login to a
 //!   service host.
 
 pub mod handoff;
 pub mod password;
+pub mod passwordless;
 pub mod reauth;
 pub mod second;
 
@@ -26,8 +28,54 @@ mod tests;
 use std::net::IpAddr;
 
 use crate::audit::{AuthEvent, Event, Outcome, Reason};
-use crate::gateway::Gateway;
+use crate::config::model::Realm;
+use crate::gateway::{Gateway, Runtime};
+use crate::regulation::{Factor, UserKey};
 use crate::session::Session;
+
+/// Count a failed login (a wrong password, or a passkey alone refused) on
+/// the typed name and the address, and log the lockout or address block it
+/// may cause.
+#[allow(clippy::too_many_arguments)]
+async fn count_failure(
+    gw: &Gateway,
+    rt: &Runtime,
+    client: &Client<'_>,
+    realm: &Realm,
+    typed: &UserKey,
+    username: &str,
+    internal: bool,
+    now: u64,
+) {
+    let escalation = rt
+        .regulator
+        .failed(Some(typed), client.ip, Factor::Password, now)
+        .await;
+    if let Some(reason) = escalation.lockout_reason() {
+        let ev = client.event(
+            gw,
+            Event::Lockout,
+            Outcome::Info,
+            reason,
+            Some(username),
+            Some(&realm.id),
+            internal,
+        );
+        gw.audit(rt, ev);
+    }
+    if escalation.ip_blocked {
+        let ev = client.event(
+            gw,
+            Event::IpBlock,
+            Outcome::Info,
+            Reason::TooManyFailures,
+            None,
+            Some(&realm.id),
+            internal,
+        );
+        gw.audit(rt, ev);
+    }
+}
 
 /// Who is asking, as the request shows it.
 #[derive(Debug, Clone, Copy)]

@@ -8,7 +8,7 @@ use crate::audit::{Event, Outcome, Reason};
 use crate::config::model::Realm;
 use crate::directory::Verdict;
 use crate::gateway::{Gateway, Runtime};
-use crate::regulation::{Block, Completed, Factor, UserKey};
+use crate::regulation::{Block, Completed, UserKey};
 use crate::session::{Method, NewSession, Session, SessionId};
 
 /// Longest accepted user name.
@@ -137,35 +137,8 @@ pub async fn login(
     let user = match verdict {
         Verdict::Valid(user) => user,
         other => {
-            let escalation = rt
-                .regulator
-                .failed(Some(&typed), client.ip, Factor::Password, now)
-                .await;
             let refused = refuse(other.reason());
-            if let Some(reason) = escalation.lockout_reason() {
-                let ev = client.event(
-                    gw,
-                    Event::Lockout,
-                    Outcome::Info,
-                    reason,
-                    Some(username),
-                    Some(&realm.id),
-                    internal,
-                );
-                gw.audit(rt, ev);
-            }
-            if escalation.ip_blocked {
-                let ev = client.event(
-                    gw,
-                    Event::IpBlock,
-                    Outcome::Info,
-                    Reason::TooManyFailures,
-                    None,
-                    Some(&realm.id),
-                    internal,
-                );
-                gw.audit(rt, ev);
-            }
+            super::count_failure(gw, rt, client, realm, &typed, username, internal, now).await;
             return refused;
         }
     };

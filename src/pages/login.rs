@@ -45,7 +45,7 @@ pub async fn show(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
 
 /// The login form; sets a flow cookie if the browser has none.
 #[allow(clippy::too_many_arguments)]
-fn form(
+pub(super) fn form(
     rt: &Runtime,
     req: &Req<'_>,
     status: u16,
@@ -83,6 +83,13 @@ fn form(
             .collect()
     };
     let internal = realm.is_internal(req.client_ip);
+    // "Logga in med säkerhetsnyckel" when the realm (or, with a choice,
+    // one of them) lets a passkey be the whole login.
+    let passkey_alone = if decided {
+        realm.passkey_alone
+    } else {
+        candidates.iter().any(|r| r.passkey_alone)
+    };
     let methods: Vec<_> = login_methods(realm, internal)
         .into_iter()
         .map(|m| {
@@ -102,6 +109,7 @@ fn form(
         realm_title => realm.title.get(lang),
         realms => realms,
         realm => realm.id.as_str(),
+        passkey_alone => passkey_alone,
     };
     let mut reply = Reply::html(status, p.render("login.html", lang, req.request_id, ctx));
     if new_flow {
@@ -120,6 +128,17 @@ fn login_methods(realm: &Realm, internal: bool) -> Vec<Method> {
     } else {
         realm.second_factors(false).collect()
     }
+}
+
+/// Whether the form's `csrf` field is the token of this browser's flow
+/// cookie (the forms before a session: login, a passkey alone).
+pub(super) fn csrf_ok(rt: &Runtime, req: &Req<'_>) -> bool {
+    let flow = req
+        .cookie
+        .and_then(|c| cookie::find(c, FLOW))
+        .filter(|f| valid_flow(f));
+    let csrf = req.field("csrf").unwrap_or("");
+    flow.is_some_and(|f| rt.signer.csrf_ok(Purpose::LoginCsrf, f.as_bytes(), csrf))
 }
 
 fn valid_flow(f: &str) -> bool {
@@ -172,18 +191,15 @@ fn realm_candidates<'a>(rt: &'a Runtime, port_suffix: &str, rd: &str) -> Vec<&'a
 
 /// POST /.portvakt/login
 pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
-    let flow = req
-        .cookie
-        .and_then(|c| cookie::find(c, FLOW))
-        .filter(|f| valid_flow(f));
-    let csrf = req.field("csrf").unwrap_or("");
-    let csrf_ok = flow.is_some_and(|f| rt.signer.csrf_ok(Purpose::LoginCsrf, f.as_bytes(), csrf));
-    if !csrf_ok {
+    if !csrf_ok(rt, req) {
         return message(rt, req, 403, "csrf_heading", "csrf_text").decision("csrf");
     }
     let username = req.field("username").unwrap_or("").trim();
     let rd = req.field("rd").unwrap_or("").to_owned();
     let realm = choose_realm(rt, req.port_suffix, req.field("realm"), &rd).clone();
+    if req.field("via") == Some("passkey") && realm.passkey_alone {
+        return super::passwordless::start(gw, rt, req, &realm, username, &rd).await;
+    }
     let internal = realm.is_internal(req.client_ip);
     // Password first, then the second step when the target (or, for the
     // portal, being off-network) needs it, or when the user chose a second

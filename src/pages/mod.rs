@@ -25,6 +25,7 @@ pub mod closed;
 pub mod login;
 pub mod logout;
 pub mod passkey;
+pub mod passwordless;
 pub mod portal;
 pub mod qr;
 pub mod reply;
@@ -205,12 +206,14 @@ pub async fn handle(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
         passkey::ENROL_PATH if on_portal && is_post => passkey::enrol_submit(gw, rt, req).await,
         passkey::LOGIN_PATH if on_portal && is_get => passkey::login(gw, rt, req).await,
         passkey::LOGIN_PATH if on_portal && is_post => passkey::login_submit(gw, rt, req).await,
+        passwordless::PATH if on_portal && is_post => passwordless::submit(gw, rt, req).await,
         "/.portvakt/reauth"
         | sms_numbers::PATH
         | authenticator::PATH
         | authenticator::ENROL_PATH
         | passkey::ENROL_PATH
         | passkey::LOGIN_PATH
+        | passwordless::PATH
             if on_portal =>
         {
             method_not_allowed(rt, req)

@@ -207,6 +207,24 @@ fn check_config_refuses_a_passkey_name_the_portal_is_not_under() {
 }
 
 #[test]
+fn check_config_refuses_a_passkey_alone_without_keys_or_a_way_to_tell_disabled_accounts() {
+    // Users register keys where the realm offers passkeys; and with LDAP,
+    // only `enabled_filter` tells a disabled account when no password is
+    // bound.
+    let checked = check_config("passkey-alone.yaml");
+    checked.assert_reports(
+        &[checked.line_of("passkey_alone: true", 0)],
+        "realms[0].methods.passkey_alone",
+        &["needs passkey in methods.internal or methods.external"],
+    );
+    checked.assert_reports(
+        &[checked.line_of("passkey_alone: true", 1)],
+        "realms[1].methods.passkey_alone",
+        &["enabled_filter", "userAccountControl"],
+    );
+}
+
+#[test]
 fn check_config_points_at_bad_assertion_settings_and_reports_them_all() {
     let checked = check_config("bad-assertion.yaml");
     checked.assert_reports(

@@ -35,6 +35,7 @@ mod opening_hours;
 mod operations;
 mod pages;
 mod passkeys;
+mod passwordless;
 mod policies;
 mod reload;
 mod routing;

@@ -66,7 +66,7 @@ async fn scene(test: &str) -> Scene {
 /// From the portal's front page at work: "Mina inställningar" → "Lägg till
 /// säkerhetsnyckel / passkey", a description, and the key touched. Back on
 /// "Mina inställningar".
-async fn register_key(b: &Browser, description: &str) {
+pub(crate) async fn register_key(b: &Browser, description: &str) {
     b.follow_link("Mina inställningar").await;
     b.follow_link("Lägg till säkerhetsnyckel / passkey").await;
     assert_eq!(b.heading().await, "Lägg till säkerhetsnyckel eller passkey");
@@ -132,7 +132,7 @@ async fn ask_only_for(b: &Browser, id: &str) {
     .await;
 }
 
-async fn scripts(b: &Browser) -> u64 {
+pub(crate) async fn scripts(b: &Browser) -> u64 {
     b.script("return document.scripts.length;")
         .await
         .as_u64()

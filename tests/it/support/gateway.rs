@@ -111,6 +111,8 @@ pub struct GatewayConfig {
     pki: Option<Pki>,
     /// `realms[0].methods` (internal, external); None: the gateway's defaults.
     realm_methods: Option<(Vec<String>, Vec<String>)>,
+    /// `methods.passkey_alone` for `staff` (with `realm_methods`).
+    passkey_alone: bool,
     /// Raw YAML entries of `realms:` after `staff`.
     extra_realms: String,
     /// Files written into the gateway's directory before it starts.
@@ -142,6 +144,7 @@ impl Default for GatewayConfig {
             extra_yaml: String::new(),
             pki: None,
             realm_methods: None,
+            passkey_alone: false,
             extra_realms: String::new(),
             files: Vec::new(),
             audit: None,
@@ -228,6 +231,13 @@ impl GatewayConfig {
     pub fn realm_methods(mut self, internal: &[&str], external: &[&str]) -> GatewayConfig {
         let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
         self.realm_methods = Some((list(internal), list(external)));
+        self
+    }
+
+    /// Let a passkey alone be the whole login in `staff`
+    /// (`methods.passkey_alone`; give the methods with `realm_methods`).
+    pub fn passkey_alone(mut self) -> GatewayConfig {
+        self.passkey_alone = true;
         self
     }
 
@@ -333,6 +343,9 @@ impl GatewayConfig {
                 internal.join(", "),
                 external.join(", ")
             ));
+            if self.passkey_alone {
+                y.push_str("      passkey_alone: true\n");
+            }
         }
         y.push_str(&self.extra_realms);
         if self.services.is_empty() {

@@ -366,3 +366,43 @@ async fn without_a_password_the_enabled_filter_tells_a_disabled_account() {
         "{problems:?}"
     );
 }
+
+/// Without a password there is no bind to even out, so a lookup must make
+/// the same round trips whatever the answer: an active, a disabled and an
+/// unknown name each cost the user search and the enabled-filter search.
+#[tokio::test]
+async fn a_lookup_costs_the_same_round_trips_for_active_disabled_and_unknown() {
+    use portvakt::directory::Presence;
+    let slapd = Slapd::start().await;
+    let delay = Duration::from_millis(40);
+    let proxy = SlowProxy::start(slapd.ldap_addr(), delay).await;
+    let mut c = slapd.config();
+    c.url = proxy.url();
+    c.enabled_filter = Some("(!(employeeType=disabled))".into());
+    let d = directory(&slapd, &c);
+    let time = |user: &'static str, expected: fn(&Presence) -> bool| {
+        let d = &d;
+        async move {
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let start = Instant::now();
+                let presence = d.lookup(user).await.expect("lookup");
+                times.push(start.elapsed());
+                assert!(expected(&presence), "{user}: {presence:?}");
+            }
+            median(times)
+        }
+    };
+    // Open and pool the connections first.
+    time(ALICE.name, |p| matches!(p, Presence::Active(_))).await;
+    let active = time(ALICE.name, |p| matches!(p, Presence::Active(_))).await;
+    let disabled = time(BOB.name, |p| *p == Presence::Disabled).await;
+    let unknown = time("nobody", |p| *p == Presence::UnknownUser).await;
+    assert!(active >= delay * 2, "an active lookup took only {active:?}");
+    for (what, t) in [("disabled", disabled), ("unknown", unknown)] {
+        assert!(
+            active.abs_diff(t) < delay / 2,
+            "active {active:?} vs {what} {t:?}: the answer shows in the time"
+        );
+    }
+}

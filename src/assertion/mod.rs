@@ -121,7 +121,7 @@ pub fn amr_list(methods: &[Method]) -> Vec<&'static str> {
     out
 }
 
-/// The claims of one token (README "Signed identity for upstreams").
+/// The claims of one token (docs/configuration.md "Signed identity for upstreams").
 #[derive(Debug, Serialize)]
 pub struct Claims<'a> {
     /// The portal, `https://login.example.org`.

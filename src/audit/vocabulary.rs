@@ -1,8 +1,8 @@
 //! The auth log's vocabulary: every `event`, `result` and `reason` the
 //! gateway writes, each spelt once here. The writer ([`super::AuthEvent`]),
 //! the metrics' labels, `audit query`'s known values, `audit report` and the
-//! README's table (a test compares them) all take their strings from these
-//! enums, so the vocabulary cannot drift between them.
+//! auth-log table in docs/audit.md (a test compares them) all take their
+//! strings from these enums, so the vocabulary cannot drift between them.
 //!
 //! The strings are the log format: changing one breaks every reader of old
 //! logs, so a variant's string never changes once released.
@@ -26,7 +26,7 @@ macro_rules! vocabulary {
         }
 
         impl $name {
-            /// Every value, in the order the README lists them.
+            /// Every value, in the order docs/audit.md lists them.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
             /// The one string form, as written to the auth log.
@@ -312,14 +312,15 @@ mod tests {
         assert_eq!(json.unwrap(), r#"["ip_block","info","not_this_browser"]"#);
     }
 
-    /// The backquoted words in the README auth-log table's row for `field`.
+    /// The backquoted words in the auth-log table's row for `field`, in
+    /// docs/audit.md (where auditors read what each value means).
     fn documented(field: &str) -> BTreeSet<String> {
-        let readme = include_str!("../../README.md");
-        let section = readme
-            .split("### Auth log")
+        let doc = include_str!("../../docs/audit.md");
+        let section = doc
+            .split("## Auth log")
             .nth(1)
-            .and_then(|s| s.split("\n### ").next())
-            .expect("README has an `### Auth log` section");
+            .and_then(|s| s.split("\n## ").next())
+            .expect("docs/audit.md has an `## Auth log` section");
         let row = section
             .lines()
             .find(|l| l.starts_with(&format!("| `{field}` |")))
@@ -338,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_lists_exactly_the_vocabulary() {
+    fn the_audit_doc_lists_exactly_the_vocabulary() {
         assert_eq!(documented("event"), spelt(Event::ALL, Event::as_str));
         assert_eq!(documented("result"), spelt(Outcome::ALL, Outcome::as_str));
         assert_eq!(documented("reason"), spelt(Reason::ALL, Reason::as_str));

@@ -44,14 +44,16 @@ async fn gateway(upstream: &Upstream) -> Gateway {
         .await
 }
 
-/// At home: the service, the login page, only the name, "Logga in med
-/// säkerhetsnyckel"; the page that asks for the key.
+/// At home: the service, the login page, only the name (snapped), "Logga
+/// in med säkerhetsnyckel"; the page that asks for the key.
 async fn start_alone_from_home(b: &Browser, home: &Forwarder, user: &User) {
     b.open(&format!("https://app.test:{}/", home.port())).await;
     assert_eq!(b.url().await.path(), "/.portvakt/login");
     let hint = b.text_of("#passkey-alone-hint").await;
     assert!(hint.contains("i stället för lösenordet"), "{hint:?}");
     b.type_into("#username", user.name).await;
+    // The user guide's picture of the button (docs/screenshots.sh).
+    b.snap("logga-in-utan-losenord").await;
     b.press(BUTTON).await;
     assert_eq!(b.heading().await, "Logga in med säkerhetsnyckel");
     assert_eq!(scripts(b).await, 1, "the key page runs passkey.js");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build every fuzz target and run each for FUZZ_SECONDS (default 20) from
 # its seeds (fuzz/seeds/TARGET) and what earlier runs found (fuzz/corpus/,
-# not in git). tests/run.sh calls this; README "Fuzzing" says how to run
+# not in git). tests/run.sh calls this; docs/security.md "Fuzzing" says how to run
 # longer. libFuzzer needs unstable rustc flags: RUSTC_BOOTSTRAP=1 lets the
 # stable toolchain accept them. No sanitizer by default: the targets are safe
 # Rust, and what they look for is panics, broken properties and unbounded

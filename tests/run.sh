@@ -33,6 +33,6 @@ fi
 echo "== tests"
 cargo test --locked -- --test-threads 2
 
-echo "== fuzzing: every target briefly (README 'Fuzzing' runs them longer)"
+echo "== fuzzing: every target briefly (docs/security.md 'Fuzzing' runs them longer)"
 # Unoptimised: the cold build is what costs here, not the 15 s of each run.
 FUZZ_PROFILE=${FUZZ_PROFILE:-dev} FUZZ_SECONDS=${FUZZ_SECONDS:-15} bash fuzz/run.sh

@@ -391,10 +391,21 @@ impl Browser {
 
     /// Click `element` and wait until another document has loaded.
     pub async fn click_and_wait(&self, element: &Element, what: &str) {
-        // A mark on the current document: gone once the next one has loaded.
+        self.mark_page().await;
+        bounded(&format!("click {what}"), element.click()).await;
+        self.wait_new_page(&format!("clicking {what}")).await;
+    }
+
+    /// Put a mark on the current document, gone once another one has
+    /// loaded: [`Browser::wait_new_page`] waits for that.
+    pub async fn mark_page(&self) {
         self.script("document.documentElement.dataset.portvaktTestOld = '1'; return null;")
             .await;
-        bounded(&format!("click {what}"), element.click()).await;
+    }
+
+    /// Wait until the document marked by [`Browser::mark_page`] has been
+    /// replaced by another one that has finished loading (`what` led there).
+    pub async fn wait_new_page(&self, what: &str) {
         let start = Instant::now();
         loop {
             let state = self
@@ -408,7 +419,7 @@ impl Browser {
             }
             if start.elapsed() > NAVIGATION_WAIT {
                 panic!(
-                    "clicking {what} did not lead to a new page within {NAVIGATION_WAIT:?} (still on {})",
+                    "{what} did not lead to a new page within {NAVIGATION_WAIT:?} (still on {})",
                     self.url_text().await
                 );
             }
@@ -436,6 +447,47 @@ impl Browser {
     /// Run `js` in the page (WebDriver scripts are not subject to the CSP).
     pub async fn script(&self, js: &str) -> Value {
         bounded("run a script", self.client.execute(js, vec![])).await
+    }
+
+    /// Run `js` in the page and wait for it to call its last argument (the
+    /// WebDriver callback) with the answer, at most the session's script
+    /// timeout (10 s).
+    pub async fn script_async(&self, js: &str) -> Value {
+        bounded("run an async script", self.client.execute_async(js, vec![])).await
+    }
+
+    /// Press and release each key of `keys` in turn on the keyboard (a
+    /// WebDriver key input source: real key events, no element is
+    /// clicked or targeted). Special keys are [`fantoccini::key::Key`]s
+    /// as chars, e.g. `char::from(Key::Tab)`.
+    pub async fn keys(&self, keys: &str) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let mut actions = KeyActions::new("keyboard".into());
+        for value in keys.chars() {
+            actions = actions
+                .then(KeyAction::Down { value })
+                .then(KeyAction::Up { value });
+        }
+        bounded("press keys", self.client.perform_actions(actions)).await;
+    }
+
+    /// Press the keys of `chord` together (e.g. Shift and Tab): all down in
+    /// order, then up in reverse.
+    pub async fn key_chord(&self, chord: &[char]) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let mut actions = KeyActions::new("keyboard".into());
+        for &value in chord {
+            actions = actions.then(KeyAction::Down { value });
+        }
+        for &value in chord.iter().rev() {
+            actions = actions.then(KeyAction::Up { value });
+        }
+        bounded("press a key chord", self.client.perform_actions(actions)).await;
+    }
+
+    /// A Chrome DevTools Protocol command (`Emulation.…`, `Page.…`) and its answer.
+    pub async fn cdp(&self, cmd: &'static str, params: Value) -> Value {
+        bounded(cmd, self.client.issue_cmd(Cdp { cmd, params })).await
     }
 
     async fn try_script(&self, js: &str) -> Option<Value> {

@@ -31,7 +31,7 @@ pub async fn show(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
     let notice = req
         .query_param("done")
         .filter(|d| DONE.contains(&d.as_str()));
-    page(gw, rt, req, &a, 200, None, notice.as_deref()).await
+    page(gw, rt, req, &a, 200, Say::notice(notice.as_deref())).await
 }
 
 /// POST /.portvakt/sms: `action` = `set` (with `position`, `number`),
@@ -62,7 +62,7 @@ pub async fn submit(gw: &Gateway, rt: &Runtime, req: &Req<'_>) -> Reply {
                 Err(e) => storage_failed(rt, req, e),
             }
         }
-        _ => page(gw, rt, req, &a, 400, Some("error_no_method"), None).await,
+        _ => page(gw, rt, req, &a, 400, Say::error("error_no_method")).await,
     }
 }
 
@@ -77,7 +77,14 @@ async fn set(gw: &Gateway, rt: &Runtime, req: &Req<'_>, a: &Allowed<'_>, pos: u8
                 PhoneError::NoPrefix => "error_phone_prefix",
                 PhoneError::Length => "error_phone_length",
             };
-            return page(gw, rt, req, a, 400, Some(key), None).await;
+            let say = Say {
+                invalid: Some(Invalid {
+                    position: pos,
+                    typed,
+                }),
+                ..Say::error(key)
+            };
+            return page(gw, rt, req, a, 400, say).await;
         }
     };
     let now = gw.clock.now_ms();
@@ -112,7 +119,7 @@ async fn set(gw: &Gateway, rt: &Runtime, req: &Req<'_>, a: &Allowed<'_>, pos: u8
             ev.method = Some("sms");
             ev.destination = Some(mask_phone(&e164, &rt.config.codes.default_country));
             gw.audit(rt, ev);
-            return page(gw, rt, req, a, 429, Some("error_budget"), None).await;
+            return page(gw, rt, req, a, 429, Say::error("error_budget")).await;
         }
     };
     let minutes = (rt.config.codes.validity.as_secs() / 60).max(1);
@@ -148,7 +155,7 @@ async fn set(gw: &Gateway, rt: &Runtime, req: &Req<'_>, a: &Allowed<'_>, pos: u8
     gw.audit(rt, ev);
     if result.is_err() {
         gw.challenges.forget(&challenge_key(a)).await;
-        return page(gw, rt, req, a, 502, Some("error_send"), None).await;
+        return page(gw, rt, req, a, 502, Say::error("error_send")).await;
     }
     let pending = Pending::Sms {
         position: pos,
@@ -165,7 +172,7 @@ async fn confirm(gw: &Gateway, rt: &Runtime, req: &Req<'_>, a: &Allowed<'_>) -> 
     let now = gw.clock.now_ms();
     let (pos, e164) = match gw.enrolling.sms(a.id.key()).await {
         Ok(Some(p)) => p,
-        Ok(None) => return page(gw, rt, req, a, 400, Some("error_code_dead"), None).await,
+        Ok(None) => return page(gw, rt, req, a, 400, Say::error("error_code_dead")).await,
         Err(e) => return crate::pages::state_failed(rt, req, &e),
     };
     match gw
@@ -180,7 +187,7 @@ async fn confirm(gw: &Gateway, rt: &Runtime, req: &Req<'_>, a: &Allowed<'_>) -> 
         }
         _ => {
             let _ = gw.enrolling.clear(a.id.key(), Kind::Sms).await;
-            return page(gw, rt, req, a, 401, Some("error_code_dead"), None).await;
+            return page(gw, rt, req, a, 401, Say::error("error_code_dead")).await;
         }
     }
     if let Err(e) = gw.enrolling.clear(a.id.key(), Kind::Sms).await {
@@ -205,15 +212,58 @@ fn challenge_key(a: &Allowed<'_>) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The field a refused number was typed into, shown again marked invalid
+/// and focused, with what was typed, so the user corrects it there.
+#[derive(Clone, Copy)]
+struct Invalid<'a> {
+    position: u8,
+    typed: &'a str,
+}
+
+/// What the page says above its forms.
+#[derive(Clone, Copy, Default)]
+struct Say<'a> {
+    /// A language-file key, shown as an error.
+    error: Option<&'a str>,
+    /// A language-file key, shown as a calm notice.
+    notice: Option<&'a str>,
+    /// The field the error is about, if it is one field's.
+    invalid: Option<Invalid<'a>>,
+}
+
+impl<'a> Say<'a> {
+    fn error(key: &'a str) -> Say<'a> {
+        Say {
+            error: Some(key),
+            ..Say::default()
+        }
+    }
+
+    fn notice(key: Option<&'a str>) -> Say<'a> {
+        Say {
+            notice: key,
+            ..Say::default()
+        }
+    }
+}
+
+/// At most this much of a refused number is shown again (the field takes
+/// 16; a longer post is not echoed whole).
+const MAX_ECHO: usize = 32;
+
 async fn page(
     gw: &Gateway,
     rt: &Runtime,
     req: &Req<'_>,
     a: &Allowed<'_>,
     status: u16,
-    error: Option<&str>,
-    notice: Option<&str>,
+    say: Say<'_>,
 ) -> Reply {
+    let Say {
+        error,
+        notice,
+        invalid,
+    } = say;
     let cc = &rt.config.codes.default_country;
     let numbers = match gw.store.sms_numbers(&UserRef::of(a.session)).await {
         Ok(n) => n,
@@ -237,6 +287,8 @@ async fn page(
         rows => rows,
         error => error.map(|k| rt.pages.t(req.lang, k)),
         notice => notice.map(|k| rt.pages.t(req.lang, k)),
+        invalid => invalid.map(|i| i.position),
+        typed => invalid.map(|i| i.typed.chars().take(MAX_ECHO).collect::<String>()),
     };
     Reply::html(
         status,

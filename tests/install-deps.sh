@@ -15,14 +15,23 @@ if [ "$what" = test ]; then
   pkgs="$pkgs postgresql"                        # the durable store shared by two gateways (src/storage/postgres/tests.rs, tests/it/cluster.rs)
   pkgs="$pkgs python3-jwt python3-cryptography"  # an independent JWT verifier for the identity assertions (tests/it/assertion.rs)
   pkgs="$pkgs logrotate"                         # rotates the logs in tests/it/audit_chain.rs with systemd/portvakt.logrotate
+  # npm installs the pinned axe-core for the accessibility tests (tests/it/a11y/);
+  # any Node.js that brings npm will do (Debian's, or NodeSource's single package).
+  command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 fi
 missing=$(for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done | tr '\n' ' ')
-if [ -z "${missing// /}" ]; then exit 0; fi
-if [ "$(id -u)" != 0 ]; then
-  echo "portvakt: please install these Debian packages first: $missing" >&2
-  exit 1
+if [ -n "${missing// /}" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "portvakt: please install these Debian packages first: $missing" >&2
+    exit 1
+  fi
+  echo "portvakt: installing $missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-echo "portvakt: installing $missing"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+if [ "$what" = test ]; then
+  # Exactly the axe-core version and integrity of tests/a11y/package-lock.json,
+  # no install scripts (the accessibility tests also do this when it is missing).
+  (cd "$(dirname "$0")/a11y" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi

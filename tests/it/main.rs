@@ -6,6 +6,7 @@
 
 mod support;
 
+mod a11y;
 mod assertion;
 mod attack;
 mod audit;

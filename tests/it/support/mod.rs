@@ -16,6 +16,7 @@
 //! - `sms`      — a stand-in HTTP SMS provider that records requests, answers 200/500 or stalls.
 //! - `postgres` — a real PostgreSQL for gateways that share enrolments; killed and started again.
 //! - `redis`    — a real redis-server for gateways that share state; killed and started again.
+//! - `a11y`     — accessibility checks in the browser: axe-core, reflow, lang, errors, focus.
 //! - `webauthn` — Chromium's virtual security key (WebDriver's WebAuthn extension).
 //! - `enrol`    — enrolments (SMS numbers, authenticator devices, tokens),
 //!   TOTP/HOTP codes, and the second step of login as a browser does it.
@@ -23,6 +24,7 @@
 // Not every test module uses every helper.
 #![allow(dead_code)]
 
+pub mod a11y;
 pub mod browser;
 pub mod client;
 pub mod enrol;

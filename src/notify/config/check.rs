@@ -10,11 +10,12 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use url::Url;
 
-use super::file::{FileHttpSms, FileNotify, FileSmtp, Scalar};
+use super::file::{FileHttpSms, FileNotify, FileSms, FileSmtp, Scalar};
 use super::model::{
     BodyTemplate, EmailConfig, HttpAuth, HttpMethod, HttpSmsConfig, NotifyConfig, Secret,
     SmsConfig, SmtpConfig, SmtpSecurity,
 };
+use super::price::{Amount, Currency, Price};
 use super::{DEFAULT_TIMEOUT, MAX_TIMEOUT, PLACEHOLDERS};
 use crate::config::types::Duration as FileDuration;
 
@@ -178,6 +179,7 @@ pub fn validate(file: &FileNotify, base_dir: &Path) -> Result<NotifyConfig, Vec<
         problems: Vec::new(),
     };
     let http = file.sms.http.as_ref().and_then(|h| http_sms(&mut c, h));
+    let cost = sms_cost(&mut c, &file.sms);
     let smtp = file.email.smtp.as_ref().and_then(|s| smtp(&mut c, s));
     let outbox = file.outbox.as_ref().map(|p| {
         let path = c.path(p);
@@ -191,6 +193,7 @@ pub fn validate(file: &FileNotify, base_dir: &Path) -> Result<NotifyConfig, Vec<
             sms: SmsConfig {
                 http,
                 console: file.sms.console,
+                cost,
             },
             email: EmailConfig {
                 smtp,
@@ -201,6 +204,53 @@ pub fn validate(file: &FileNotify, base_dir: &Path) -> Result<NotifyConfig, Vec<
     } else {
         Err(c.problems)
     }
+}
+
+/// `sms.cost_per_message` and `sms.currency`: both or neither. A number
+/// (`0.45`) or a string (`"0.45"`); YAML's float is read back through its
+/// shortest decimal form, which is what was written.
+fn sms_cost(c: &mut Checker<'_>, f: &FileSms) -> Option<Price> {
+    const AMOUNT: &str = "sms.cost_per_message";
+    const CURRENCY: &str = "sms.currency";
+    let amount = match &f.cost_per_message {
+        None => None,
+        Some(Scalar::Bool(b)) => {
+            c.problem(AMOUNT, format!("{b} is not an amount: write it like 0.45"));
+            None
+        }
+        Some(v) => match Amount::parse(&v.to_string()) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                c.problem(AMOUNT, e.to_string());
+                None
+            }
+        },
+    };
+    let currency = f.currency.as_deref().and_then(|t| {
+        let parsed = Currency::parse(t);
+        if parsed.is_none() {
+            c.problem(
+                CURRENCY,
+                format!("{t:?} is not an ISO 4217 currency code like SEK or EUR"),
+            );
+        }
+        parsed
+    });
+    match (&f.cost_per_message, &f.currency) {
+        (Some(_), None) => c.problem(
+            CURRENCY,
+            "cost_per_message needs the currency it is in, e.g. currency: SEK",
+        ),
+        (None, Some(_)) => c.problem(
+            AMOUNT,
+            "currency without cost_per_message: write the price of one message, e.g. 0.45",
+        ),
+        _ => {}
+    }
+    Some(Price {
+        per_message: amount?,
+        currency: currency?,
+    })
 }
 
 fn http_sms(c: &mut Checker<'_>, f: &FileHttpSms) -> Option<HttpSmsConfig> {

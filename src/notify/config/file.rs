@@ -33,6 +33,10 @@ pub struct FileSms {
     /// Print every SMS, code included, to stdout (demo).
     #[serde(default)]
     pub console: bool,
+    /// What one message costs (`0.45`), for the report's estimate.
+    pub cost_per_message: Option<Scalar>,
+    /// The ISO 4217 code of that price (`SEK`).
+    pub currency: Option<String>,
 }
 
 /// `notify.sms.http:`

@@ -17,6 +17,8 @@
 //!       success_status: [200, 201, 202]  # default: any 2xx
 //!       ca_file: /etc/portvakt/internal-ca.pem   # optional extra trusted CAs
 //!     console: false                     # demo: print every SMS to stdout
+//!     cost_per_message: 0.45             # optional: for the estimated cost in
+//!     currency: SEK                      #   `portvakt audit report` (ISO 4217)
 //!   email:
 //!     smtp:
 //!       url: "smtps://mail.example.org"  # or smtp://host:587 (STARTTLS, required)
@@ -36,6 +38,7 @@
 mod check;
 mod file;
 mod model;
+mod price;
 
 use std::time::Duration;
 
@@ -47,6 +50,7 @@ pub use self::model::{
     BodyTemplate, EmailConfig, HttpAuth, HttpMethod, HttpSmsConfig, NotifyConfig, Secret,
     SmsConfig, SmtpConfig, SmtpSecurity,
 };
+pub use self::price::{Amount, AmountError, Currency, Price};
 
 /// Default time a send may take before it is given up.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

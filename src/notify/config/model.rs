@@ -61,6 +61,9 @@ pub struct SmsConfig {
     pub http: Option<HttpSmsConfig>,
     /// Print to stdout.
     pub console: bool,
+    /// What one message costs, if configured (only `portvakt audit report`
+    /// and the metrics read it: sending does not depend on it).
+    pub cost: Option<super::Price>,
 }
 
 /// Checked `notify.email`.

@@ -217,3 +217,119 @@ fn placeholder_names_are_found() {
     assert_eq!(placeholder_names("{a} {b_c}{ x } {}"), ["a", "b_c"]);
     assert_eq!(placeholder_names(r#"{"to": "{phone}"}"#), ["phone"]);
 }
+
+#[test]
+fn the_price_of_an_sms_is_an_amount_and_a_currency() {
+    let c = check("sms: { console: true, cost_per_message: 0.45, currency: SEK }").unwrap();
+    let price = c.sms.cost.unwrap();
+    assert_eq!(price.to_string(), "0.45 SEK");
+    assert_eq!(price.of(3).to_string(), "1.35");
+    // Written as a string, or in lower case, it is the same price.
+    let c = check(r#"sms: { cost_per_message: "0.45", currency: sek }"#).unwrap();
+    assert_eq!(c.sms.cost.unwrap().to_string(), "0.45 SEK");
+    let c = check("sms: { cost_per_message: 1, currency: EUR }").unwrap();
+    assert_eq!(c.sms.cost.unwrap().to_string(), "1.00 EUR");
+    // Not set: no price, and nothing else changes.
+    assert!(check("sms: { console: true }").unwrap().sms.cost.is_none());
+}
+
+#[test]
+fn a_price_that_cannot_be_right_is_refused_with_its_key() {
+    for (yaml, key, words) in [
+        (
+            "cost_per_message: -0.45, currency: SEK",
+            "sms.cost_per_message",
+            "negative",
+        ),
+        (
+            "cost_per_message: .nan, currency: SEK",
+            "sms.cost_per_message",
+            "not an amount",
+        ),
+        (
+            "cost_per_message: .inf, currency: SEK",
+            "sms.cost_per_message",
+            "not an amount",
+        ),
+        (
+            "cost_per_message: 45000, currency: SEK",
+            "sms.cost_per_message",
+            "mistake",
+        ),
+        (
+            "cost_per_message: 1e300, currency: SEK",
+            "sms.cost_per_message",
+            "mistake",
+        ),
+        (
+            "cost_per_message: 0.00001, currency: SEK",
+            "sms.cost_per_message",
+            "decimals",
+        ),
+        (
+            r#"cost_per_message: "0,45", currency: SEK"#,
+            "sms.cost_per_message",
+            "decimal point",
+        ),
+        (
+            "cost_per_message: true, currency: SEK",
+            "sms.cost_per_message",
+            "not an amount",
+        ),
+        (
+            "cost_per_message: 0.45",
+            "sms.currency",
+            "needs the currency",
+        ),
+        (
+            "currency: SEK",
+            "sms.cost_per_message",
+            "without cost_per_message",
+        ),
+        (
+            "cost_per_message: 0.45, currency: kr",
+            "sms.currency",
+            "ISO 4217",
+        ),
+    ] {
+        let problems = check(&format!("sms: {{ {yaml} }}")).unwrap_err();
+        assert_eq!(problems.len(), 1, "{yaml}: {problems:?}");
+        assert_eq!(problems[0].0, key, "{yaml}: {problems:?}");
+        assert!(problems[0].1.contains(words), "{yaml}: {problems:?}");
+    }
+}
+
+/// The whole configuration points at the line of a bad price, like every
+/// other mistake.
+#[test]
+fn a_bad_price_is_reported_at_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::demo::write_certs(dir.path()).unwrap();
+    std::fs::write(dir.path().join("secret.key"), [7u8; 32]).unwrap();
+    std::fs::write(dir.path().join("users.yaml"), "users: {}\n").unwrap();
+    let yaml = r#"listen: { https: "127.0.0.1:1" }
+tls:
+  certificates:
+    - { cert: gateway.pem, key: gateway.key }
+portal: { host: portal.test }
+secret_key_file: secret.key
+realms:
+  - id: staff
+    title: { sv: "Personal", en: "Staff" }
+    directory: { file: users.yaml }
+services: []
+notify:
+  sms:
+    console: true
+    cost_per_message: -0.45
+    currency: SEK
+"#;
+    let path = dir.path().join("portvakt.yaml");
+    let e = crate::config::parse(&path, yaml).unwrap_err().to_string();
+    assert!(e.contains("portvakt.yaml: line 15 column"), "{e}");
+    assert!(e.contains("notify.sms.cost_per_message"), "{e}");
+    assert!(e.contains("negative"), "{e}");
+    let good = yaml.replace("-0.45", "0.45");
+    let c = crate::config::parse(&path, &good).unwrap();
+    assert_eq!(c.notify.sms.cost.unwrap().to_string(), "0.45 SEK");
+}

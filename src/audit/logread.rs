@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 pub use files::{
     content, group, in_dir, log_name, open, with_rotated, Chain, Content, DirFiles, Inputs, Kind,
-    READ_BUFFER,
+    Loaded, READ_BUFFER,
 };
 pub use period::{format_ms, line_time_ms, time_ms, Period, PeriodArgs, TimeArg};
 

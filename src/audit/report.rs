@@ -1,7 +1,10 @@
 //! `portvakt audit report`: one pass over the logs of a period, summarised
-//! for an auditor: how people logged in and from where, what failed and
-//! why, who was locked out, who and which addresses were refused most, and
-//! which services were used by how many people.
+//! for an auditor: how people logged in and from where, which methods the
+//! active users use, how many one-time codes were sent and what the SMS
+//! cost, who logs in from outside by SMS most, what failed and why, who was
+//! locked out, who and which addresses were refused most, and which services
+//! were used by how many people ([`adoption`] defines the method and cost
+//! figures).
 //!
 //! Memory grows with the number of distinct users, addresses and services,
 //! never with the number of lines.
@@ -9,13 +12,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::audit::logread::{
-    format_ms, line_time_ms, parse, BadLine, Inputs, Kind, LineEnd, LogError, Period, PeriodArgs,
-    Problems, Record, Stream,
+    format_ms, line_time_ms, parse, BadLine, Inputs, Kind, LineEnd, Loaded, LogError, Period,
+    PeriodArgs, Problems, Record, Stream,
 };
 use crate::audit::vocabulary::{Event, Outcome};
+use crate::notify::config::Price;
 
 const AFTER_HELP: &str = "\
 Without --since/--until the report covers every line of the files given (so an
@@ -27,6 +32,10 @@ Examples:
   portvakt audit report -c portvakt.yaml --since 7d --json --top 20
   portvakt audit report -c gw-a.yaml -c gw-b.yaml --since 2026-11-01 --until 2026-11-30
   portvakt audit report /var/log/portvakt/ --since 7d     # every gateway writing there
+
+The estimated SMS cost needs the price of one message from the configuration
+(notify.sms.cost_per_message and notify.sms.currency), so give --config;
+without it the report counts the codes and says \"cost: not configured\".
 
 Over several gateways every figure is for the whole cluster: a login is
 counted on the gateway where it happened, once, wherever the session was used
@@ -43,7 +52,7 @@ pub struct ReportArgs {
     #[command(flatten)]
     pub period: PeriodArgs,
     /// How many rows the "top" lists show (refused users and addresses,
-    /// lockouts, IP blocks).
+    /// lockouts, IP blocks, users logging in from outside by SMS).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
     /// Print the summary as one JSON document.
@@ -106,6 +115,8 @@ pub struct Tally {
     client_ips: HashSet<String>,
     /// By the gateway that wrote the line (`-`: before gateways had names).
     gateways: HashMap<String, GatewayTally>,
+    /// Methods, codes and their cost.
+    adoption: AdoptionTally,
 }
 
 /// A login step that proved something or failed to: the password (event
@@ -207,6 +218,7 @@ impl Tally {
     fn add_auth(&mut self, r: &Record<'_>) {
         let f = &r.f;
         self.auth_events += 1;
+        self.adoption.add(r);
         let event = or_dash(f.event.as_deref());
         let result = or_dash(f.result.as_deref());
         let reason = or_dash(f.reason.as_deref());
@@ -252,13 +264,15 @@ impl Tally {
         }
     }
 
-    /// Sorted, trimmed to `top` where the report says "top".
+    /// Sorted, trimmed to `top` where the report says "top"; SMS priced at
+    /// `price` if given.
     pub fn summary(
         &self,
         period: Period,
         files: Vec<FileSummary>,
         malformed: u64,
         top: usize,
+        price: Option<&Price>,
     ) -> Summary {
         let auth_failures = self.failures.values().flat_map(HashMap::values).sum();
         let mut logins: Vec<LoginRow> = self
@@ -395,6 +409,9 @@ impl Tally {
             },
             gateways,
             logins,
+            methods: self.adoption.methods(),
+            codes: self.adoption.codes(price),
+            sms_from_outside: self.adoption.sms_from_outside(top, price),
             failures,
             lockouts: counted(&self.lockouts, top),
             ip_blocks: counted(&self.ip_blocks, top),
@@ -417,12 +434,20 @@ pub fn run(args: ReportArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let streams = match args.inputs.open_streams(ME) {
+    let (streams, configs) = match args.inputs.open_with_configs(ME) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let price = sms_price(&configs, &mut |note| eprintln!("{ME}: note: {note}"));
     let mut problems = Problems::default();
-    let summary = match summarise(streams, period, args.inputs.log, args.top, &mut problems) {
+    let summary = match summarise(
+        streams,
+        period,
+        args.inputs.log,
+        args.top,
+        price.as_ref(),
+        &mut problems,
+    ) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{ME}: {e}");
@@ -449,12 +474,44 @@ pub fn run(args: ReportArgs) -> ExitCode {
     }
 }
 
-/// Read every stream once and summarise the lines inside `period`.
+/// The price of one SMS the configurations agree on. Those that set none
+/// are left out (a price is a fact about the provider's bill, not about one
+/// gateway); if two set different prices, none is used and `note` says why:
+/// an estimate at either price would be wrong for the other's share.
+pub fn sms_price(configs: &[Loaded], note: &mut dyn FnMut(String)) -> Option<Price> {
+    agreed_price(
+        configs
+            .iter()
+            .map(|l| (l.path.as_path(), l.config.notify.sms.cost.as_ref())),
+        note,
+    )
+}
+
+fn agreed_price<'a>(
+    prices: impl Iterator<Item = (&'a Path, Option<&'a Price>)>,
+    note: &mut dyn FnMut(String),
+) -> Option<Price> {
+    let mut priced = prices.filter_map(|(path, price)| Some((path, price?)));
+    let (first_path, first) = priced.next()?;
+    if let Some((path, other)) = priced.find(|(_, p)| *p != first) {
+        note(format!(
+            "{} prices an SMS at {first}, {} at {other}: the SMS cost is not estimated",
+            first_path.display(),
+            path.display()
+        ));
+        return None;
+    }
+    Some(first.clone())
+}
+
+/// Read every stream once and summarise the lines inside `period`; SMS are
+/// priced at `price` if given.
 pub fn summarise(
     streams: Vec<Stream>,
     period: Period,
     only: Option<Kind>,
     top: usize,
+    price: Option<&Price>,
     problems: &mut Problems,
 ) -> Result<Summary, LogError> {
     let mut tally = Tally::default();
@@ -478,7 +535,7 @@ pub fn summarise(
                 }),
         );
     }
-    Ok(tally.summary(period, files, problems.malformed, top))
+    Ok(tally.summary(period, files, problems.malformed, top, price))
 }
 
 /// The record on a line inside the period; problems counted.
@@ -510,15 +567,19 @@ fn read<'a>(
     }
 }
 
+pub mod adoption;
 mod summary;
 mod text;
 
+use adoption::AdoptionTally;
 pub use summary::{
-    CountRow, EventRow, FailureRow, FileSummary, GatewayRow, LoginRow, PeriodSummary, RefusedRow,
-    ServiceRow, Summary, Totals,
+    ChannelRow, Codes, CountRow, EventRow, FailureRow, FileSummary, GatewayRow, LoginRow,
+    MethodRow, Methods, PeriodSummary, RefusedRow, ServiceRow, SmsUserRow, Summary, Totals,
 };
 
 use text::render;
 
+#[cfg(test)]
+mod adoption_tests;
 #[cfg(test)]
 mod tests;

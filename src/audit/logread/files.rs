@@ -63,23 +63,42 @@ impl Inputs {
     /// Every chain opened as a [`super::Stream`]; problems are printed on
     /// stderr after `me` and the exit code is returned instead.
     pub fn open_streams(&self, me: &str) -> Result<Vec<super::Stream>, std::process::ExitCode> {
+        self.open_with_configs(me).map(|(streams, _)| streams)
+    }
+
+    /// [`Inputs::open_streams`], and the configurations `--config` named,
+    /// loaded, in the order given (`report` reads the SMS price from them).
+    pub fn open_with_configs(
+        &self,
+        me: &str,
+    ) -> Result<(Vec<super::Stream>, Vec<Loaded>), std::process::ExitCode> {
         let fail = |e: LogError| {
             eprintln!("{me}: {e}");
             std::process::ExitCode::from(e.exit_code())
         };
-        let chains = self
-            .chains(&mut |note| eprintln!("{me}: note: {note}"))
+        let (chains, configs) = self
+            .chains_and_configs(&mut |note| eprintln!("{me}: note: {note}"))
             .map_err(fail)?;
-        chains
+        let streams = chains
             .into_iter()
             .map(|chain| super::Stream::open(chain).map_err(fail))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok((streams, configs))
     }
 
     /// The chains to read, or why there is nothing to read.
     /// `warn` receives notes that do not stop the command.
     pub fn chains(&self, warn: &mut dyn FnMut(String)) -> Result<Vec<Chain>, LogError> {
+        self.chains_and_configs(warn).map(|(chains, _)| chains)
+    }
+
+    /// [`Inputs::chains`], and the configurations loaded to find them.
+    pub fn chains_and_configs(
+        &self,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<(Vec<Chain>, Vec<Loaded>), LogError> {
         let mut files: Vec<PathBuf> = Vec::new();
+        let mut loaded = Vec::new();
         for path in &self.files {
             if path.is_dir() {
                 let found = in_dir(path)?;
@@ -122,15 +141,28 @@ impl Inputs {
                     )),
                 }
             }
+            loaded.push(Loaded {
+                path: config.clone(),
+                config: cfg,
+            });
         }
         match (self.config.first(), files.is_empty()) {
             (Some(config), true) => Err(LogError::NoLogFiles {
                 config: config.clone(),
             }),
             (None, true) => Err(LogError::NothingToRead),
-            (_, false) => Ok(group(files)),
+            (_, false) => Ok((group(files), loaded)),
         }
     }
+}
+
+/// A configuration `--config` named, as loaded.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The file as given.
+    pub path: PathBuf,
+    /// Its content.
+    pub config: crate::config::model::Config,
 }
 
 /// What a file in a log directory is, told by its first line.

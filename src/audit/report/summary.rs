@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::notify::config::{Amount, Price};
+
 /// The report as `--json` prints it.
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -18,6 +20,13 @@ pub struct Summary {
     pub gateways: Vec<GatewayRow>,
     /// Login steps by method and network.
     pub logins: Vec<LoginRow>,
+    /// The share of active users on each method.
+    pub methods: Methods,
+    /// One-time codes sent, per channel, with the estimated SMS cost.
+    pub codes: Codes,
+    /// The users with the most SMS logins from outside (top N): the ones
+    /// worth moving to the authenticator app.
+    pub sms_from_outside: Vec<SmsUserRow>,
     /// Auth lines with result `failure`, by event and reason.
     pub failures: Vec<FailureRow>,
     /// Lockout events by user (top N).
@@ -170,4 +179,72 @@ pub struct ServiceRow {
     pub refused: u64,
     /// Distinct users on allowed requests.
     pub users: u64,
+}
+
+/// The login methods of the period's active users.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Methods {
+    /// Distinct users with at least one successful `login` event.
+    pub active_users: u64,
+    /// Each method used, most users first (then by name).
+    pub methods: Vec<MethodRow>,
+}
+
+/// One method's users.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct MethodRow {
+    /// password, basic, sms, email, totp, token, passkey.
+    pub method: String,
+    /// Active users who completed a login step with it.
+    pub users: u64,
+    /// `users` of the active users, per cent, one decimal. A user counts
+    /// for every method used: the shares add up to more than 100.
+    pub share_percent: f64,
+    /// Successful login steps with it.
+    pub logins: u64,
+}
+
+/// One-time codes sent.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Codes {
+    /// `notify.sms.cost_per_message` and `currency` of the configuration
+    /// (`null`: not configured, or no `--config`).
+    pub cost_per_message: Option<Price>,
+    /// `sms`, `email` (always, sent or not), then any other channel seen.
+    pub channels: Vec<ChannelRow>,
+}
+
+/// The codes of one channel.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ChannelRow {
+    /// `sms` or `email`.
+    pub channel: String,
+    /// Handed to the provider: `login` + `enrolment`.
+    pub sent: u64,
+    /// Sent for a login (reason `sent`).
+    pub login: u64,
+    /// Sent to confirm a new SMS number (reason `enrolment`).
+    pub enrolment: u64,
+    /// The provider refused or did not answer (not counted as sent).
+    pub delivery_failed: u64,
+    /// Refused before sending: resend wait, hourly budgets, state down.
+    pub not_sent: u64,
+    /// `sent` × the price per message, in its currency; `null` for e-mail
+    /// and where no price is configured.
+    pub estimated_cost: Option<Amount>,
+}
+
+/// A user who logs in from outside by SMS.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SmsUserRow {
+    /// The user name.
+    pub user: String,
+    /// `login` successes with method `sms` from the `external` network.
+    pub sms_logins: u64,
+    /// SMS codes sent to the user (any reason, any network).
+    pub sms_codes: u64,
+    /// `sms_codes` × the price per message; `null` without a price.
+    pub estimated_cost: Option<Amount>,
+    /// Every method the user completed a login step with in the period.
+    pub methods: Vec<String>,
 }

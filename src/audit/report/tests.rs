@@ -13,7 +13,7 @@ fn access(user: Option<&str>, ip: &str, service: Option<&str>, decision: &str) -
     })
 }
 
-fn auth(
+pub(super) fn auth(
     event: &str,
     result: &str,
     reason: &str,
@@ -30,6 +30,16 @@ fn auth(
 }
 
 fn summary_of(lines: &[Value], period: Period, top: usize) -> Summary {
+    summary_priced(lines, period, top, None)
+}
+
+/// The report of `lines`, SMS priced at `price`.
+pub(super) fn summary_priced(
+    lines: &[Value],
+    period: Period,
+    top: usize,
+    price: Option<&Price>,
+) -> Summary {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mixed.jsonl");
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
@@ -39,7 +49,7 @@ fn summary_of(lines: &[Value], period: Period, top: usize) -> Summary {
         .map(|c: Chain| Stream::open(c).unwrap())
         .collect();
     let mut problems = Problems::default();
-    summarise(streams, period, None, top, &mut problems).unwrap()
+    summarise(streams, period, None, top, price, &mut problems).unwrap()
 }
 
 fn week() -> Vec<Value> {

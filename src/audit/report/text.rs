@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use super::{CountRow, RefusedRow, Summary};
 use crate::audit::logread::printable;
 use crate::audit::query::table::Table;
+use crate::notify::config::{Amount, Price};
 
 /// The text report.
 pub(super) fn render(s: &Summary, top: usize, out: &mut dyn Write) -> io::Result<()> {
@@ -132,6 +133,10 @@ pub(super) fn render(s: &Summary, top: usize, out: &mut dyn Write) -> io::Result
     }
     finish(tb, s.logins.is_empty(), out)?;
 
+    methods(s, out)?;
+    codes(s, out)?;
+    sms_users(s, top, out)?;
+
     section(out, "Failures by reason (auth events with result failure)")?;
     let mut tb = Table::new(&["EVENT", "REASON", "COUNT"], usize::MAX).right(&[2]);
     for f in &s.failures {
@@ -241,4 +246,116 @@ fn refused(rows: &[RefusedRow], what: &'static str, out: &mut dyn Write) -> io::
         )?;
     }
     finish(tb, rows.is_empty(), out)
+}
+
+fn methods(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
+    let m = &s.methods;
+    section(out, "Methods of active users")?;
+    writeln!(
+        out,
+        "{} active user{} (a successful login in the period). A user counts for every\n\
+         method used, so the shares add up to more than 100 %.",
+        m.active_users,
+        if m.active_users == 1 { "" } else { "s" }
+    )?;
+    let mut tb = Table::new(&["METHOD", "USERS", "SHARE", "LOGINS"], usize::MAX).right(&[1, 2, 3]);
+    for r in &m.methods {
+        tb.push(
+            vec![
+                printable(&r.method).into_owned(),
+                r.users.to_string(),
+                format!("{:.1} %", r.share_percent),
+                r.logins.to_string(),
+            ],
+            out,
+        )?;
+    }
+    finish(tb, m.methods.is_empty(), out)
+}
+
+/// `amount currency`, or `-` where there is no price.
+fn cost(amount: Option<Amount>, price: Option<&Price>) -> String {
+    match (amount, price) {
+        (Some(a), Some(p)) => format!("{a} {}", p.currency),
+        _ => "-".to_owned(),
+    }
+}
+
+fn codes(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
+    let price = s.codes.cost_per_message.as_ref();
+    match price {
+        Some(p) => section(out, &format!("Codes sent (SMS at {p} a message)"))?,
+        None => section(
+            out,
+            "Codes sent (cost: not configured; set notify.sms.cost_per_message and\n\
+             notify.sms.currency, and give --config)",
+        )?,
+    }
+    let mut tb = Table::new(
+        &[
+            "CHANNEL",
+            "SENT",
+            "FOR LOGIN",
+            "FOR ENROLMENT",
+            "DELIVERY FAILED",
+            "NOT SENT",
+            "ESTIMATED COST",
+        ],
+        usize::MAX,
+    )
+    .right(&[1, 2, 3, 4, 5, 6]);
+    for c in &s.codes.channels {
+        tb.push(
+            vec![
+                printable(&c.channel).into_owned(),
+                c.sent.to_string(),
+                c.login.to_string(),
+                c.enrolment.to_string(),
+                c.delivery_failed.to_string(),
+                c.not_sent.to_string(),
+                cost(c.estimated_cost, price),
+            ],
+            out,
+        )?;
+    }
+    finish(tb, s.codes.channels.is_empty(), out)
+}
+
+fn sms_users(s: &Summary, top: usize, out: &mut dyn Write) -> io::Result<()> {
+    let price = s.codes.cost_per_message.as_ref();
+    section(
+        out,
+        &format!(
+            "Top {top} users logging in from outside by SMS (worth moving to the authenticator app)"
+        ),
+    )?;
+    let mut tb = Table::new(
+        &[
+            "USER",
+            "SMS LOGINS FROM OUTSIDE",
+            "SMS CODES",
+            "ESTIMATED COST",
+            "METHODS USED",
+        ],
+        usize::MAX,
+    )
+    .right(&[1, 2, 3]);
+    for u in &s.sms_from_outside {
+        let methods: Vec<String> = u
+            .methods
+            .iter()
+            .map(|m| printable(m).into_owned())
+            .collect();
+        tb.push(
+            vec![
+                printable(&u.user).into_owned(),
+                u.sms_logins.to_string(),
+                u.sms_codes.to_string(),
+                cost(u.estimated_cost, price),
+                methods.join(", "),
+            ],
+            out,
+        )?;
+    }
+    finish(tb, s.sms_from_outside.is_empty(), out)
 }

@@ -7,13 +7,15 @@
 //! the text exposition format and process metrics without writing either.
 
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::audit::{AuthEvent, Event};
+use crate::audit::{AuthEvent, Event, Outcome};
+use crate::notify::config::Price;
 
 /// Request latency buckets, seconds: from a cached page to a slow upstream.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -28,8 +30,14 @@ pub struct Metrics {
     latency: HistogramVec,
     upstream_errors: IntCounterVec,
     logins: IntCounterVec,
+    login_steps: IntCounterVec,
     auth_events: IntCounterVec,
     codes_sent: IntCounterVec,
+    sms_price: GaugeVec,
+    /// The currency `sms_price` is exported in now, to drop its series when
+    /// a reload changes or removes the price (and only then: a scrape during
+    /// a reload must not find the price missing).
+    sms_currency: Mutex<Option<String>>,
     second_factors: IntCounterVec,
     enrolments: IntCounterVec,
     lockouts: IntCounterVec,
@@ -120,6 +128,11 @@ impl Metrics {
             "Login decisions, by realm, method and result (success/failure).",
             &["realm", "method", "result"],
         );
+        let login_steps = counter(
+            "login_steps_total",
+            "Login steps as `audit report` counts them (the password and each second factor), by method, network (internal/external) and result.",
+            &["method", "network", "result"],
+        );
         let auth_events = counter(
             "auth_events_total",
             "Every auth-log event, by event and result.",
@@ -130,6 +143,17 @@ impl Metrics {
             "One-time codes sent, by channel (sms/email) and result.",
             &["channel", "result"],
         );
+        // The price, not a running cost: the estimate is codes_sent_total
+        // times this, so a price changed by a reload re-prices nothing
+        // already counted, and no currency's rounding is baked in.
+        let sms_price = defined(GaugeVec::new(
+            Opts::new(
+                "sms_cost_per_message",
+                "notify.sms.cost_per_message, by currency (absent when not configured).",
+            ),
+            &["currency"],
+        ));
+        defined(registry.register(Box::new(sms_price.clone())));
         let second_factors = counter(
             "second_factor_checks_total",
             "Second-factor answers checked, by method (sms, email, totp, token, passkey), result and reason.",
@@ -219,8 +243,11 @@ impl Metrics {
             latency,
             upstream_errors,
             logins,
+            login_steps,
             auth_events,
             codes_sent,
+            sms_price,
+            sms_currency: Mutex::new(None),
             second_factors,
             enrolments,
             lockouts,
@@ -306,6 +333,15 @@ impl Metrics {
         self.auth_events
             .with_label_values(&[ev.event.as_str(), ev.result.as_str()])
             .inc();
+        // The report's "Logins by method and location", live: a login step
+        // is a `login` or a refused `second_factor`, success or failure.
+        if matches!(ev.event, Event::Login | Event::SecondFactor)
+            && matches!(ev.result, Outcome::Success | Outcome::Failure)
+        {
+            self.login_steps
+                .with_label_values(&[ev.method.unwrap_or("-"), ev.network, ev.result.as_str()])
+                .inc();
+        }
         match ev.event {
             Event::Login => {
                 let method = ev.method.unwrap_or("password");
@@ -342,7 +378,7 @@ impl Metrics {
                     Reason::StorageUnavailable | Reason::StorageRestored => "storage",
                     _ => "state",
                 };
-                let down = ev.result != crate::audit::Outcome::Success;
+                let down = ev.result != Outcome::Success;
                 if down {
                     self.backend_outages.with_label_values(&[backend]).inc();
                 }
@@ -362,6 +398,27 @@ impl Metrics {
         if ok {
             self.last_reload.set(unix_secs);
         }
+    }
+
+    /// The configured price of one SMS (at start and after every reload);
+    /// `None` removes the gauge.
+    pub fn sms_price(&self, price: Option<&Price>) {
+        // A panic elsewhere while holding the lock leaves a plain value.
+        let mut current = self
+            .sms_currency
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = price.map(|p| p.currency.as_str().to_owned());
+        if let Some(p) = price {
+            self.sms_price
+                .with_label_values(&[p.currency.as_str()])
+                .set(p.per_message.as_f64());
+        }
+        if let Some(old) = current.take().filter(|old| Some(old) != now.as_ref()) {
+            // Absent already is fine: nothing to drop.
+            let _ = self.sms_price.remove_label_values(&[old.as_str()]);
+        }
+        *current = now;
     }
 
     /// The first load at start-up (not a reload).
@@ -427,7 +484,6 @@ mod tests {
             destination: None,
             provider: None,
         };
-        use crate::audit::Outcome;
         m.auth_event(&ev(Event::Login, Outcome::Success, Some("sms")));
         m.auth_event(&ev(Event::Login, Outcome::Failure, Some("password")));
         m.auth_event(&ev(Event::CodeSent, Outcome::Success, Some("sms")));
@@ -445,5 +501,96 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
+    }
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+    use crate::audit::Reason;
+    use crate::notify::config::{Amount, Currency};
+
+    fn ev(
+        event: Event,
+        result: Outcome,
+        method: Option<&'static str>,
+        network: &'static str,
+    ) -> AuthEvent<'static> {
+        AuthEvent {
+            time: String::new(),
+            event,
+            result,
+            reason: Reason::Ok,
+            user: Some("alice"),
+            realm: Some("staff"),
+            client_ip: std::net::IpAddr::from([192, 0, 2, 7]),
+            network,
+            method,
+            request_id: "",
+            session: None,
+            host: None,
+            destination: None,
+            provider: None,
+        }
+    }
+
+    /// The same steps the report counts, by the same method and network.
+    #[test]
+    fn login_steps_are_counted_as_the_report_counts_them() {
+        let m = Metrics::new();
+        for e in [
+            ev(Event::Login, Outcome::Success, Some("password"), "external"),
+            ev(
+                Event::SecondFactor,
+                Outcome::Failure,
+                Some("sms"),
+                "external",
+            ),
+            ev(Event::Login, Outcome::Success, Some("sms"), "external"),
+            ev(Event::Login, Outcome::Success, Some("password"), "internal"),
+            // Not login steps: a code sent, a lockout.
+            ev(Event::CodeSent, Outcome::Success, Some("sms"), "external"),
+            ev(Event::Lockout, Outcome::Info, None, "external"),
+        ] {
+            m.auth_event(&e);
+        }
+        let text = m.render(0);
+        for line in [
+            r#"portvakt_login_steps_total{method="password",network="external",result="success"} 1"#,
+            r#"portvakt_login_steps_total{method="sms",network="external",result="failure"} 1"#,
+            r#"portvakt_login_steps_total{method="sms",network="external",result="success"} 1"#,
+            r#"portvakt_login_steps_total{method="password",network="internal",result="success"} 1"#,
+            // The existing names are unchanged.
+            r#"portvakt_logins_total{method="sms",realm="staff",result="success"} 1"#,
+            r#"portvakt_codes_sent_total{channel="sms",result="success"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        assert_eq!(
+            text.matches("portvakt_login_steps_total{").count(),
+            4,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_sms_price_follows_the_configuration() {
+        let m = Metrics::new();
+        assert!(!m.render(0).contains("portvakt_sms_cost_per_message{"));
+        let price = |a: &str, c: &str| Price {
+            per_message: Amount::parse(a).unwrap(),
+            currency: Currency::parse(c).unwrap(),
+        };
+        m.sms_price(Some(&price("0.45", "SEK")));
+        assert!(m
+            .render(0)
+            .contains(r#"portvakt_sms_cost_per_message{currency="SEK"} 0.45"#));
+        // A reload to another currency leaves no stale series behind.
+        m.sms_price(Some(&price("0.04", "EUR")));
+        let text = m.render(0);
+        assert!(text.contains(r#"portvakt_sms_cost_per_message{currency="EUR"} 0.04"#));
+        assert!(!text.contains(r#"currency="SEK""#), "{text}");
+        m.sms_price(None);
+        assert!(!m.render(0).contains("portvakt_sms_cost_per_message{"));
     }
 }

@@ -108,6 +108,9 @@ pub fn prepare_with(config: Config, launch: Launch) -> Result<Prepared, StartErr
     )?;
     let gateway = Gateway::new(runtime, launch.clock, store, state);
     gateway.metrics.started(gateway.clock.now_secs_f64());
+    gateway
+        .metrics
+        .sms_price(gateway.runtime().config.notify.sms.cost.as_ref());
 
     let conf = ServerConf {
         threads: tuning.threads,
@@ -287,6 +290,11 @@ pub fn reload(gw: &Gateway, resolver: &SniResolver) {
                 .map_err(|e| e.to_string())?;
             gw.reload().map_err(|e| e.to_string())
         });
+    // The running configuration's price, the new one or (after a failed
+    // reload) the old; set before the reload is counted, so a scrape that
+    // sees the count sees the price it left.
+    gw.metrics
+        .sms_price(gw.runtime().config.notify.sms.cost.as_ref());
     gw.metrics
         .config_loaded(result.is_ok(), gw.clock.now_secs_f64());
     match result {

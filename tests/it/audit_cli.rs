@@ -15,10 +15,10 @@ use crate::support::enrol::*;
 use crate::support::*;
 
 /// What one run of `portvakt audit …` printed.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
@@ -42,14 +42,14 @@ impl Run {
     }
 
     /// The `--json` report.
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("the report is not JSON ({e}):\n{}", self.stdout))
     }
 }
 
 /// `portvakt audit ARGS…`, which must exit 0.
-fn audit(args: &[&str]) -> Run {
+pub(crate) fn audit(args: &[&str]) -> Run {
     let run = audit_status(args);
     assert_eq!(
         run.code, 0,
@@ -60,7 +60,7 @@ fn audit(args: &[&str]) -> Run {
 }
 
 /// `portvakt audit ARGS…`, whatever its exit status.
-fn audit_status(args: &[&str]) -> Run {
+pub(crate) fn audit_status(args: &[&str]) -> Run {
     let out = Command::new(portvakt_bin())
         .arg("audit")
         .args(args)
@@ -74,7 +74,7 @@ fn audit_status(args: &[&str]) -> Run {
 }
 
 /// `portvakt audit ARGS…` with `input` on its standard input.
-fn audit_with_stdin(args: &[&str], input: &[u8]) -> Run {
+pub(crate) fn audit_with_stdin(args: &[&str], input: &[u8]) -> Run {
     use std::process::Stdio;
     let mut child = Command::new(portvakt_bin())
         .arg("audit")
@@ -111,7 +111,8 @@ fn row<'a>(report: &'a Value, section: &str, fields: &[(&str, &str)]) -> &'a Val
         .unwrap_or_else(|| panic!("no {section} row with {fields:?} in {report:#}"))
 }
 
-fn gzip(path: &Path, text: &str) {
+/// `text` gzipped into `path`, as logrotate's `compress` leaves a log.
+pub(crate) fn gzip(path: &Path, text: &str) {
     let file = std::fs::File::create(path).expect("create .gz");
     let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
     gz.write_all(text.as_bytes()).expect("gzip");

@@ -13,6 +13,7 @@ mod audit;
 mod audit_chain;
 mod audit_cli;
 mod audit_cluster;
+mod audit_cost;
 mod authenticator;
 mod bad_requests;
 mod basic_auth;

@@ -14,8 +14,11 @@
 //!   GSM characters with a portal host of up to about 25 characters.
 //! - The **estimated cost** is SMS codes sent × `notify.sms.cost_per_message`.
 //!   E-mail is not priced.
-//! - An **active user** logged in successfully at least once in the period:
-//!   an auth event `login` with result `success`, any method.
+//! - An **active user** completed at least one login step in the period:
+//!   an auth event `login` with result `success`, any method. The password
+//!   alone counts, even where the second factor then failed or never
+//!   arrived: the person is using the system, and the log does not say
+//!   whether the service asked for more.
 //! - A user **uses a method** if they completed at least one login step
 //!   with it in the period (`login`, `success`, that `method`). A user counts
 //!   for every method used, so the shares add up to more than 100 %.

@@ -270,7 +270,7 @@ fn the_text_report_shows_methods_codes_cost_and_the_top_list() {
     let s = summary_priced(&month(), Period::default(), 10, Some(&sek("0.45")));
     let t = text(&s, 10);
     for heading in [
-        "\nMethods of active users\n4 active users (a successful login in the period).",
+        "\nMethods of active users\n4 active users (a successful login step in the period).",
         "shares add up to more than 100 %.",
         "\nCodes sent (SMS at 0.45 SEK a message)\n",
         "\nTop 10 users logging in from outside by SMS (worth moving to the authenticator app)\n",

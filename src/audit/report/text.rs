@@ -253,8 +253,8 @@ fn methods(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     section(out, "Methods of active users")?;
     writeln!(
         out,
-        "{} active user{} (a successful login in the period). A user counts for every\n\
-         method used, so the shares add up to more than 100 %.",
+        "{} active user{} (a successful login step in the period). A user counts\n\
+         for every method used, so the shares add up to more than 100 %.",
         m.active_users,
         if m.active_users == 1 { "" } else { "s" }
     )?;

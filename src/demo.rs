@@ -263,7 +263,8 @@ audit: {{ access_log: logs/access.jsonl, auth_log: logs/auth.jsonl }}
 storage: portvakt.db
 codes: {{ issuer: "E-portalen (demo)" }}
 notify:
-  sms: {{ console: true }}
+  # An example price, so `portvakt audit report --config` shows the SMS cost.
+  sms: {{ console: true, cost_per_message: 0.45, currency: SEK }}
   email: {{ console: true }}
   outbox: outbox
 "#

@@ -92,4 +92,28 @@ async fn the_demo_serves_its_pages_upstream_and_admin_listener_out_of_the_box() 
         "{}",
         ready.text().await.unwrap_or_default()
     );
+    let (metrics, report) = (
+        reqwest::get(format!("http://{admin}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap_or_default(),
+        Command::new(portvakt_bin())
+            .args(["audit", "report", "--config"])
+            .arg(state.path().join("portvakt.yaml"))
+            .output()
+            .expect("run portvakt audit report"),
+    );
+    // The demo's example price, so the README's `audit report --config $C`
+    // shows what the SMS cost.
+    assert!(
+        metrics.contains(r#"portvakt_sms_cost_per_message{currency="SEK"} 0.45"#),
+        "{metrics}"
+    );
+    let report = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        report.contains("\nCodes sent (SMS at 0.45 SEK a message)\n"),
+        "{report}"
+    );
 }

@@ -33,9 +33,12 @@ pub struct FileSms {
     /// Print every SMS, code included, to stdout (demo).
     #[serde(default)]
     pub console: bool,
-    /// What one message costs (`0.45`), for the report's estimate.
+    /// What one message costs you (`0.45`): at most four decimals, not
+    /// negative, at most 10000; with `currency`, or not at all. Read only by
+    /// `portvakt audit report` (the estimated SMS cost) and the
+    /// `sms_cost_per_message` metric; sending does not depend on it.
     pub cost_per_message: Option<Scalar>,
-    /// The ISO 4217 code of that price (`SEK`).
+    /// The ISO 4217 code of that price (`SEK`, `EUR`).
     pub currency: Option<String>,
 }
 

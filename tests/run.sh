@@ -24,7 +24,7 @@ echo "== systemd unit"
 if command -v systemd-analyze >/dev/null; then
   unit_dir=$(mktemp -d)
   # Verify the unit as shipped, with ExecStart pointing at the binary just built.
-  sed "s#/usr/local/bin/portvakt#$PWD/target/debug/portvakt#g" systemd/portvakt.service > "$unit_dir/portvakt.service"
+  sed "s#/usr/bin/portvakt#$PWD/target/debug/portvakt#g" systemd/portvakt.service > "$unit_dir/portvakt.service"
   SYSTEMD_LOG_LEVEL=err systemd-analyze verify "$unit_dir/portvakt.service"
   rm -rf "$unit_dir"
   echo "systemd/portvakt.service: verified"

@@ -15,6 +15,8 @@ if [ "$what" = test ]; then
   pkgs="$pkgs postgresql"                        # the durable store shared by two gateways (src/storage/postgres/tests.rs, tests/it/cluster.rs)
   pkgs="$pkgs python3-jwt python3-cryptography"  # an independent JWT verifier for the identity assertions (tests/it/assertion.rs)
   pkgs="$pkgs logrotate"                         # rotates the logs in tests/it/audit_chain.rs with systemd/portvakt.logrotate
+  pkgs="$pkgs lintian dpkg-dev file"             # checks the Debian package tests/deb.sh builds (dpkg-parsechangelog; file: stripped?)
+  pkgs="$pkgs adduser iproute2"                  # tests/deb-install.sh: the package's Depends (nothing is fetched there); lo up
   # npm installs the pinned axe-core for the accessibility tests (tests/it/a11y/);
   # any Node.js that brings npm will do (Debian's, or NodeSource's single package).
   command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"

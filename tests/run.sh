@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
 # dependencies, formatting, lints, unit and integration tests (real gateway,
-# real upstreams, real TLS clients), every shipped config, the systemd unit.
+# real upstreams, real TLS clients), every shipped config, the systemd unit,
+# the Debian package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh test
@@ -29,6 +30,11 @@ if command -v systemd-analyze >/dev/null; then
   rm -rf "$unit_dir"
   echo "systemd/portvakt.service: verified"
 fi
+
+echo "== Debian package"
+# Packages the binary just built and checks it; as root also installs,
+# upgrades and purges it in a throw-away copy of this machine.
+bash tests/deb.sh
 
 echo "== tests"
 cargo test --locked -- --test-threads 2

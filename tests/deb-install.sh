@@ -63,7 +63,7 @@ in_root() {
   chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 \
     DEBIAN_FRONTEND=noninteractive "$@"
 }
-# apt for the two installs, as README shows them (it resolves Depends); dpkg,
+# apt for the two installs, as the admin guide shows them (it resolves Depends); dpkg,
 # which runs the same maintainer scripts, for the rest, as each apt call
 # costs some seconds more (it reads all package lists). Nothing can be
 # fetched (the network namespace has only loopback): what the package depends
@@ -181,8 +181,8 @@ in_root dpkg-statoverride --remove /var/log/portvakt
 postinst
 check_mode "portvakt:portvakt 750" /var/log/portvakt
 
-# --- the admin's first steps, as README "Install from the Debian package" ------
-echo "== deb-install: the README's steps, then the gateway serves"
+# --- the admin's first steps, as docs/admin-guide.md "From the Debian package" gives them
+echo "== deb-install: the admin guide's steps, then the gateway serves"
 certs/make-dev-cert.sh "$root/tmp/certs" >/dev/null
 in_root install -d -m 750 -o root -g portvakt /etc/portvakt/tls
 in_root install -m 644 -g portvakt /tmp/certs/dev.pem /etc/portvakt/tls/gateway.pem
@@ -279,7 +279,7 @@ done
 in_root getent passwd portvakt >/dev/null || fail "purge deleted the user while /etc/portvakt has files for it"
 grep -q 'kept the portvakt user and group' "$sb/apt.log" || fail "purge did not say why it kept the user"
 
-# As after README "By hand" with a useradd that made no group of its own, or
+# As after the admin guide's "By hand" with a useradd that made no group of its own, or
 # after an admin deleted the user alone: the group is there, the user is not.
 echo "== deb-install: install where only the group exists, clear /etc/portvakt, purge"
 rm -rf "$root/etc/portvakt"

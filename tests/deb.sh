@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The Debian package: builds it with cargo-deb from the debug binary the suite
 # has already built (`--no-build --profile dev --strip`; an admin's `cargo deb`
-# builds the production profile instead, README "Install from the Debian
+# builds the production profile instead, docs/admin-guide.md "From the Debian
 # package"), checks it with lintian (any error fails) and dpkg-deb (every path,
 # mode, conffile and maintainer script), runs the packaged binary on the
-# packaged configuration, and then, as root, really installs, reconfigures,
-# upgrades, removes and purges it with apt in a throw-away copy-on-write copy
+# packaged configuration, and then, as root, really installs, runs the postinst
+# again, upgrades, removes and purges it with apt in a throw-away copy-on-write copy
 # of this machine (tests/deb-install.sh), so that this machine is never changed.
 # tests/run.sh calls this; alone: bash tests/deb.sh. DEB_INSTALL=0 skips the
 # install; DEB_INSTALL=1 fails instead of skipping it when it cannot run.
@@ -71,6 +71,8 @@ expect -rw-r--r-- 0/0 etc/portvakt/portvakt.yaml
 expect -rw-r--r-- 0/0 usr/share/doc/portvakt/examples/users.example.yaml
 expect -rw-r--r-- 0/0 usr/share/doc/portvakt/examples/ha.example.yaml
 expect -rw-r--r-- 0/0 usr/share/doc/portvakt/README.md
+expect -rw-r--r-- 0/0 usr/share/doc/portvakt/docs/admin-guide.md
+expect -rw-r--r-- 0/0 usr/share/doc/portvakt/docs/bilder/01-valj-grupp.png
 expect -rw-r--r-- 0/0 usr/share/doc/portvakt/copyright
 expect -rw-r--r-- 0/0 usr/share/doc/portvakt/changelog.Debian.gz
 expect -rw-r--r-- 0/0 usr/share/lintian/overrides/portvakt

@@ -26,9 +26,9 @@ edits=$(cat <<'EDITS'
 +# before `systemctl start portvakt`: the certificate chain and key in
 +# /etc/portvakt/tls/, secret.key and users.yaml (examples in
 +# /usr/share/doc/portvakt/examples/). Then set the host names, networks and
-+# services below to your own. The README's "Install from the Debian package"
-+# has the steps; `portvakt check-config --config /etc/portvakt/portvakt.yaml`
-+# names whatever is still missing.
++# services below to your own. The steps: "From the Debian package" in
++# /usr/share/doc/portvakt/docs/admin-guide.md; `portvakt check-config --config
++# /etc/portvakt/portvakt.yaml` names whatever is still missing.
 -  https: "127.0.0.1:8443"          # production: "0.0.0.0:443"
 +  https: "0.0.0.0:443"             # development: "127.0.0.1:8443"
 -  http: "127.0.0.1:8080"           # optional plain-HTTP listener; it only redirects to HTTPS
@@ -39,8 +39,8 @@ edits=$(cat <<'EDITS'
 +      key: /etc/portvakt/tls/gateway.key    # mode 640, group portvakt
 -secret_key_file: ../certs/dev-secret.key   # production: /etc/portvakt/secret.key (32+ random bytes, mode 600)
 +secret_key_file: /etc/portvakt/secret.key   # 32+ random bytes; mode 640, group portvakt
--    directory: { file: users.example.yaml }            # or ldap: {…} — see the README
-+    directory: { file: users.yaml }                    # or ldap: {…} — see the README
+-    directory: { file: users.example.yaml }            # or ldap: {…} — see docs/admin-guide.md
++    directory: { file: users.yaml }                    # or ldap: {…} — see docs/admin-guide.md
 -      ca_file: ../certs/dev-ca.pem   # trust this CA bundle for this upstream instead of the system's
 +      ca_file: /etc/portvakt/tls/upstream-ca.pem   # trust this CA bundle for this upstream instead of the system's
 -storage: portvakt.db               # production: /var/lib/portvakt/portvakt.db (SMS numbers, devices, tokens)

@@ -25,12 +25,23 @@ pub struct Limits {
     pub header_fields: usize,
 }
 
+impl Limits {
+    /// What `limits:` allows when left out: far above what browsers send
+    /// (1–8 KiB in 10–30 fields), far below what would cost memory.
+    pub const DEFAULT: Limits = Limits {
+        header_bytes: 64 * 1024,
+        header_fields: 100,
+    };
+    /// The least `limits:` may be set to: browsers need this much.
+    pub const MIN: Limits = Limits {
+        header_bytes: 4096,
+        header_fields: 16,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            header_bytes: 64 * 1024,
-            header_fields: 100,
-        }
+        Limits::DEFAULT
     }
 }
 

@@ -182,15 +182,7 @@ impl Runtime {
         }
         let notifier = Notifier::new(&config.notify)
             .map_err(|e| fail(Problem::new(&config.source, None, "notify", e.to_string())))?;
-        let c = &config.codes;
-        let code_rules = CodeRules {
-            length: c.length,
-            validity: c.validity,
-            max_tries: c.max_tries,
-            resend_after: c.resend_after,
-            per_user_per_hour: c.per_user_per_hour,
-            per_ip_per_hour: c.per_ip_per_hour,
-        };
+        let code_rules = config.codes.rules.clone();
         let peers = config
             .services
             .iter()

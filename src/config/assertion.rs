@@ -8,42 +8,36 @@ use super::validate::Checker;
 
 /// `assertion:` the signed identity token (a JWT) sent to upstreams.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Assertion {
     /// Request header that carries the token. Default `Portvakt-Assertion`.
     pub header: Option<String>,
     /// How long a token is valid (`exp - iat`). Default 60s.
-    #[serde(default = "default_assertion_lifetime")]
     pub lifetime: Duration,
     /// Age at which the signing key is replaced by a new one. Default 24h.
-    #[serde(default = "default_rotate_every")]
     pub rotate_every: Duration,
     /// How long a replaced key stays in the JWKS; at least twice the
     /// lifetime and less than `rotate_every`. Default 1h.
-    #[serde(default = "default_overlap")]
     pub overlap: Duration,
-}
-
-fn default_assertion_lifetime() -> Duration {
-    Duration::from_secs(60)
-}
-fn default_rotate_every() -> Duration {
-    Duration::from_secs(24 * 3600)
-}
-fn default_overlap() -> Duration {
-    Duration::from_secs(3600)
 }
 
 impl Default for Assertion {
     fn default() -> Self {
         Assertion {
             header: None,
-            lifetime: default_assertion_lifetime(),
-            rotate_every: default_rotate_every(),
-            overlap: default_overlap(),
+            lifetime: Duration::from_secs(60),
+            rotate_every: Duration::from_secs(24 * 3600),
+            overlap: Duration::from_secs(3600),
         }
     }
 }
+
+/// `assertion.lifetime`: a token is for one request, and a stolen one
+/// should be useless soon.
+pub(super) const LIFETIME: std::ops::RangeInclusive<std::time::Duration> =
+    std::time::Duration::from_secs(10)..=std::time::Duration::from_secs(3600);
+/// `assertion.rotate_every` at the least.
+pub(super) const ROTATE_MIN: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Headers the assertion may not be called: the request's own framing,
 /// routing and credentials, which the gateway or the upstream read for
@@ -89,10 +83,14 @@ pub(super) fn settings(
         },
     };
     let lifetime = a.lifetime.0;
-    if lifetime < Duration::from_secs(10) || lifetime > Duration::from_secs(3600) {
+    if !LIFETIME.contains(&lifetime) {
         c.problem(
             "assertion.lifetime",
-            "must be between 10s and 1h: a token is for one request, and a stolen one should be useless soon",
+            format!(
+                "must be between {} and {}: a token is for one request, and a stolen one should be useless soon",
+                super::types::Duration(*LIFETIME.start()),
+                super::types::Duration(*LIFETIME.end())
+            ),
         );
     }
     let (rotate_every, overlap) = (a.rotate_every.0, a.overlap.0);
@@ -105,25 +103,16 @@ pub(super) fn settings(
             ),
         );
     }
-    if rotate_every <= overlap || rotate_every < Duration::from_secs(600) {
+    if rotate_every <= overlap || rotate_every < ROTATE_MIN {
         c.problem(
             "assertion.rotate_every",
-            "must be at least 10m and longer than assertion.overlap, so at most two keys are published",
+            format!(
+                "must be at least {} and longer than assertion.overlap, so at most two keys are published",
+                super::types::Duration(ROTATE_MIN)
+            ),
         );
     }
-    let wire = {
-        let mut up = true;
-        let title: String = header
-            .as_str()
-            .chars()
-            .map(|ch| {
-                let out = if up { ch.to_ascii_uppercase() } else { ch };
-                up = ch == '-';
-                out
-            })
-            .collect();
-        bytes::Bytes::from(title)
-    };
+    let wire = bytes::Bytes::from(super::model::title_case(header.as_str()));
     crate::assertion::Settings {
         header,
         wire,

@@ -100,95 +100,58 @@ pub struct FileConfig {
 
 /// `limits:` what one request may carry before it is refused.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Bytes of request header block (names + values), answered with 431 above it.
-    #[serde(default = "default_header_bytes")]
     pub header_bytes: usize,
     /// Request header fields, answered with 431 above it.
-    #[serde(default = "default_header_fields")]
     pub header_fields: usize,
-}
-
-fn default_header_bytes() -> usize {
-    64 * 1024
-}
-fn default_header_fields() -> usize {
-    100
 }
 
 impl Default for Limits {
     fn default() -> Self {
+        let d = crate::request::headers::Limits::DEFAULT;
         Limits {
-            header_bytes: default_header_bytes(),
-            header_fields: default_header_fields(),
+            header_bytes: d.header_bytes,
+            header_fields: d.header_fields,
         }
     }
 }
 
 /// `codes:`
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Codes {
     /// Characters in a code (≥ 4; 6 gives 30 bits).
-    #[serde(default = "default_code_length")]
     pub length: usize,
     /// How long a code is valid.
-    #[serde(default = "default_code_validity")]
     pub validity: Duration,
     /// Wrong tries before a code is dead.
-    #[serde(default = "default_code_tries")]
     pub max_tries: u32,
     /// Wait before another code can be sent.
-    #[serde(default = "default_resend")]
     pub resend_after: Duration,
     /// Codes per user per hour.
-    #[serde(default = "default_per_user")]
     pub per_user_per_hour: u32,
     /// Codes per client IP per hour (SMS costs money).
-    #[serde(default = "default_per_ip")]
     pub per_ip_per_hour: u32,
     /// Issuer shown in authenticator apps.
     pub issuer: Option<String>,
     /// Country code for numbers typed without one (`0701234567` → `+46701234567`).
-    #[serde(default = "default_country")]
     pub default_country: String,
-}
-
-fn default_country() -> String {
-    "+46".into()
-}
-
-fn default_code_length() -> usize {
-    6
-}
-fn default_code_validity() -> Duration {
-    Duration::from_secs(300)
-}
-fn default_code_tries() -> u32 {
-    3
-}
-fn default_resend() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_per_user() -> u32 {
-    5
-}
-fn default_per_ip() -> u32 {
-    20
 }
 
 impl Default for Codes {
     fn default() -> Self {
+        let rules = crate::factors::code::CodeRules::DEFAULT;
         Codes {
-            length: default_code_length(),
-            validity: default_code_validity(),
-            max_tries: default_code_tries(),
-            resend_after: default_resend(),
-            per_user_per_hour: default_per_user(),
-            per_ip_per_hour: default_per_ip(),
+            length: rules.length,
+            validity: Duration(rules.validity),
+            max_tries: rules.max_tries,
+            resend_after: Duration(rules.resend_after),
+            per_user_per_hour: rules.per_user_per_hour,
+            per_ip_per_hour: rules.per_ip_per_hour,
             issuer: None,
-            default_country: default_country(),
+            default_country: "+46".into(),
         }
     }
 }
@@ -305,134 +268,82 @@ pub struct Pages {
 
 /// `sessions:`
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Sessions {
     /// Logged out after this long without a request. Default 15m (seed).
-    #[serde(default = "default_idle")]
     pub idle_timeout: Duration,
     /// Logged out this long after login whatever happens. Default 10h.
-    #[serde(default = "default_lifetime")]
     pub max_lifetime: Duration,
-}
-
-fn default_idle() -> Duration {
-    Duration::from_secs(15 * 60)
-}
-fn default_lifetime() -> Duration {
-    Duration::from_secs(10 * 3600)
 }
 
 impl Default for Sessions {
     fn default() -> Self {
         Sessions {
-            idle_timeout: default_idle(),
-            max_lifetime: default_lifetime(),
+            // The seed's 15 minutes without a request.
+            idle_timeout: Duration::from_secs(15 * 60),
+            max_lifetime: Duration::from_secs(10 * 3600),
         }
     }
 }
 
 /// `login:`
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Login {
     /// Failed attempts per user within `window` before the account is locked.
-    #[serde(default = "default_user_failures")]
     pub user_failures: u32,
     /// Failed attempts per client IP within `window` before the IP is blocked.
-    #[serde(default = "default_ip_failures")]
     pub ip_failures: u32,
     /// Window in which failures are counted.
-    #[serde(default = "default_window")]
     pub window: Duration,
     /// How long a lock or block lasts.
-    #[serde(default = "default_lockout")]
     pub lockout: Duration,
     /// How long verified HTTP Basic credentials are remembered (keyed hash).
-    #[serde(default = "default_basic_cache")]
     pub basic_auth_cache: Duration,
     /// Password hashes computed at once; more wait (bounds CPU and memory).
-    #[serde(default = "default_hash_concurrency")]
     pub max_concurrent_hashes: usize,
-}
-
-fn default_user_failures() -> u32 {
-    5
-}
-fn default_ip_failures() -> u32 {
-    20
-}
-fn default_window() -> Duration {
-    Duration::from_secs(600)
-}
-fn default_lockout() -> Duration {
-    Duration::from_secs(900)
-}
-fn default_basic_cache() -> Duration {
-    Duration::from_secs(300)
-}
-fn default_hash_concurrency() -> usize {
-    4
 }
 
 impl Default for Login {
     fn default() -> Self {
         Login {
-            user_failures: default_user_failures(),
-            ip_failures: default_ip_failures(),
-            window: default_window(),
-            lockout: default_lockout(),
-            basic_auth_cache: default_basic_cache(),
-            max_concurrent_hashes: default_hash_concurrency(),
+            user_failures: 5,
+            ip_failures: 20,
+            window: Duration::from_secs(600),
+            lockout: Duration::from_secs(900),
+            basic_auth_cache: Duration::from_secs(300),
+            max_concurrent_hashes: 4,
         }
     }
 }
 
 /// `server:` pingora tuning.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Server {
     /// Worker threads of the proxy service.
-    #[serde(default = "default_threads")]
     pub threads: usize,
     /// On SIGTERM, how long in-flight requests may finish.
-    #[serde(default = "default_grace")]
     pub grace_period: Duration,
     /// After the grace period, how long runtimes get to shut down.
-    #[serde(default = "default_shutdown_timeout")]
     pub graceful_shutdown_timeout: Duration,
     /// Idle upstream connections kept for reuse.
-    #[serde(default = "default_pool")]
     pub upstream_keepalive_pool_size: usize,
     /// Unix socket over which a new binary takes the listening sockets
     /// (`serve --upgrade`); default `upgrade/portvakt.sock` beside the storage.
-    #[serde(default)]
     pub upgrade_socket: Option<String>,
     /// File holding the serving process's id; default `portvakt.pid` beside
     /// the storage.
-    #[serde(default)]
     pub pid_file: Option<String>,
-}
-
-fn default_threads() -> usize {
-    2
-}
-fn default_grace() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_shutdown_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-fn default_pool() -> usize {
-    128
 }
 
 impl Default for Server {
     fn default() -> Self {
         Server {
-            threads: default_threads(),
-            grace_period: default_grace(),
-            graceful_shutdown_timeout: default_shutdown_timeout(),
-            upstream_keepalive_pool_size: default_pool(),
+            threads: 2,
+            grace_period: Duration::from_secs(30),
+            graceful_shutdown_timeout: Duration::from_secs(10),
+            upstream_keepalive_pool_size: 128,
             upgrade_socket: None,
             pid_file: None,
         }
@@ -462,13 +373,11 @@ pub struct Realm {
 /// `realms[].methods:` — what the login page offers on and off the internal
 /// network. The password always comes first; the rest are second factors.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Methods {
     /// On the internal networks (seed: "Enkel inloggning" and "Webbdosa").
-    #[serde(default = "default_internal_methods")]
     pub internal: Vec<String>,
     /// Elsewhere (seed: SMS-kod, E-post-kod, Authenticator, Webbdosa).
-    #[serde(default = "default_external_methods")]
     pub external: Vec<String>,
     /// A registered passkey or security key, with its PIN or fingerprint
     /// (user verification), may be the whole login, on any network: the
@@ -479,18 +388,11 @@ pub struct Methods {
     pub passkey_alone: bool,
 }
 
-fn default_internal_methods() -> Vec<String> {
-    vec!["password".into(), "token".into()]
-}
-fn default_external_methods() -> Vec<String> {
-    vec!["sms".into(), "email".into(), "totp".into(), "token".into()]
-}
-
 impl Default for Methods {
     fn default() -> Self {
         Methods {
-            internal: default_internal_methods(),
-            external: default_external_methods(),
+            internal: vec!["password".into(), "token".into()],
+            external: vec!["sms".into(), "email".into(), "totp".into(), "token".into()],
             passkey_alone: false,
         }
     }

@@ -3,6 +3,7 @@
 //!
 //! - [`file`]: the serde shape users write.
 //! - [`types`]: durations, languages, localised text.
+//! - [`defaults`]: what the checker puts in place of a key left out.
 //! - [`locate`]: key path → line/column, for checks made after parsing.
 //! - `services`: validation of `services:` (upstreams, rules, hours).
 //! - [`validate`]: file shape → [`model::Config`], collecting all problems.
@@ -10,6 +11,7 @@
 
 mod assertion;
 mod contrast;
+pub mod defaults;
 pub mod file;
 pub mod locate;
 pub mod model;

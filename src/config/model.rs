@@ -93,25 +93,23 @@ pub struct Config {
     pub warnings: Vec<super::Problem>,
 }
 
-/// One-time code rules (see `codes:` in the config file).
+/// `codes:` as checked: the rules codes are issued by, and what pages need
+/// besides. Derefs to the rules, so `codes.validity` reads as written.
 #[derive(Debug, Clone)]
 pub struct CodeSettings {
-    /// Characters per code.
-    pub length: usize,
-    /// Validity.
-    pub validity: Duration,
-    /// Wrong tries per code.
-    pub max_tries: u32,
-    /// Resend cooldown.
-    pub resend_after: Duration,
-    /// Codes per user per hour.
-    pub per_user_per_hour: u32,
-    /// Codes per IP per hour.
-    pub per_ip_per_hour: u32,
+    /// What the code issuer enforces.
+    pub rules: crate::factors::code::CodeRules,
     /// Issuer name in authenticator apps.
     pub issuer: String,
     /// Country code for numbers typed without one, like `+46`.
     pub default_country: String,
+}
+
+impl std::ops::Deref for CodeSettings {
+    type Target = crate::factors::code::CodeRules;
+    fn deref(&self) -> &Self::Target {
+        &self.rules
+    }
 }
 
 impl Config {
@@ -397,7 +395,7 @@ impl IdentityHeaderNames {
 }
 
 /// `remote-auth-level` → `Remote-Auth-Level`.
-fn title_case(name: &str) -> String {
+pub(crate) fn title_case(name: &str) -> String {
     let mut up = true;
     name.chars()
         .map(|c| {

@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
+use super::defaults;
 use super::file;
 use super::model::*;
 use super::validate::Checker;
@@ -24,7 +24,7 @@ pub(super) fn services(
         let k = |field: &str| format!("{key}.{field}");
         let host = c.host(&k("host"), &s.host);
         let path = match s.path.as_deref() {
-            None | Some("") | Some("/") => "/".to_owned(),
+            None | Some("") | Some(defaults::PATH) => defaults::PATH.to_owned(),
             Some(p)
                 if p.starts_with('/')
                     && !p.contains(['?', '#', ' '])
@@ -37,7 +37,7 @@ pub(super) fn services(
                     &k("path"),
                     format!("{p:?} must start with / and hold no ?, #, spaces or /.portvakt"),
                 );
-                "/".to_owned()
+                defaults::PATH.to_owned()
             }
         };
         // Requests are routed on their normalised path, so a prefix in any
@@ -73,7 +73,7 @@ pub(super) fn services(
             );
         }
         let policy = match s.policy.as_deref() {
-            None => Policy::TwoFactorOffsite,
+            None => Policy::DEFAULT,
             Some(p) => p.parse().unwrap_or_else(|()| {
                 c.problem(
                     &k("policy"),
@@ -83,7 +83,7 @@ pub(super) fn services(
             }),
         };
         let groups_all = match s.groups_match.as_deref() {
-            None | Some("any") => false,
+            None | Some(defaults::GROUPS_MATCH) => false,
             Some("all") => true,
             Some(other) => {
                 c.problem(&k("groups_match"), format!("{other:?}: use any or all"));
@@ -141,7 +141,7 @@ pub(super) fn services(
             groups: s.groups.clone(),
             groups_all,
             basic_auth: s.basic_auth,
-            preserve_host: s.preserve_host.unwrap_or(true),
+            preserve_host: s.preserve_host.unwrap_or(defaults::PRESERVE_HOST),
             headers,
             networks: s.networks.iter().map(|n| n.trunc()).collect(),
             methods,
@@ -174,8 +174,8 @@ fn upstream(c: &mut Checker, key: &str, s: &file::Service) -> Upstream {
             sni: String::new(),
             verify: true,
             ca_der: None,
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(60),
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            read_timeout: defaults::READ_TIMEOUT,
         };
     };
     let tls = u.scheme() == "https";
@@ -228,18 +228,13 @@ fn upstream(c: &mut Checker, key: &str, s: &file::Service) -> Upstream {
         address,
         host,
         tls,
-        verify: t.verify.unwrap_or(true),
+        verify: t.verify.unwrap_or(defaults::VERIFY),
         ca_der,
         connect_timeout: s
             .timeouts
             .connect
-            .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(5)),
-        read_timeout: s
-            .timeouts
-            .read
-            .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(60)),
+            .map_or(defaults::CONNECT_TIMEOUT, |d| d.0),
+        read_timeout: s.timeouts.read.map_or(defaults::READ_TIMEOUT, |d| d.0),
     }
 }
 
@@ -279,13 +274,16 @@ fn identity_headers(c: &mut Checker, key: &str, s: &file::Service) -> IdentityHe
 fn hours(c: &mut Checker, key: &str, h: &file::Hours) -> Option<crate::policy::hours::Hours> {
     use crate::policy::hours::{parse_days, parse_time, Hours, Window};
     let key = format!("{key}.hours");
-    let zone_name = h.zone.as_deref().unwrap_or("Europe/Stockholm");
+    let zone_name = h.zone.as_deref().unwrap_or(defaults::TIME_ZONE);
     let zone = match jiff::tz::TimeZone::get(zone_name) {
         Ok(z) => Some(z),
         Err(_) => {
             c.problem(
                 &format!("{key}.zone"),
-                format!("{zone_name:?} is not an IANA time zone like Europe/Stockholm"),
+                format!(
+                    "{zone_name:?} is not an IANA time zone like {}",
+                    defaults::TIME_ZONE
+                ),
             );
             None
         }

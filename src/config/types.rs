@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A duration written like `15m`, `10h`, `30s`, `365d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +13,38 @@ impl Duration {
     /// A duration of `secs` seconds.
     pub const fn from_secs(secs: u64) -> Self {
         Duration(std::time::Duration::from_secs(secs))
+    }
+}
+
+/// Written back the way people write it: the largest of `d`, `h`, `m`, `s`,
+/// `ms` that divides it exactly (`15m`, `365d`, `90s`), so the reference and
+/// the checker's messages show what a config file would say.
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nanos = self.0.as_nanos();
+        const UNITS: [(u128, &str); 7] = [
+            (86_400_000_000_000, "d"),
+            (3_600_000_000_000, "h"),
+            (60_000_000_000, "m"),
+            (1_000_000_000, "s"),
+            (1_000_000, "ms"),
+            (1_000, "us"),
+            (1, "ns"),
+        ];
+        if nanos == 0 {
+            return f.write_str("0s");
+        }
+        let (size, unit) = UNITS
+            .into_iter()
+            .find(|(size, _)| nanos.is_multiple_of(*size))
+            .unwrap_or((1, "ns"));
+        write!(f, "{}{unit}", nanos / size)
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

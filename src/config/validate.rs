@@ -6,11 +6,26 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::defaults;
 use super::file::{self, FileConfig};
 use super::locate::Locations;
 use super::model::*;
 use super::types::Localized;
 use super::Problem;
+
+// The bounds checked below, named once for the checker's messages and for
+// the reference (`file.rs` puts them in the schema).
+
+/// `login.user_failures` and `login.ip_failures`: NIST SP 800-63B allows
+/// no more than 100 consecutive failures.
+pub(super) const FAILURES: std::ops::RangeInclusive<u32> = 1..=100;
+/// `server.threads`.
+pub(super) const THREADS: std::ops::RangeInclusive<usize> = 1..=256;
+/// `codes.length`: 4 characters are ≈ 20 bits, 12 are more than anyone types.
+pub(super) const CODE_LENGTH: std::ops::RangeInclusive<usize> = 4..=12;
+/// `state_timeout`: longer than this and a login page would hang instead
+/// of saying the service is unavailable.
+pub(super) const STATE_TIMEOUT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub(super) struct Checker<'a> {
     file: &'a Path,
@@ -150,11 +165,14 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         p
     });
 
-    let zone_name = f.pages.time_zone.as_deref().unwrap_or("Europe/Stockholm");
+    let zone_name = f.pages.time_zone.as_deref().unwrap_or(defaults::TIME_ZONE);
     let time_zone = jiff::tz::TimeZone::get(zone_name).unwrap_or_else(|_| {
         c.problem(
             "pages.time_zone",
-            format!("{zone_name:?} is not an IANA time zone like Europe/Stockholm"),
+            format!(
+                "{zone_name:?} is not an IANA time zone like {}",
+                defaults::TIME_ZONE
+            ),
         );
         jiff::tz::TimeZone::UTC
     });
@@ -195,9 +213,15 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         ("login.user_failures", login.user_failures),
         ("login.ip_failures", login.ip_failures),
     ] {
-        if v == 0 || v > 100 {
-            // NIST SP 800-63B: never more than 100 consecutive failures.
-            c.problem(key, format!("{v} is out of range; use 1 to 100"));
+        if !FAILURES.contains(&v) {
+            c.problem(
+                key,
+                format!(
+                    "{v} is out of range; use {} to {}",
+                    FAILURES.start(),
+                    FAILURES.end()
+                ),
+            );
         }
     }
     if login.max_concurrent_hashes == 0 {
@@ -211,8 +235,11 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         upgrade_socket: PathBuf::new(),
         pid_file: PathBuf::new(),
     };
-    if server.threads == 0 || server.threads > 256 {
-        c.problem("server.threads", "must be between 1 and 256");
+    if !THREADS.contains(&server.threads) {
+        c.problem(
+            "server.threads",
+            format!("must be between {} and {}", THREADS.start(), THREADS.end()),
+        );
     }
 
     let realms = realms(&mut c, &f.realms);
@@ -227,7 +254,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
     );
 
     let log = |v: &Option<String>, c: &mut Checker| match v.as_deref() {
-        None | Some("stdout") | Some("-") => LogTarget::Stdout,
+        None | Some(defaults::LOG) | Some("-") => LogTarget::Stdout,
         Some(p) => LogTarget::File(c.path(p)),
     };
     let access_log = log(&f.audit.access_log, &mut c);
@@ -238,14 +265,14 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
                 Ok(pg) => Storage::Postgres(pg),
                 Err(e) => {
                     c.problem("storage", e.to_string());
-                    Storage::Sqlite(c.path("portvakt.db"))
+                    Storage::Sqlite(c.path(defaults::STORAGE))
                 }
             }
         }
-        other => Storage::Sqlite(c.path(other.unwrap_or("portvakt.db"))),
+        other => Storage::Sqlite(c.path(other.unwrap_or(defaults::STORAGE))),
     };
     let state_url = match f.state.as_deref().map(str::trim) {
-        None | Some("memory") => None,
+        None | Some(defaults::STATE) => None,
         Some(url) => match crate::state::redis::check_url(url) {
             Ok(()) => Some(url.to_owned()),
             Err(e) => {
@@ -254,11 +281,15 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
             }
         },
     };
-    let state_timeout = f
-        .state_timeout
-        .map_or(std::time::Duration::from_secs(2), |d| d.0);
-    if state_timeout.is_zero() || state_timeout > std::time::Duration::from_secs(60) {
-        c.problem("state_timeout", "must be between 1ms and 60s");
+    let state_timeout = f.state_timeout.map_or(defaults::STATE_TIMEOUT, |d| d.0);
+    if state_timeout.is_zero() || state_timeout > STATE_TIMEOUT_MAX {
+        c.problem(
+            "state_timeout",
+            format!(
+                "must be between 1ms and {}",
+                super::types::Duration(STATE_TIMEOUT_MAX)
+            ),
+        );
     }
     let state_ca_file = f
         .state_ca_file
@@ -298,7 +329,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         None => state_dir.join("portvakt.pid"),
     };
     let admin_addr = match f.listen.admin.as_deref().map(str::trim) {
-        None => Some(SocketAddr::from(([127, 0, 0, 1], 9100))),
+        None => Some(defaults::ADMIN),
         Some("off") | Some("none") | Some("false") => None,
         Some(a) => match a.parse::<SocketAddr>() {
             Ok(addr) if Some(addr) == Some(f.listen.https) || Some(addr) == f.listen.http => {
@@ -325,7 +356,10 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
             Err(_) => {
                 c.problem(
                     "listen.admin",
-                    format!("{a:?} is not an address like 127.0.0.1:9100 (or `off`)"),
+                    format!(
+                        "{a:?} is not an address like {} (or `off`)",
+                        defaults::ADMIN
+                    ),
                 );
                 None
             }
@@ -341,12 +375,14 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
             String::new()
         });
     let codes = CodeSettings {
-        length: f.codes.length,
-        validity: f.codes.validity.0,
-        max_tries: f.codes.max_tries,
-        resend_after: f.codes.resend_after.0,
-        per_user_per_hour: f.codes.per_user_per_hour,
-        per_ip_per_hour: f.codes.per_ip_per_hour,
+        rules: crate::factors::code::CodeRules {
+            length: f.codes.length,
+            validity: f.codes.validity.0,
+            max_tries: f.codes.max_tries,
+            resend_after: f.codes.resend_after.0,
+            per_user_per_hour: f.codes.per_user_per_hour,
+            per_ip_per_hour: f.codes.per_ip_per_hour,
+        },
         issuer: f
             .codes
             .issuer
@@ -364,8 +400,15 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
             format!("{cc:?} is not a country calling code like +46"),
         );
     }
-    if !(4..=12).contains(&codes.length) {
-        c.problem("codes.length", "use 4 to 12 characters (6 gives 30 bits)");
+    if !CODE_LENGTH.contains(&codes.length) {
+        c.problem(
+            "codes.length",
+            format!(
+                "use {} to {} characters (6 gives 30 bits)",
+                CODE_LENGTH.start(),
+                CODE_LENGTH.end()
+            ),
+        );
     }
     if codes.max_tries == 0 || codes.per_user_per_hour == 0 || codes.per_ip_per_hour == 0 {
         c.problem(
@@ -387,10 +430,16 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
         header_bytes: f.limits.header_bytes,
         header_fields: f.limits.header_fields,
     };
-    if request_limits.header_bytes < 4096 || request_limits.header_fields < 16 {
+    let min = crate::request::headers::Limits::MIN;
+    if request_limits.header_bytes < min.header_bytes
+        || request_limits.header_fields < min.header_fields
+    {
         c.problem(
             "limits",
-            "header_bytes must be at least 4096 and header_fields at least 16: browsers send 1–8 KiB in 10–30 fields",
+            format!(
+                "header_bytes must be at least {} and header_fields at least {}: browsers send 1–8 KiB in 10–30 fields",
+                min.header_bytes, min.header_fields
+            ),
         );
     }
     let passkey_rp_id = super::passkeys::rp_id(&mut c, f.passkeys.rp_id.as_deref(), &portal_host);
@@ -447,26 +496,23 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
 fn branding(c: &mut Checker, b: &file::Branding) -> Branding {
     let logo = b.logo.as_ref().map(|l| c.existing_file("branding.logo", l));
     Branding {
-        title: b.title.clone().unwrap_or_else(|| Localized::PerLang {
-            sv: Some("Inloggning".into()),
-            en: Some("Sign in".into()),
-        }),
+        title: b.title.clone().unwrap_or_else(defaults::title),
         organisation: b.organisation.clone().unwrap_or_default(),
         logo,
         primary: c.colour(
             "branding.colors.primary",
             b.colors.primary.as_ref(),
-            "#1f4e79",
+            defaults::PRIMARY,
         ),
         background: c.colour(
             "branding.colors.background",
             b.colors.background.as_ref(),
-            "#f3f5f8",
+            defaults::BACKGROUND,
         ),
         on_primary: c.colour(
             "branding.colors.on_primary",
             b.colors.on_primary.as_ref(),
-            "#ffffff",
+            defaults::ON_PRIMARY,
         ),
         support: b.support.clone(),
     }

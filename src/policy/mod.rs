@@ -25,6 +25,9 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// A service's policy when it names none.
+    pub const DEFAULT: Policy = Policy::TwoFactorOffsite;
+
     /// Names accepted in the config file.
     pub const NAMES: &'static str = "bypass, one_factor, two_factor, deny, two_factor_offsite";
 

@@ -8,6 +8,10 @@ use super::defaults;
 use super::file;
 use super::model::*;
 use super::validate::Checker;
+
+/// `services[].groups_match` naming the other choice than the default:
+/// every group is needed.
+pub(super) const GROUPS_ALL: &str = "all";
 use crate::policy::Policy;
 
 pub(super) fn services(
@@ -77,16 +81,22 @@ pub(super) fn services(
             Some(p) => p.parse().unwrap_or_else(|()| {
                 c.problem(
                     &k("policy"),
-                    format!("{p:?} is not a policy; use one of {}", Policy::NAMES),
+                    format!(
+                        "{p:?} is not a policy; use one of {}",
+                        Policy::names().join(", ")
+                    ),
                 );
                 Policy::Deny
             }),
         };
         let groups_all = match s.groups_match.as_deref() {
             None | Some(defaults::GROUPS_MATCH) => false,
-            Some("all") => true,
+            Some(GROUPS_ALL) => true,
             Some(other) => {
-                c.problem(&k("groups_match"), format!("{other:?}: use any or all"));
+                c.problem(
+                    &k("groups_match"),
+                    format!("{other:?}: use {} or {GROUPS_ALL}", defaults::GROUPS_MATCH),
+                );
                 false
             }
         };
@@ -174,8 +184,8 @@ fn upstream(c: &mut Checker, key: &str, s: &file::Service) -> Upstream {
             sni: String::new(),
             verify: true,
             ca_der: None,
-            connect_timeout: defaults::CONNECT_TIMEOUT,
-            read_timeout: defaults::READ_TIMEOUT,
+            connect_timeout: defaults::CONNECT_TIMEOUT.0,
+            read_timeout: defaults::READ_TIMEOUT.0,
         };
     };
     let tls = u.scheme() == "https";
@@ -230,11 +240,8 @@ fn upstream(c: &mut Checker, key: &str, s: &file::Service) -> Upstream {
         tls,
         verify: t.verify.unwrap_or(defaults::VERIFY),
         ca_der,
-        connect_timeout: s
-            .timeouts
-            .connect
-            .map_or(defaults::CONNECT_TIMEOUT, |d| d.0),
-        read_timeout: s.timeouts.read.map_or(defaults::READ_TIMEOUT, |d| d.0),
+        connect_timeout: s.timeouts.connect.unwrap_or(defaults::CONNECT_TIMEOUT).0,
+        read_timeout: s.timeouts.read.unwrap_or(defaults::READ_TIMEOUT).0,
     }
 }
 

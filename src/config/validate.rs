@@ -281,7 +281,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
             }
         },
     };
-    let state_timeout = f.state_timeout.map_or(defaults::STATE_TIMEOUT, |d| d.0);
+    let state_timeout = f.state_timeout.unwrap_or(defaults::STATE_TIMEOUT).0;
     if state_timeout.is_zero() || state_timeout > STATE_TIMEOUT_MAX {
         c.problem(
             "state_timeout",
@@ -312,7 +312,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
     };
     server.upgrade_socket = match &f.server.upgrade_socket {
         Some(p) => c.path(p),
-        None => state_dir.join("upgrade").join("portvakt.sock"),
+        None => state_dir.join(defaults::UPGRADE_SOCKET),
     };
     // sockaddr_un holds 108 bytes with the terminating NUL.
     if server.upgrade_socket.as_os_str().len() > 107 {
@@ -326,7 +326,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
     }
     server.pid_file = match &f.server.pid_file {
         Some(p) => c.path(p),
-        None => state_dir.join("portvakt.pid"),
+        None => state_dir.join(defaults::PID_FILE),
     };
     let admin_addr = match f.listen.admin.as_deref().map(str::trim) {
         None => Some(defaults::ADMIN),
@@ -367,7 +367,7 @@ pub fn validate(path: &Path, f: FileConfig, locations: &Locations) -> Result<Con
     };
     let chain_head = match &f.audit.chain_head {
         Some(p) => c.path(p),
-        None => state_dir.join("auth-chain.head"),
+        None => state_dir.join(defaults::CHAIN_HEAD),
     };
     let gateway =
         crate::audit::gateway::from_config(f.audit.gateway.as_deref()).unwrap_or_else(|message| {

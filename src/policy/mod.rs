@@ -28,8 +28,19 @@ impl Policy {
     /// A service's policy when it names none.
     pub const DEFAULT: Policy = Policy::TwoFactorOffsite;
 
-    /// Names accepted in the config file.
-    pub const NAMES: &'static str = "bypass, one_factor, two_factor, deny, two_factor_offsite";
+    /// Every policy, in the order the reference lists them.
+    pub const ALL: [Policy; 5] = [
+        Policy::Bypass,
+        Policy::OneFactor,
+        Policy::TwoFactor,
+        Policy::Deny,
+        Policy::TwoFactorOffsite,
+    ];
+
+    /// The names accepted in the config file.
+    pub fn names() -> Vec<&'static str> {
+        Policy::ALL.map(Policy::as_str).to_vec()
+    }
 
     /// The name used in the config file and in logs.
     pub fn as_str(self) -> &'static str {
@@ -62,14 +73,7 @@ impl Policy {
 impl FromStr for Policy {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        Ok(match s {
-            "bypass" => Policy::Bypass,
-            "one_factor" => Policy::OneFactor,
-            "two_factor" => Policy::TwoFactor,
-            "deny" => Policy::Deny,
-            "two_factor_offsite" => Policy::TwoFactorOffsite,
-            _ => return Err(()),
-        })
+        Policy::ALL.into_iter().find(|p| p.as_str() == s).ok_or(())
     }
 }
 

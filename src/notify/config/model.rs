@@ -86,6 +86,22 @@ pub enum HttpMethod {
     Put,
 }
 
+impl HttpMethod {
+    /// The method when `notify.sms.http.method` is left out.
+    pub const DEFAULT: HttpMethod = HttpMethod::Post;
+    /// Every method the config file may name.
+    pub const ALL: [HttpMethod; 3] = [HttpMethod::Get, HttpMethod::Post, HttpMethod::Put];
+
+    /// The name in the config file (any case is accepted there).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+        }
+    }
+}
+
 /// The request body template.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BodyTemplate {

@@ -47,6 +47,15 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Print the configuration reference (Markdown: every key with its
+    /// type, default, limits and description), made from the code.
+    ConfigReference {
+        /// Write it into this file instead (docs/configuration.md): below
+        /// the line `<!-- generated reference below: do not edit by hand -->`,
+        /// keeping what is above it.
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+    },
     /// Run a complete local demo: dev certificate, demo users, built-in upstream.
     Demo {
         /// HTTPS address.
@@ -455,6 +464,22 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::ConfigReference { write: None } => {
+            print!("{}", crate::config::reference::markdown());
+            ExitCode::SUCCESS
+        }
+        Command::ConfigReference { write: Some(file) } => {
+            match crate::config::reference::write(&file) {
+                Ok(()) => {
+                    println!("{}: reference written", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Demo {
             listen,
             admin,

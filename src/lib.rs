@@ -4,7 +4,8 @@
 //! # Layout
 //! Where a request is routed, checked and logged: start at [`proxy`].
 //!
-//! - [`cli`]: subcommands (`serve`, `check-config`, `demo`, `hash-password`, `whoami`).
+//! - [`cli`]: subcommands (`serve`, `check-config`, `config-reference`, `demo`,
+//!   `hash-password`, `whoami`).
 //! - [`config`]: the YAML file → validated model, errors with file/line/key.
 //! - [`server`]: pingora server, listeners, background sweeping, SIGHUP reload.
 //! - [`launch`]: what the starter hands in (clock, signals); a gateway run in-process for tests.

@@ -39,7 +39,17 @@ pub const MAX_HOPS: usize = 64;
 /// (`client_address.header`). Only one is believed: a proxy that sets one
 /// passes the other through from the client untouched, so believing both
 /// would let the client choose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ForwardedHeader {
     /// `X-Forwarded-For: client, proxy1, ...` (nginx, HAProxy, most load balancers).

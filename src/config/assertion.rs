@@ -1,23 +1,30 @@
 //! `assertion:`: the signed identity token's header, lifetime and key
 //! rotation, as written and as checked.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::types::Duration;
 use super::validate::Checker;
 
 /// `assertion:` the signed identity token (a JWT) sent to upstreams.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Assertion {
-    /// Request header that carries the token. Default `Portvakt-Assertion`.
+    /// Request header that carries the token (a client's own is always
+    /// removed).
+    #[schemars(extend("x-default" = super::model::title_case(crate::assertion::DEFAULT_HEADER)))]
     pub header: Option<String>,
-    /// How long a token is valid (`exp - iat`). Default 60s.
+    /// How long a token is valid (`exp - iat`): it is for one request, and
+    /// a stolen one should be useless soon.
+    #[schemars(extend("x-limits" = format!("{} to {}", Duration(*LIFETIME.start()), Duration(*LIFETIME.end()))))]
     pub lifetime: Duration,
-    /// Age at which the signing key is replaced by a new one. Default 24h.
+    /// Age at which the signing key is replaced by a new one.
+    #[schemars(extend("x-limits" = format!("at least {} and longer than `overlap`", Duration(ROTATE_MIN))))]
     pub rotate_every: Duration,
-    /// How long a replaced key stays in the JWKS; at least twice the
-    /// lifetime and less than `rotate_every`. Default 1h.
+    /// How long a replaced key stays in the JWKS, so that a token signed
+    /// just before a rotation still verifies until it expires.
+    #[schemars(extend("x-limits" = "at least twice `lifetime`"))]
     pub overlap: Duration,
 }
 
@@ -68,7 +75,10 @@ pub(super) fn settings(
             Ok(n) if RESERVED_HEADERS.contains(&n.as_str()) || n.as_str().contains('_') => {
                 c.problem(
                     "assertion.header",
-                    format!("{h:?} is a header the request already uses for something else; choose a name of its own like Portvakt-Assertion"),
+                    format!(
+                        "{h:?} is a header the request already uses for something else; choose a name of its own like {}",
+                        super::model::title_case(crate::assertion::DEFAULT_HEADER)
+                    ),
                 );
                 default
             }

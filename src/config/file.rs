@@ -9,15 +9,18 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use ipnet::IpNet;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::defaults;
+use super::reference::{Address, Network};
 use super::types::{Duration, Lang, Localized};
 
 pub use super::assertion::Assertion;
 pub use super::passkeys::Passkeys;
 
 /// The whole file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Listening addresses.
@@ -35,11 +38,12 @@ pub struct FileConfig {
     /// Peers whose forwarding header (see `client_address`) or PROXY
     /// protocol header is believed. Empty: nobody's.
     #[serde(default)]
+    #[schemars(with = "Vec<Network>")]
     pub trusted_proxies: Vec<IpNet>,
     /// Where a trusted proxy puts the client address.
     #[serde(default)]
     pub client_address: ClientAddress,
-    /// Session lifetimes and cookie naming.
+    /// Session lifetimes.
     #[serde(default)]
     pub sessions: Sessions,
     /// File with at least 32 random bytes used to sign return addresses, CSRF
@@ -60,22 +64,27 @@ pub struct FileConfig {
     #[serde(default)]
     pub audit: Audit,
     /// Enrolments (SMS numbers, authenticator devices, hardware tokens): a
-    /// SQLite file (default `portvakt.db` beside the config file) or
+    /// SQLite file, relative to the config file, or
     /// `postgres://user:password@host/db` shared by several gateways.
+    #[schemars(extend("x-default" = defaults::STORAGE))]
     pub storage: Option<String>,
     /// Directory for this gateway's own files (pid file, upgrade socket,
     /// chain head). Default: the SQLite file's directory, or the config
     /// file's with `storage: postgres://…`.
     pub state_dir: Option<String>,
     /// Where short-lived state lives (sessions, handoff and one-time codes,
-    /// lockout counters, pending enrolments): `memory` (default, one
-    /// gateway) or `redis://host:6379/0`, `rediss://…` (TLS, verified
-    /// against the system's CAs), `redis-sentinel://…` (failover), shared
-    /// by several gateways.
+    /// lockout counters, pending enrolments): `memory` (one gateway) or
+    /// `redis://host:6379/0`, `rediss://…` (TLS, verified against the
+    /// system's CAs), `redis-sentinel://…` (failover), shared by several
+    /// gateways.
+    #[schemars(extend("x-default" = defaults::STATE))]
     pub state: Option<String>,
     /// How long one command to the shared state may take before the
-    /// request gets the "not working right now" page. Default 2s.
-    #[serde(default)]
+    /// request gets the "not working right now" page.
+    #[schemars(extend(
+        "x-default" = defaults::STATE_TIMEOUT,
+        "x-limits" = format!("more than 0s, at most {}", Duration(super::validate::STATE_TIMEOUT_MAX)),
+    ))]
     pub state_timeout: Option<Duration>,
     /// For `rediss://`: a PEM file with the CA that signed the Redis
     /// server's certificate, trusted instead of the system's CAs.
@@ -99,12 +108,14 @@ pub struct FileConfig {
 }
 
 /// `limits:` what one request may carry before it is refused.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Bytes of request header block (names + values), answered with 431 above it.
+    #[schemars(range(min = crate::request::headers::Limits::MIN.header_bytes))]
     pub header_bytes: usize,
     /// Request header fields, answered with 431 above it.
+    #[schemars(range(min = crate::request::headers::Limits::MIN.header_fields))]
     pub header_fields: usize,
 }
 
@@ -119,24 +130,30 @@ impl Default for Limits {
 }
 
 /// `codes:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Codes {
-    /// Characters in a code (≥ 4; 6 gives 30 bits).
+    /// Characters in a code, from an alphabet of 31 that cannot be
+    /// confused with each other: 6 give ≈ 30 bits.
+    #[schemars(range(min = *super::validate::CODE_LENGTH.start(), max = *super::validate::CODE_LENGTH.end()))]
     pub length: usize,
     /// How long a code is valid.
     pub validity: Duration,
     /// Wrong tries before a code is dead.
+    #[schemars(range(min = 1))]
     pub max_tries: u32,
     /// Wait before another code can be sent.
     pub resend_after: Duration,
     /// Codes per user per hour.
+    #[schemars(range(min = 1))]
     pub per_user_per_hour: u32,
     /// Codes per client IP per hour (SMS costs money).
+    #[schemars(range(min = 1))]
     pub per_ip_per_hour: u32,
-    /// Issuer shown in authenticator apps.
+    /// Issuer shown in authenticator apps; without it, the portal host.
     pub issuer: Option<String>,
     /// Country code for numbers typed without one (`0701234567` → `+46701234567`).
+    #[schemars(extend("x-limits" = "`+` and 1 to 3 digits"))]
     pub default_country: String,
 }
 
@@ -157,19 +174,25 @@ impl Default for Codes {
 }
 
 /// `listen:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
     /// HTTPS listener, e.g. `0.0.0.0:443`.
+    #[schemars(with = "Address")]
     pub https: SocketAddr,
     /// Optional plain-HTTP listener that only redirects to HTTPS.
+    #[schemars(with = "Option<Address>")]
     pub http: Option<SocketAddr>,
     /// The HTTPS listener expects a PROXY protocol v1/v2 header before the
     /// TLS handshake, from `trusted_proxies` only; others are refused.
     #[serde(default)]
     pub proxy_protocol: bool,
     /// Admin listener (`/healthz`, `/readyz`, `/metrics`, sessions API):
-    /// an address, or `off`. Default `127.0.0.1:9100`.
+    /// an address, or `off`.
+    #[schemars(extend(
+        "x-type" = format!("{}, or `off`", super::reference::ADDRESS),
+        "x-default" = defaults::ADMIN,
+    ))]
     pub admin: Option<String>,
     /// Allow `admin` on an address that is not loopback. The admin listener
     /// speaks plain HTTP: its bearer token (which lists and revokes
@@ -179,22 +202,22 @@ pub struct Listen {
 }
 
 /// `client_address:`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientAddress {
-    /// `x-forwarded-for` (default) or `forwarded` (RFC 7239): the one header
-    /// a trusted proxy's client address is read from; the other is ignored.
+    /// `x-forwarded-for` or `forwarded` (RFC 7239): the one header a
+    /// trusted proxy's client address is read from; the other is ignored.
     #[serde(default)]
     pub header: crate::net::ForwardedHeader,
 }
 
 /// `tls:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     /// Certificate chains with keys; the first one is served when SNI matches none.
     pub certificates: Vec<CertPair>,
-    /// `Strict-Transport-Security` max-age. Default one year.
+    /// `Strict-Transport-Security` max-age.
     #[serde(default = "default_hsts")]
     pub hsts_max_age: Duration,
     /// Add `includeSubDomains` to HSTS.
@@ -207,7 +230,7 @@ fn default_hsts() -> Duration {
 }
 
 /// One certificate chain and its key (PEM files).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CertPair {
     /// PEM certificate chain, leaf first.
@@ -217,7 +240,7 @@ pub struct CertPair {
 }
 
 /// `portal:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Portal {
     /// Host name of the portal, e.g. `login.example.org`.
@@ -225,16 +248,19 @@ pub struct Portal {
 }
 
 /// `branding:`
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Branding {
     /// Page title per language.
+    #[schemars(extend("x-default" = defaults::title()))]
     pub title: Option<Localized>,
     /// Organisation name shown in the footer.
     pub organisation: Option<String>,
-    /// Logo file (SVG, PNG or JPEG) served at `/.portvakt/assets/logo`.
+    /// Logo file (SVG, PNG or JPEG) served at `/.portvakt/assets/logo`;
+    /// without it, a neutral gate icon.
     pub logo: Option<String>,
-    /// Colours as `#rrggbb`.
+    /// Colours; `check-config` warns where text on them falls below the
+    /// WCAG 2.1 AA contrast of 4.5:1.
     #[serde(default)]
     pub colors: Colors,
     /// Help-desk contact shown on every page.
@@ -242,44 +268,51 @@ pub struct Branding {
 }
 
 /// `branding.colors:`
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Colors {
     /// Header and button colour.
+    #[schemars(extend("x-type" = super::reference::COLOUR, "x-default" = defaults::PRIMARY))]
     pub primary: Option<String>,
     /// Page background.
+    #[schemars(extend("x-type" = super::reference::COLOUR, "x-default" = defaults::BACKGROUND))]
     pub background: Option<String>,
     /// Text on the primary colour.
+    #[schemars(extend("x-type" = super::reference::COLOUR, "x-default" = defaults::ON_PRIMARY))]
     pub on_primary: Option<String>,
 }
 
 /// `pages:`
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pages {
     /// Directory with templates, CSS and language files. Files missing there
     /// fall back to the copies built into the binary.
     pub templates: Option<String>,
-    /// Language when the browser asks for none we have: `sv` (default) or `en`.
+    /// Language when the browser asks for none we have.
+    #[schemars(extend("x-default" = Lang::default()))]
     pub default_language: Option<Lang>,
-    /// IANA zone for times shown on pages (default `Europe/Stockholm`).
+    /// IANA zone for times shown on pages.
+    #[schemars(extend("x-default" = defaults::TIME_ZONE))]
     pub time_zone: Option<String>,
 }
 
 /// `sessions:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sessions {
-    /// Logged out after this long without a request. Default 15m (seed).
+    /// Logged out after this long without a request (the seed's 15
+    /// minutes).
+    #[schemars(extend("x-limits" = "more than 0s"))]
     pub idle_timeout: Duration,
-    /// Logged out this long after login whatever happens. Default 10h.
+    /// Logged out this long after login whatever happens.
+    #[schemars(extend("x-limits" = "at least `idle_timeout`"))]
     pub max_lifetime: Duration,
 }
 
 impl Default for Sessions {
     fn default() -> Self {
         Sessions {
-            // The seed's 15 minutes without a request.
             idle_timeout: Duration::from_secs(15 * 60),
             max_lifetime: Duration::from_secs(10 * 3600),
         }
@@ -287,12 +320,14 @@ impl Default for Sessions {
 }
 
 /// `login:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Login {
     /// Failed attempts per user within `window` before the account is locked.
+    #[schemars(range(min = *super::validate::FAILURES.start(), max = *super::validate::FAILURES.end()))]
     pub user_failures: u32,
     /// Failed attempts per client IP within `window` before the IP is blocked.
+    #[schemars(range(min = *super::validate::FAILURES.start(), max = *super::validate::FAILURES.end()))]
     pub ip_failures: u32,
     /// Window in which failures are counted.
     pub window: Duration,
@@ -301,6 +336,7 @@ pub struct Login {
     /// How long verified HTTP Basic credentials are remembered (keyed hash).
     pub basic_auth_cache: Duration,
     /// Password hashes computed at once; more wait (bounds CPU and memory).
+    #[schemars(range(min = 1))]
     pub max_concurrent_hashes: usize,
 }
 
@@ -318,10 +354,11 @@ impl Default for Login {
 }
 
 /// `server:` pingora tuning.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Server {
     /// Worker threads of the proxy service.
+    #[schemars(range(min = *super::validate::THREADS.start(), max = *super::validate::THREADS.end()))]
     pub threads: usize,
     /// On SIGTERM, how long in-flight requests may finish.
     pub grace_period: Duration,
@@ -330,10 +367,13 @@ pub struct Server {
     /// Idle upstream connections kept for reuse.
     pub upstream_keepalive_pool_size: usize,
     /// Unix socket over which a new binary takes the listening sockets
-    /// (`serve --upgrade`); default `upgrade/portvakt.sock` beside the storage.
+    /// (`serve --upgrade`); relative to `state_dir` by default, else to
+    /// the config file. Its directory is created 0700.
+    #[schemars(extend("x-default" = defaults::UPGRADE_SOCKET))]
     pub upgrade_socket: Option<String>,
-    /// File holding the serving process's id; default `portvakt.pid` beside
-    /// the storage.
+    /// File holding the serving process's id; relative to `state_dir` by
+    /// default, else to the config file.
+    #[schemars(extend("x-default" = defaults::PID_FILE))]
     pub pid_file: Option<String>,
 }
 
@@ -351,7 +391,7 @@ impl Default for Server {
 }
 
 /// One entry of `realms:`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Realm {
     /// Short identifier used in `services[].realms` and logs.
@@ -360,6 +400,7 @@ pub struct Realm {
     pub title: Option<Localized>,
     /// Networks counted as "internal" for this realm.
     #[serde(default)]
+    #[schemars(with = "Vec<Network>")]
     pub internal_networks: Vec<IpNet>,
     /// Where users come from.
     pub directory: Directory,
@@ -372,12 +413,14 @@ pub struct Realm {
 
 /// `realms[].methods:` — what the login page offers on and off the internal
 /// network. The password always comes first; the rest are second factors.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Methods {
     /// On the internal networks (seed: "Enkel inloggning" and "Webbdosa").
+    #[schemars(extend("x-limits" = method_names()))]
     pub internal: Vec<String>,
     /// Elsewhere (seed: SMS-kod, E-post-kod, Authenticator, Webbdosa).
+    #[schemars(extend("x-limits" = method_names()))]
     pub external: Vec<String>,
     /// A registered passkey or security key, with its PIN or fingerprint
     /// (user verification), may be the whole login, on any network: the
@@ -399,7 +442,7 @@ impl Default for Methods {
 }
 
 /// `realms[].directory:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Directory {
     /// A `users.yaml` file, relative to the config file.
@@ -409,34 +452,47 @@ pub struct Directory {
 }
 
 /// One entry of `services:`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     /// Name shown in logs and on pages.
     pub name: String,
     /// Host name the service is published on.
     pub host: String,
-    /// Path prefix; default `/` (the whole host).
+    /// Path prefix; the rest of the host is not published.
+    #[schemars(extend("x-default" = defaults::PATH))]
     pub path: Option<String>,
     /// `http://` or `https://` URL of the upstream (scheme, host, port).
     pub upstream: String,
     /// Upstream TLS settings.
     #[serde(default)]
     pub upstream_tls: UpstreamTls,
-    /// Realms whose users may use it; default all.
+    /// Realms whose users may use it (their `id`s); empty: every realm.
     #[serde(default)]
     pub realms: Vec<String>,
-    /// `bypass`, `one_factor`, `two_factor`, `deny` or `two_factor_offsite` (default).
+    /// Who gets in: `bypass` (no login; identity headers are still
+    /// removed), `one_factor` (a password), `two_factor`, `deny` (nobody),
+    /// `two_factor_offsite` (one factor on the realm's internal networks,
+    /// two elsewhere).
+    #[schemars(extend(
+        "x-values" = crate::policy::Policy::names(),
+        "x-default" = crate::policy::Policy::DEFAULT.as_str(),
+    ))]
     pub policy: Option<String>,
     /// Users must be in at least one of these groups (or all, see `groups_match`).
     #[serde(default)]
     pub groups: Vec<String>,
-    /// `any` (default) or `all`.
+    /// Whether one of `groups` is enough or all of them are needed.
+    #[schemars(extend(
+        "x-values" = [defaults::GROUPS_MATCH, super::services::GROUPS_ALL],
+        "x-default" = defaults::GROUPS_MATCH,
+    ))]
     pub groups_match: Option<String>,
     /// Accept HTTP Basic credentials from internal clients (non-browser tools).
     #[serde(default)]
     pub basic_auth: bool,
-    /// Send the client's Host header upstream (default true).
+    /// Send the client's Host header upstream; `false`: the upstream URL's.
+    #[schemars(extend("x-default" = defaults::PRESERVE_HOST))]
     pub preserve_host: Option<bool>,
     /// Publish this service on the portal host anyway. It then shares the
     /// origin of the self-service pages, so any script it serves (its own,
@@ -446,15 +502,22 @@ pub struct Service {
     pub accept_shared_portal_origin: bool,
     /// Identity header names; any left out keeps its default name.
     #[serde(default)]
+    #[schemars(extend(
+        "x-default" = super::model::IdentityHeaderNames::by_key(),
+        "x-keys" = super::model::IdentityHeaderNames::DEFAULTS.map(|(k, _)| k),
+    ))]
     pub identity_headers: BTreeMap<String, String>,
     /// Upstream timeouts.
     #[serde(default)]
     pub timeouts: Timeouts,
-    /// Only clients in these networks may use it.
+    /// Only clients in these networks may use it; empty: any client.
     #[serde(default)]
+    #[schemars(with = "Vec<Network>")]
     pub networks: Vec<IpNet>,
-    /// The login must have used one of these methods (e.g. `[totp, token]`).
+    /// The login must have used one of these methods (e.g. `[totp, token]`);
+    /// empty: any.
     #[serde(default)]
+    #[schemars(extend("x-limits" = method_names()))]
     pub methods: Vec<String>,
     /// Opening hours; always open without.
     pub hours: Option<Hours>,
@@ -473,17 +536,18 @@ pub struct Service {
     #[serde(default)]
     pub keep_underscore_headers: bool,
     /// Send a signed identity token (JWT, see `assertion:`) with every
-    /// request that carries a login. Default false.
+    /// request that carries a login.
     #[serde(default)]
     pub assertion: bool,
 }
 
 /// `services[].hours:` — one window written inline (`days`, `from`, `to`)
 /// and/or a list of `windows`, in `zone`, with optional `holidays`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Hours {
-    /// IANA time zone, default `Europe/Stockholm`.
+    /// IANA time zone.
+    #[schemars(extend("x-default" = defaults::TIME_ZONE))]
     pub zone: Option<String>,
     /// Days of the inline window: `mon-fri`, `sat,sun`, `daily`.
     pub days: Option<String>,
@@ -500,7 +564,7 @@ pub struct Hours {
 }
 
 /// One entry of `hours.windows`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HourWindow {
     /// `mon-fri`, `sat`, …
@@ -512,39 +576,58 @@ pub struct HourWindow {
 }
 
 /// `services[].upstream_tls:`
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamTls {
     /// PEM bundle of CAs trusted for this upstream instead of the system's.
     pub ca_file: Option<String>,
-    /// Name sent as SNI and checked against the certificate; default the URL's host.
+    /// Name sent as SNI and checked against the certificate; without it,
+    /// the upstream URL's host.
     pub sni: Option<String>,
-    /// Verify the upstream certificate (default true). Turning it off is logged.
+    /// Verify the upstream certificate. Turning it off is logged.
+    #[schemars(extend("x-default" = defaults::VERIFY))]
     pub verify: Option<bool>,
 }
 
 /// `services[].timeouts:`
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
-    /// TCP (+TLS) connect timeout; default 5s.
+    /// TCP (+TLS) connect timeout.
+    #[schemars(extend("x-default" = defaults::CONNECT_TIMEOUT))]
     pub connect: Option<Duration>,
-    /// Time to wait for upstream data; default 60s.
+    /// Time to wait for upstream data.
+    #[schemars(extend("x-default" = defaults::READ_TIMEOUT))]
     pub read: Option<Duration>,
 }
 
 /// `audit:`
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Audit {
-    /// Access log: a file path, or `stdout`. Default stdout.
+    /// Access log (JSON lines): a file path, or `stdout`.
+    #[schemars(extend("x-default" = defaults::LOG))]
     pub access_log: Option<String>,
-    /// Authentication log: a file path, or `stdout`. Default stdout.
+    /// Authentication log (JSON lines, hash-chained): a file path, or
+    /// `stdout`.
+    #[schemars(extend("x-default" = defaults::LOG))]
     pub auth_log: Option<String>,
     /// Where the auth log's hash-chain head (last sequence number and hash)
-    /// is kept. Default `auth-chain.head` beside the storage file.
+    /// is kept; relative to `state_dir` by default, else to the config
+    /// file.
+    #[schemars(extend("x-default" = defaults::CHAIN_HEAD))]
     pub chain_head: Option<String>,
     /// This gateway's name in its records, its hash chain and its chain
-    /// head (`[A-Za-z0-9._-]{1,64}`). Default the host name.
+    /// head; without it, the host name.
+    #[schemars(extend("x-limits" = "`A-Z a-z 0-9 . _ -`, 1 to 64 characters"))]
     pub gateway: Option<String>,
+}
+
+/// The login methods a realm may offer, for the reference.
+fn method_names() -> String {
+    let names: Vec<String> = crate::session::Method::ALL
+        .iter()
+        .map(|m| format!("`{}`", m.as_str()))
+        .collect();
+    format!("each one of {}", names.join(", "))
 }

@@ -8,6 +8,7 @@
 //! - `services`: validation of `services:` (upstreams, rules, hours).
 //! - [`validate`]: file shape → [`model::Config`], collecting all problems.
 //! - [`model`]: the validated configuration the program runs on.
+//! - [`reference`]: `docs/configuration.md`, made from [`file`]'s schema.
 
 mod assertion;
 mod contrast;
@@ -16,6 +17,7 @@ pub mod file;
 pub mod locate;
 pub mod model;
 mod passkeys;
+pub mod reference;
 mod services;
 pub mod types;
 pub mod validate;

@@ -1,6 +1,7 @@
 //! The validated configuration the program runs on. Built only by
 //! [`super::load`]; every value here has been checked.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -379,6 +380,15 @@ impl IdentityHeaderNames {
         ("auth_level", "remote-auth-level"),
         ("auth_methods", "remote-auth-methods"),
     ];
+
+    /// The default names by key as a config file spells them
+    /// (`user: Remote-User`), for the reference.
+    pub fn by_key() -> BTreeMap<&'static str, String> {
+        Self::DEFAULTS
+            .iter()
+            .map(|(k, n)| (*k, title_case(n)))
+            .collect()
+    }
 
     /// All names, for stripping.
     pub fn all(&self) -> [&http::HeaderName; 7] {

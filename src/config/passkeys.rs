@@ -1,16 +1,17 @@
 //! `passkeys:`: the WebAuthn relying party id passkeys are bound to, as
 //! written and as checked.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::validate::Checker;
 
 /// `passkeys:` the relying party a passkey is bound to.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Passkeys {
-    /// The name passkeys are registered for: the portal host (default) or a
-    /// domain it belongs to (`example.se` for `portal.example.se`), so one
+    /// The name passkeys are registered for: the portal host (without this
+    /// key) or a domain it belongs to (`example.se` for `portal.example.se`), so one
     /// credential also serves the portal after it moves to another host of
     /// that domain. Changing it later makes every registered passkey unusable.
     pub rp_id: Option<String>,

@@ -3,7 +3,14 @@
 
 use std::fmt;
 
+use std::borrow::Cow;
+
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The kind of value a config key takes, as the reference names it
+/// (`x-type` in the schema, read by [`super::reference`]).
+pub(crate) const X_TYPE: &str = "x-type";
 
 /// A duration written like `15m`, `10h`, `30s`, `365d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +55,19 @@ impl Serialize for Duration {
     }
 }
 
+/// A string the reference calls a duration.
+impl JsonSchema for Duration {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", X_TYPE: super::reference::DURATION })
+    }
+}
+
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
@@ -62,7 +82,20 @@ impl<'de> Deserialize<'de> for Duration {
 }
 
 /// A page language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Deserialize,
+    Serialize,
+    Default,
+    JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
     /// Swedish, the default.
@@ -97,7 +130,7 @@ impl fmt::Display for Lang {
 }
 
 /// Text in several languages: either one string for all, or `{ sv: …, en: … }`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum Localized {
     /// The same text in every language.
@@ -105,10 +138,29 @@ pub enum Localized {
     /// Per language; a missing language falls back to Swedish, then English.
     PerLang {
         /// Swedish.
+        #[serde(skip_serializing_if = "Option::is_none")]
         sv: Option<String>,
         /// English.
+        #[serde(skip_serializing_if = "Option::is_none")]
         en: Option<String>,
     },
+}
+
+/// One value in the reference: its `sv`/`en` keys are part of the value,
+/// not keys of their own.
+impl JsonSchema for Localized {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "Localized".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": ["string", "object"],
+            X_TYPE: super::reference::LOCALIZED,
+        })
+    }
 }
 
 impl Localized {

@@ -39,8 +39,8 @@ edits=$(cat <<'EDITS'
 +      key: /etc/portvakt/tls/gateway.key    # mode 640, group portvakt
 -secret_key_file: ../certs/dev-secret.key   # production: /etc/portvakt/secret.key (32+ random bytes, mode 600)
 +secret_key_file: /etc/portvakt/secret.key   # 32+ random bytes; mode 640, group portvakt
--    directory: { file: users.example.yaml }            # or ldap: {…} — see docs/admin-guide.md
-+    directory: { file: users.yaml }                    # or ldap: {…} — see docs/admin-guide.md
+-    directory: { file: users.example.yaml }            # or ldap: (below) — see docs/admin-guide.md
++    directory: { file: users.yaml }                    # or ldap: (below) — see docs/admin-guide.md
 -      ca_file: ../certs/dev-ca.pem   # trust this CA bundle for this upstream instead of the system's
 +      ca_file: /etc/portvakt/tls/upstream-ca.pem   # trust this CA bundle for this upstream instead of the system's
 -storage: portvakt.db               # production: /var/lib/portvakt/portvakt.db (SMS numbers, devices, tokens)

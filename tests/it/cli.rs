@@ -1,5 +1,6 @@
 //! The command line: `check-config` points into the file at every problem,
-//! `hash-password` makes argon2id hashes.
+//! `hash-password` makes argon2id hashes, `config-reference` writes
+//! `docs/configuration.md`.
 //!
 //! The configs are in `tests/fixtures/check-config/`; each is copied into a
 //! temporary directory next to generated certificates, `users.yaml`,
@@ -269,4 +270,80 @@ fn check_config_warns_about_brand_colours_below_wcag_contrast() {
     // The shipped colours draw no warning.
     let good = check_config("good.yaml");
     assert!(!good.stderr.contains("warning:"), "{}", good.stderr);
+}
+
+/// The line of `docs/configuration.md` the generated reference follows.
+const REFERENCE_MARKER: &str = "<!-- generated reference below: do not edit by hand -->";
+
+fn config_reference(args: &[&str]) -> std::process::Output {
+    Command::new(portvakt_bin())
+        .arg("config-reference")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn config_reference_is_what_docs_configuration_md_holds_below_its_marker() {
+    let out = config_reference(&[]);
+    assert!(out.status.success(), "{out:?}");
+    let reference = String::from_utf8(out.stdout).unwrap();
+    for heading in [
+        "## `listen`",
+        "### `listen.https`",
+        "#### `realms[].methods.internal`",
+    ] {
+        assert!(reference.contains(heading), "no {heading} in:\n{reference}");
+    }
+    let file = repo_dir().join("docs/configuration.md");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (_, below) = text
+        .split_once(&format!("{REFERENCE_MARKER}\n"))
+        .expect("docs/configuration.md has the marker line");
+    assert!(
+        below == format!("\n{reference}"),
+        "docs/configuration.md below its marker is not what `portvakt config-reference` prints; \
+         regenerate it with `cargo run -- config-reference --write docs/configuration.md`"
+    );
+}
+
+#[test]
+fn config_reference_writes_below_the_marker_keeps_the_prose_and_refuses_a_file_without_it() {
+    let reference = String::from_utf8(config_reference(&[]).stdout).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("portvakt-cli-")
+        .tempdir()
+        .unwrap();
+    let file = dir.path().join("configuration.md");
+    let prose = format!(
+        "# Configuration\n\nWritten by hand, with `code` and a [link](#x).\n\n{REFERENCE_MARKER}\n"
+    );
+    std::fs::write(&file, format!("{prose}\n## Old reference\n\nstale\n")).unwrap();
+    let out = config_reference(&["--write", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text, format!("{prose}\n{reference}"));
+    // Again: nothing changes.
+    assert!(config_reference(&["--write", file.to_str().unwrap()])
+        .status
+        .success());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+
+    let bare = dir.path().join("bare.md");
+    std::fs::write(&bare, "# Configuration\n\nNo marker here.\n").unwrap();
+    let out = config_reference(&["--write", bare.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a file without the marker was accepted"
+    );
+    assert!(
+        stderr.contains("bare.md") && stderr.contains(REFERENCE_MARKER),
+        "the error does not name the file and the marker: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&bare).unwrap(),
+        "# Configuration\n\nNo marker here.\n",
+        "a refused file was changed"
+    );
 }

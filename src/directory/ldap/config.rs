@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::syntax::{is_attribute_name, USERNAME_PLACEHOLDER};
@@ -21,7 +22,7 @@ use crate::config::types::Duration;
 ///   bind_password_file: /etc/portvakt/ldap-password
 ///   base_dn: DC=example,DC=org
 /// ```
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LdapConfig {
     /// `ldaps://host[:port]` or `ldap://host[:port]`. Plain `ldap://` needs
@@ -48,8 +49,7 @@ pub struct LdapConfig {
     /// Where users (and, with `nested_groups`, groups) are searched, subtree.
     pub base_dn: String,
     /// Search filter for one user; `{username}` is replaced by the login name,
-    /// escaped (RFC 4515). Default for Active Directory:
-    /// `(&(objectClass=person)(sAMAccountName={username}))`.
+    /// escaped (RFC 4515). The default is Active Directory's.
     #[serde(default = "default_user_filter")]
     pub user_filter: String,
     /// Filter an account must also match to count as enabled when no
@@ -85,13 +85,16 @@ pub struct LdapConfig {
     pub nested_groups: bool,
     /// Limit for opening a connection, TLS included.
     #[serde(default = "five_seconds")]
+    #[schemars(extend("x-limits" = "more than 0s"))]
     pub connect_timeout: Duration,
     /// Limit for each operation (bind, search) on an open connection.
     #[serde(default = "five_seconds")]
+    #[schemars(extend("x-limits" = "more than 0s"))]
     pub timeout: Duration,
     /// Idle connections kept open for the next login, of each kind
     /// (service-account searches; user binds).
     #[serde(default = "default_pool_size")]
+    #[schemars(range(min = 1, max = MAX_POOL))]
     pub pool_size: usize,
 }
 

@@ -85,7 +85,7 @@ impl Checker<'_> {
     fn timeout(&mut self, key: &str, t: Option<FileDuration>) -> Duration {
         let t = t.map_or(DEFAULT_TIMEOUT, |d| d.0);
         if t.is_zero() || t > MAX_TIMEOUT {
-            self.problem(key, "must be more than 0s and at most 60s");
+            self.problem(key, format!("must be {}", timeout_limits()));
             return DEFAULT_TIMEOUT;
         }
         t
@@ -134,6 +134,11 @@ impl Checker<'_> {
             _ => {}
         }
     }
+}
+
+/// What a send's timeout may be, for the checker and the reference.
+pub(super) fn timeout_limits() -> String {
+    format!("more than 0s and at most {}", FileDuration(MAX_TIMEOUT))
 }
 
 /// The `name`s of `{name}` tokens in `text` (identifier characters only, so
@@ -284,17 +289,19 @@ fn http_sms(c: &mut Checker<'_>, f: &FileHttpSms) -> Option<HttpSmsConfig> {
         );
     }
 
-    let method = match f.method.as_deref().map(str::to_ascii_uppercase).as_deref() {
-        None | Some("POST") => HttpMethod::Post,
-        Some("GET") => HttpMethod::Get,
-        Some("PUT") => HttpMethod::Put,
-        Some(other) => {
-            c.problem(
-                "sms.http.method",
-                format!("{other:?}: use GET, POST or PUT"),
-            );
-            HttpMethod::Post
-        }
+    let method = match f.method.as_deref() {
+        None => HttpMethod::DEFAULT,
+        Some(name) => HttpMethod::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(name))
+            .unwrap_or_else(|| {
+                let names: Vec<&str> = HttpMethod::ALL.map(HttpMethod::as_str).to_vec();
+                c.problem(
+                    "sms.http.method",
+                    format!("{name:?}: use {}", names.join(", ")),
+                );
+                HttpMethod::DEFAULT
+            }),
     };
 
     let form = f.form.as_ref().map(|form| c.pairs("sms.http.form", form));

@@ -22,6 +22,12 @@ const SCALE: u64 = 10u64.pow(DECIMALS);
 /// hundred in IDR or VND; more than this is a typing mistake.
 pub const MAX_PER_MESSAGE: u64 = 10_000;
 
+/// The limits [`Amount::parse`] holds an amount to, as the configuration
+/// reference prints them.
+pub(crate) fn limits() -> String {
+    format!("not negative, at most {DECIMALS} decimals, at most {MAX_PER_MESSAGE}")
+}
+
 /// A non-negative amount of money with at most four decimals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Amount {
